@@ -1,0 +1,373 @@
+//! Ports: the traits the outside world implements, and the plain data they exchange.
+//!
+//! [`Store`] is the whole persistence contract. Every call that reads or writes tenant data
+//! takes the [`TenantId`]; implementations must filter on it, so no caller can reach another
+//! tenant's rows by guessing an id. The contract test suite in the `storage` crate runs
+//! against every backend.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    Channel, ChannelId, Contact, Content, Conversation, ConversationId, ConversationState,
+    ConversationSummary, Event, Identity, InboundMessage, JobId, Message, MessageId, NewChannel,
+    NewUser, OutboxId, SendFailure, Sender, StatusReport, Tenant, TenantId, Timestamp, User,
+    UserId,
+};
+
+/// Errors every store operation may return.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The row does not exist for this tenant.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// A uniqueness rule was violated (the message names the field).
+    #[error("{0}")]
+    Conflict(String),
+    /// The requested change breaks a domain rule (e.g. an invalid state transition).
+    #[error("{0}")]
+    Invalid(String),
+    /// The database failed or is unreachable.
+    #[error("storage failure: {0}")]
+    Backend(String),
+}
+
+/// Result of store operations.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// One inbound customer message to store.
+#[derive(Debug, Clone)]
+pub struct IngestItem {
+    /// Owner of the channel.
+    pub tenant_id: TenantId,
+    /// The channel it arrived on.
+    pub channel_id: ChannelId,
+    /// The parsed message.
+    pub message: InboundMessage,
+    /// State a brand-new conversation starts in.
+    pub new_conversation_state: ConversationState,
+    /// When we received it.
+    pub received_at: Timestamp,
+}
+
+/// What happened to one [`IngestItem`].
+#[derive(Debug, Clone)]
+pub enum IngestOutcome {
+    /// Stored, with the events to publish after commit.
+    Stored {
+        /// The stored message.
+        message: Message,
+        /// Whether a new conversation was opened for it.
+        new_conversation: bool,
+        /// Events recorded in the same transaction.
+        events: Vec<Event>,
+    },
+    /// Already stored earlier (provider retry); nothing changed.
+    Duplicate {
+        /// Id of the earlier copy.
+        message_id: MessageId,
+        /// Its conversation.
+        conversation_id: ConversationId,
+    },
+}
+
+/// A durable background job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    /// Its id.
+    pub id: JobId,
+    /// Owner.
+    pub tenant_id: TenantId,
+    /// What to do.
+    pub kind: JobKind,
+    /// How many times it was claimed before.
+    pub attempts: i32,
+}
+
+/// The kinds of background work.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum JobKind {
+    /// Decide what happens after a customer message (flow step, routing, notification).
+    ProcessInbound {
+        /// The conversation.
+        conversation_id: ConversationId,
+        /// The new message.
+        message_id: MessageId,
+        /// Whether the message opened a new conversation.
+        new_conversation: bool,
+    },
+}
+
+/// An outbound message to create, with its outbox row.
+#[derive(Debug, Clone)]
+pub struct NewOutbound {
+    /// Who writes it.
+    pub sender: Sender,
+    /// What it says.
+    pub content: Content,
+    /// Priority lane: live replies go before bulk sends.
+    pub lane: Lane,
+}
+
+/// Sending priority on one channel account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Lane {
+    /// Replies in a live conversation.
+    Live,
+    /// Campaign and other bulk sends.
+    Bulk,
+}
+
+/// A decision taken by a worker: applied with its outbound messages in one transaction,
+/// and the job completed in that same transaction.
+#[derive(Debug, Clone)]
+pub struct Decision {
+    /// The job being completed.
+    pub job_id: JobId,
+    /// Owner.
+    pub tenant_id: TenantId,
+    /// The conversation decided about.
+    pub conversation_id: ConversationId,
+    /// New state, if it changes.
+    pub new_state: Option<ConversationState>,
+    /// Messages to send.
+    pub outbound: Vec<NewOutbound>,
+}
+
+/// An outbox row claimed for sending, with everything the sender needs.
+#[derive(Debug, Clone)]
+pub struct OutboxItem {
+    /// The row.
+    pub id: OutboxId,
+    /// The message being sent.
+    pub message: Message,
+    /// The channel instance to send through.
+    pub channel: Channel,
+    /// The recipient's key on that channel.
+    pub recipient: String,
+    /// Earlier failed attempts.
+    pub attempts: i32,
+    /// Stable key the provider (or mock) can use to spot a resend.
+    pub idempotency_key: String,
+}
+
+/// A staff login session (the token itself is never stored, only its hash).
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// SHA-256 of the cookie token, hex.
+    pub token_hash: String,
+    /// Who.
+    pub user_id: UserId,
+    /// Their tenant.
+    pub tenant_id: TenantId,
+    /// Anti-CSRF token the page must echo in `X-CSRF-Token`.
+    pub csrf_token: String,
+    /// Expiry.
+    pub expires_at: Timestamp,
+}
+
+/// Which conversations an inbox shows.
+#[derive(Debug, Clone, Default)]
+pub struct ConversationFilter {
+    /// Only these states (empty: all but resolved).
+    pub states: Vec<ConversationState>,
+    /// Only assigned to this user.
+    pub assignee: Option<UserId>,
+    /// At most this many (newest activity first).
+    pub limit: u32,
+}
+
+/// A web chat visitor, identified by a browser token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebchatVisitor {
+    /// Stable visitor id: the contact's external id on the web chat channel.
+    pub visitor_id: String,
+    /// The channel.
+    pub channel_id: ChannelId,
+}
+
+/// The persistence contract. See the module documentation.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Checks the database answers (`/readyz`).
+    async fn ping(&self) -> StoreResult<()>;
+
+    // ---- tenants and users ----
+    /// Creates a tenant; `Conflict` when the slug is taken.
+    async fn create_tenant(&self, slug: &str, name: &str, now: Timestamp) -> StoreResult<Tenant>;
+    /// Finds a tenant by slug.
+    async fn tenant_by_slug(&self, slug: &str) -> StoreResult<Option<Tenant>>;
+    /// Finds a tenant by id.
+    async fn tenant(&self, id: TenantId) -> StoreResult<Option<Tenant>>;
+    /// Creates a user; `Conflict` when the e-mail is taken.
+    async fn create_user(&self, user: NewUser, now: Timestamp) -> StoreResult<User>;
+    /// Lists a tenant's users by name.
+    async fn list_users(&self, tenant: TenantId) -> StoreResult<Vec<User>>;
+    /// One user of a tenant.
+    async fn user(&self, tenant: TenantId, id: UserId) -> StoreResult<Option<User>>;
+    /// A user and password hash by e-mail, for login (the only call not scoped by tenant:
+    /// the e-mail identifies the tenant).
+    async fn user_for_login(&self, email: &str) -> StoreResult<Option<(User, String)>>;
+    /// Replaces a user's password hash.
+    async fn set_password(&self, tenant: TenantId, id: UserId, hash: &str) -> StoreResult<()>;
+
+    // ---- sessions ----
+    /// Stores a new session.
+    async fn create_session(&self, session: &Session) -> StoreResult<()>;
+    /// A live session and its user by token hash (expired ones are not returned).
+    async fn session(&self, token_hash: &str, now: Timestamp) -> StoreResult<Option<(Session, User)>>;
+    /// Ends a session.
+    async fn delete_session(&self, token_hash: &str) -> StoreResult<()>;
+
+    // ---- channels ----
+    /// Creates a channel instance.
+    async fn create_channel(&self, channel: NewChannel, now: Timestamp) -> StoreResult<Channel>;
+    /// A channel by id alone: webhooks and the web chat find their tenant this way.
+    async fn channel(&self, id: ChannelId) -> StoreResult<Option<Channel>>;
+    /// A tenant's channels.
+    async fn list_channels(&self, tenant: TenantId) -> StoreResult<Vec<Channel>>;
+
+    // ---- inbound ----
+    /// Stores a batch of inbound messages in ONE transaction (group commit): for each, dedupe
+    /// on (channel, provider id), upsert contact and identity, find or open the conversation,
+    /// insert the message, a `message_created` event, a `conversation_changed` event and a
+    /// `ProcessInbound` job. Outcomes are returned in input order.
+    async fn ingest(&self, items: &[IngestItem]) -> StoreResult<Vec<IngestOutcome>>;
+    /// Applies a provider status report to the matching outbound message of that channel,
+    /// honouring [`crate::DeliveryStatus::should_advance`]. Returns the event when it changed.
+    async fn apply_status(
+        &self,
+        tenant: TenantId,
+        channel: ChannelId,
+        report: &StatusReport,
+    ) -> StoreResult<Option<Event>>;
+
+    // ---- conversations and messages ----
+    /// Inbox rows, most recent activity first.
+    async fn list_conversations(
+        &self,
+        tenant: TenantId,
+        filter: &ConversationFilter,
+    ) -> StoreResult<Vec<ConversationSummary>>;
+    /// One conversation as an inbox row.
+    async fn conversation(
+        &self,
+        tenant: TenantId,
+        id: ConversationId,
+    ) -> StoreResult<Option<ConversationSummary>>;
+    /// Messages of a conversation, oldest first, at most `limit`, the newest ones.
+    async fn list_messages(
+        &self,
+        tenant: TenantId,
+        conversation: ConversationId,
+        limit: u32,
+    ) -> StoreResult<Vec<Message>>;
+    /// A contact with its identities.
+    async fn contact(
+        &self,
+        tenant: TenantId,
+        id: crate::ContactId,
+    ) -> StoreResult<Option<(Contact, Vec<Identity>)>>;
+    /// Assigns a conversation to an agent (state `assigned`), recording an event.
+    async fn assign(
+        &self,
+        tenant: TenantId,
+        conversation: ConversationId,
+        agent: UserId,
+        now: Timestamp,
+    ) -> StoreResult<Event>;
+    /// Moves a conversation through the state machine (resolve, reopen, back to queue).
+    async fn transition(
+        &self,
+        tenant: TenantId,
+        conversation: ConversationId,
+        transition: crate::Transition,
+        now: Timestamp,
+    ) -> StoreResult<Event>;
+
+    // ---- outbound ----
+    /// Creates an outbound message and its outbox row, with a `message_created` event, in one
+    /// transaction.
+    async fn enqueue_outbound(
+        &self,
+        tenant: TenantId,
+        conversation: ConversationId,
+        outbound: NewOutbound,
+        now: Timestamp,
+    ) -> StoreResult<(Message, Vec<Event>)>;
+    /// Claims up to `limit` sendable outbox rows: due, not leased, and each the oldest unsent
+    /// row of its conversation (so at most one message per conversation is in flight, in
+    /// order). Live-lane rows come before bulk ones. Claimed rows are leased until
+    /// `now + lease`.
+    async fn claim_outbox(
+        &self,
+        node: &str,
+        now: Timestamp,
+        lease: std::time::Duration,
+        limit: u32,
+    ) -> StoreResult<Vec<OutboxItem>>;
+    /// Records a provider's acceptance: message `sent`, outbox row done.
+    async fn outbox_sent(
+        &self,
+        id: OutboxId,
+        provider_id: Option<&str>,
+        now: Timestamp,
+    ) -> StoreResult<Event>;
+    /// Schedules another attempt after a retryable failure.
+    async fn outbox_retry(
+        &self,
+        id: OutboxId,
+        next_attempt_at: Timestamp,
+        failure: &SendFailure,
+    ) -> StoreResult<()>;
+    /// Gives up: message `failed` with the reason, outbox row done.
+    async fn outbox_failed(
+        &self,
+        id: OutboxId,
+        failure: &SendFailure,
+        now: Timestamp,
+    ) -> StoreResult<Event>;
+
+    // ---- jobs ----
+    /// Claims up to `limit` due jobs, leasing them until `now + lease`.
+    async fn claim_jobs(
+        &self,
+        node: &str,
+        now: Timestamp,
+        lease: std::time::Duration,
+        limit: u32,
+    ) -> StoreResult<Vec<Job>>;
+    /// Applies a decision and completes its job in one transaction; returns the events.
+    async fn apply_decision(&self, decision: Decision, now: Timestamp) -> StoreResult<Vec<Event>>;
+    /// Puts a job back to run at `at` after a failure.
+    async fn retry_job(&self, id: JobId, at: Timestamp, error: &str) -> StoreResult<()>;
+
+    // ---- events ----
+    /// Events of a tenant with `seq > after`, in order, at most `limit`.
+    async fn events_after(&self, tenant: TenantId, after: i64, limit: u32) -> StoreResult<Vec<Event>>;
+    /// The tenant's latest event sequence number (0 when none).
+    async fn last_event_seq(&self, tenant: TenantId) -> StoreResult<i64>;
+
+    // ---- web chat visitors ----
+    /// Registers a visitor token (stored as a hash) on a web chat channel.
+    async fn create_webchat_visitor(
+        &self,
+        channel: ChannelId,
+        token_hash: &str,
+        now: Timestamp,
+    ) -> StoreResult<WebchatVisitor>;
+    /// Finds a visitor by token hash.
+    async fn webchat_visitor(
+        &self,
+        channel: ChannelId,
+        token_hash: &str,
+    ) -> StoreResult<Option<WebchatVisitor>>;
+    /// The visitor's latest conversation on that channel, if any.
+    async fn webchat_conversation(
+        &self,
+        channel: ChannelId,
+        visitor_id: &str,
+    ) -> StoreResult<Option<Conversation>>;
+}

@@ -1,0 +1,1 @@
+//! Flow engine (filled in by the self-service flows issue).
