@@ -1,1 +1,281 @@
-fn main() {}
+//! `switchboard-bench`: load generators for the budgets in architecture.md.
+//!
+//! `cargo run --release -p switchboard-bench -- inbound` starts a Switchboard server
+//! in-process on a fresh SQLite database (or `--database-url postgres://…`), and a bare axum
+//! handler beside it, then drives both with the same HTTP load: first closed-loop (as fast as
+//! `--concurrency` clients can go) for throughput, then open-loop at `--rate` messages/s for
+//! latency. It prints one table; the ratio column compares Switchboard with the bare handler
+//! measured in the same run, so a noisy machine affects both sides alike.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use axum::Router;
+use axum::routing::post;
+use clap::{Parser, Subcommand};
+use serde_json::json;
+use switchboard_app::Config;
+use switchboard_http::Server;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(
+    name = "switchboard-bench",
+    about = "Load generators for Switchboard's performance budgets"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Inbound messages (web chat HTTP endpoint → committed → 202): throughput and ack latency.
+    Inbound {
+        /// Seconds of each phase.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Concurrent clients in the throughput phase.
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        /// Messages per second in the latency phase.
+        #[arg(long, default_value_t = 5000)]
+        rate: u64,
+        /// PostgreSQL URL; default a fresh SQLite database in a temp dir.
+        #[arg(long, env = "BENCH_DATABASE_URL")]
+        database_url: Option<String>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    match Cli::parse().command {
+        Command::Inbound {
+            seconds,
+            concurrency,
+            rate,
+            database_url,
+        } => inbound(seconds, concurrency, rate, database_url).await,
+    }
+}
+
+/// One measured phase.
+struct Phase {
+    sent: u64,
+    errors: u64,
+    elapsed: Duration,
+    latencies_us: Vec<u64>,
+}
+
+impl Phase {
+    fn rate(&self) -> f64 {
+        self.sent as f64 / self.elapsed.as_secs_f64()
+    }
+    fn pct(&self, p: f64) -> f64 {
+        if self.latencies_us.is_empty() {
+            return f64::NAN;
+        }
+        let mut v = self.latencies_us.clone();
+        v.sort_unstable();
+        let idx = ((v.len() as f64 - 1.0) * p).round() as usize;
+        v[idx.min(v.len() - 1)] as f64 / 1000.0
+    }
+}
+
+/// A request factory: given a sequence number, the request to send.
+type MakeRequest = Arc<dyn Fn(u64) -> reqwest::RequestBuilder + Send + Sync>;
+
+async fn run_phase(
+    make: MakeRequest,
+    seconds: u64,
+    concurrency: usize,
+    rate: Option<u64>,
+) -> Phase {
+    let counter = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let end = start + Duration::from_secs(seconds);
+    let mut tasks = Vec::new();
+    for w in 0..concurrency {
+        let make = make.clone();
+        let counter = counter.clone();
+        let errors = errors.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            // Open loop: each worker sends on its own schedule, whatever the answers take.
+            let interval =
+                rate.map(|r| Duration::from_secs_f64(concurrency as f64 / r.max(1) as f64));
+            let mut next = Instant::now()
+                + interval
+                    .map(|i| i.mul_f64(w as f64 / concurrency as f64))
+                    .unwrap_or_default();
+            loop {
+                if let Some(i) = interval {
+                    let now = Instant::now();
+                    if next > now {
+                        tokio::time::sleep(next - now).await;
+                    }
+                    next += i;
+                }
+                if Instant::now() >= end {
+                    break;
+                }
+                let n = counter.fetch_add(1, Ordering::Relaxed);
+                let t0 = Instant::now();
+                match make(n).send().await {
+                    Ok(r) if r.status().is_success() => {
+                        let _ = r.bytes().await;
+                        lat.push(t0.elapsed().as_micros() as u64);
+                    }
+                    _ => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            lat
+        }));
+    }
+    let mut latencies_us = Vec::new();
+    for t in tasks {
+        if let Ok(l) = t.await {
+            latencies_us.extend(l);
+        }
+    }
+    Phase {
+        sent: latencies_us.len() as u64,
+        errors: errors.load(Ordering::Relaxed),
+        elapsed: start.elapsed(),
+        latencies_us,
+    }
+}
+
+async fn bare_axum() -> anyhow::Result<SocketAddr> {
+    let router = Router::new().route(
+        "/ingest",
+        post(|body: axum::body::Bytes| async move {
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            (
+                axum::http::StatusCode::ACCEPTED,
+                axum::Json(json!({"ok": true, "len": v.to_string().len()})),
+            )
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    Ok(addr)
+}
+
+async fn inbound(
+    seconds: u64,
+    concurrency: usize,
+    rate: u64,
+    database_url: Option<String>,
+) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mut config = Config::default();
+    config.listen = "127.0.0.1:0".parse()?;
+    config.data_dir = dir.path().to_path_buf();
+    config.database_url = database_url;
+    let server = Server::build(config)
+        .await
+        .context("starting Switchboard")?;
+    let addr = server.addr();
+    let app = server.app().clone();
+    let demo = app.seed_demo(Some("bench-password-1")).await?;
+    let backend = app.backend;
+    let shutdown = CancellationToken::new();
+    let handle = tokio::spawn(server.run_until_stopped(shutdown.clone()));
+    let bare = bare_axum().await?;
+
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency * 2)
+        .build()?;
+    // One visitor per client slot, so messages spread over many conversations like real traffic.
+    let mut tokens = Vec::new();
+    for _ in 0..concurrency {
+        let r: serde_json::Value = client
+            .post(format!(
+                "http://{addr}/chat/{}/session",
+                demo.webchat_channel_id
+            ))
+            .send()
+            .await?
+            .json()
+            .await?;
+        tokens.push(r["token"].as_str().context("token")?.to_string());
+    }
+    let tokens = Arc::new(tokens);
+    let sb_url = format!("http://{addr}/chat/{}/messages", demo.webchat_channel_id);
+    let bare_url = format!("http://{bare}/ingest");
+    let run = uuid_like();
+    let make_sb: MakeRequest = {
+        let client = client.clone();
+        let tokens = tokens.clone();
+        let run = run.clone();
+        Arc::new(move |n| {
+            client
+                .post(&sb_url)
+                .bearer_auth(&tokens[(n as usize) % tokens.len()])
+                .json(&json!({"client_msg_id": format!("{run}-{n}"), "text": format!("benchmark message number {n}")}))
+        })
+    };
+    let make_bare: MakeRequest = {
+        let client = client.clone();
+        let run = run.clone();
+        Arc::new(move |n| {
+            client
+                .post(&bare_url)
+                .json(&json!({"client_msg_id": format!("{run}-{n}"), "text": format!("benchmark message number {n}")}))
+        })
+    };
+
+    eprintln!("warming up…");
+    run_phase(make_bare.clone(), 1, concurrency, None).await;
+    run_phase(make_sb.clone(), 1, concurrency, None).await;
+    eprintln!("throughput phase: {seconds}s, {concurrency} clients, each target in turn");
+    let bare_max = run_phase(make_bare.clone(), seconds, concurrency, None).await;
+    let sb_max = run_phase(make_sb.clone(), seconds, concurrency, None).await;
+    eprintln!("latency phase: {seconds}s at {rate} msg/s");
+    let bare_rate = run_phase(make_bare, seconds, concurrency, Some(rate)).await;
+    let sb_rate = run_phase(make_sb, seconds, concurrency, Some(rate)).await;
+
+    println!();
+    println!(
+        "inbound web chat message → committed → 202   (backend: {backend}, {concurrency} clients, {seconds}s phases)"
+    );
+    println!("| target | mode | msgs/s | p50 ms | p99 ms | errors | ratio to bare axum |");
+    println!("|---|---|---:|---:|---:|---:|---:|");
+    let row = |name: &str, mode: &str, p: &Phase, base: &Phase| {
+        println!(
+            "| {name} | {mode} | {:.0} | {:.2} | {:.2} | {} | {:.2} |",
+            p.rate(),
+            p.pct(0.5),
+            p.pct(0.99),
+            p.errors,
+            p.rate() / base.rate()
+        );
+    };
+    row("bare axum", "max", &bare_max, &bare_max);
+    row("switchboard", "max", &sb_max, &bare_max);
+    row("bare axum", &format!("{rate}/s"), &bare_rate, &bare_rate);
+    row("switchboard", &format!("{rate}/s"), &sb_rate, &bare_rate);
+
+    shutdown.cancel();
+    let _ = handle.await;
+    Ok(())
+}
+
+/// A short unique run id so repeated runs against one database never collide on dedupe keys.
+fn uuid_like() -> String {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    format!("run{}", t.as_nanos())
+}

@@ -1,1 +1,224 @@
-//! Runtime.
+//! The Switchboard runtime: everything between the HTTP edge and storage.
+//!
+//! Layout:
+//! - [`config`]: the typed configuration and its layers.
+//! - [`ingest`]: inbound messages committed in batches before they are acknowledged.
+//! - [`worker`]: durable jobs (decisions after a customer message).
+//! - [`sender`]: the outbox sender and the per-kind transports.
+//! - [`bus`]: live event notifications; [`webchat`]: open customer pages.
+//! - [`auth`]: password hashing and tokens; [`services`]: the use cases the HTTP layer calls
+//!   (login, reply, assign, web chat visitors); [`demo`]: idempotent demo data.
+//!
+//! [`App`] owns the shared state; [`App::start_workers`] runs the background tasks until a
+//! cancellation token fires.
+
+pub mod auth;
+pub mod bus;
+pub mod config;
+pub mod demo;
+pub mod ingest;
+pub mod sender;
+pub mod services;
+pub mod webchat;
+pub mod worker;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use switchboard_core::ChannelKind;
+use switchboard_core::ports::Store;
+use switchboard_core::retry::RetryPolicy;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use config::Config;
+
+use crate::bus::{EventBus, InProcessBus};
+use crate::ingest::Ingestor;
+use crate::sender::{Transport, Transports, WebchatTransport};
+use crate::webchat::WebchatHub;
+
+/// The current time. The only clock read of the runtime, so tests know where time enters.
+pub fn now() -> switchboard_core::Timestamp {
+    time::OffsetDateTime::now_utc()
+}
+
+/// Shared runtime state, cheap to clone.
+#[derive(Clone)]
+pub struct App {
+    /// Storage.
+    pub store: Arc<dyn Store>,
+    /// Live events.
+    pub bus: Arc<dyn EventBus>,
+    /// Open web chat pages.
+    pub webchat: WebchatHub,
+    /// Configuration.
+    pub config: Arc<Config>,
+    /// This process's name in leases.
+    pub node: String,
+    /// Name of the storage backend (`sqlite` / `postgres`).
+    pub backend: &'static str,
+    wake_jobs: Arc<Notify>,
+    wake_sender: Arc<Notify>,
+    ingestor: Arc<std::sync::OnceLock<Ingestor>>,
+    extra_transports: Arc<std::sync::Mutex<Transports>>,
+}
+
+/// Background tasks started by [`App::start_workers`].
+pub struct Workers {
+    handles: Vec<(&'static str, JoinHandle<()>)>,
+}
+
+impl Workers {
+    /// Waits for every task to finish (after the shutdown token fired).
+    pub async fn join(self) {
+        for (name, h) in self.handles {
+            if let Err(e) = h.await {
+                tracing::error!(worker = name, error = %e, "worker ended abnormally");
+            }
+        }
+    }
+}
+
+impl App {
+    /// Opens storage (running migrations) and prepares the runtime. Workers are not started.
+    pub async fn open(config: Config) -> anyhow::Result<App> {
+        let url = config.database_url();
+        if url.starts_with("sqlite:") {
+            std::fs::create_dir_all(&config.data_dir).with_context(|| {
+                format!(
+                    "creating the data directory {} (choose another with --data-dir)",
+                    config.data_dir.display()
+                )
+            })?;
+        }
+        let store = switchboard_storage::open(&url)
+            .await
+            .with_context(|| format!("opening the database {}", redact_url(&url)))?;
+        let backend = store.backend_name();
+        Ok(Self::with_store(Arc::new(store), backend, config))
+    }
+
+    /// Builds the runtime over an already opened store (tests, benchmarks).
+    pub fn with_store(store: Arc<dyn Store>, backend: &'static str, config: Config) -> App {
+        App {
+            store,
+            bus: Arc::new(InProcessBus::new(8192)),
+            webchat: WebchatHub::default(),
+            config: Arc::new(config),
+            node: format!("node-{}", &auth::random_token()[..8]),
+            backend,
+            wake_jobs: Arc::new(Notify::new()),
+            wake_sender: Arc::new(Notify::new()),
+            ingestor: Arc::new(std::sync::OnceLock::new()),
+            extra_transports: Arc::new(std::sync::Mutex::new(Transports::new())),
+        }
+    }
+
+    /// Registers (or replaces) the transport used for a channel kind. Must be called before
+    /// [`App::start_workers`].
+    pub fn set_transport(&self, kind: ChannelKind, transport: Arc<dyn Transport>) {
+        let mut t = self
+            .extra_transports
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        t.insert(kind, transport);
+    }
+
+    /// Starts the ingest writer, the job worker and the sender; they stop when `shutdown`
+    /// fires, after finishing the work in hand.
+    pub fn start_workers(&self, shutdown: CancellationToken) -> Workers {
+        let (ingestor, ingest_handle) = Ingestor::start(
+            self.store.clone(),
+            self.bus.clone(),
+            self.wake_jobs.clone(),
+            shutdown.clone(),
+        );
+        let _ = self.ingestor.set(ingestor);
+        let jobs = worker::JobWorker {
+            store: self.store.clone(),
+            bus: self.bus.clone(),
+            lease: self.config.lease(),
+            node: self.node.clone(),
+            wake: self.wake_jobs.clone(),
+            wake_sender: self.wake_sender.clone(),
+        };
+        let mut transports: Transports = Transports::new();
+        transports.insert(
+            ChannelKind::Webchat,
+            Arc::new(WebchatTransport::new(self.webchat.clone())),
+        );
+        for (k, t) in self
+            .extra_transports
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            transports.insert(*k, t.clone());
+        }
+        let s = &self.config.sender;
+        let sender = sender::Sender {
+            store: self.store.clone(),
+            bus: self.bus.clone(),
+            transports,
+            policy: RetryPolicy {
+                max_attempts: s.max_attempts.max(1),
+                base: std::time::Duration::from_millis(s.base_backoff_ms),
+                max: std::time::Duration::from_millis(s.max_backoff_ms.max(s.base_backoff_ms)),
+            },
+            lease: self.config.lease(),
+            node: self.node.clone(),
+            wake: self.wake_sender.clone(),
+        };
+        Workers {
+            handles: vec![
+                ("ingest", ingest_handle),
+                (
+                    "jobs",
+                    tokio::spawn(jobs.run_until_stopped(shutdown.clone())),
+                ),
+                ("sender", tokio::spawn(sender.run_until_stopped(shutdown))),
+            ],
+        }
+    }
+
+    /// The ingest handle; `None` until [`App::start_workers`] ran.
+    pub fn ingestor(&self) -> Option<&Ingestor> {
+        self.ingestor.get()
+    }
+
+    /// Wakes the sender (after enqueuing outbound messages outside a job).
+    pub fn wake_sender(&self) {
+        self.wake_sender.notify_one();
+    }
+}
+
+/// Hides the password of a database URL for messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{}:***{}", &url[..s + 3], user, &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn database_passwords_are_redacted() {
+        assert_eq!(
+            super::redact_url("postgres://sb:secret@db:5432/x"),
+            "postgres://sb:***@db:5432/x"
+        );
+        assert_eq!(
+            super::redact_url("sqlite://data/x.db"),
+            "sqlite://data/x.db"
+        );
+    }
+}

@@ -1,1 +1,473 @@
-fn main() {}
+//! `switchboard`: the one binary. Parses arguments, loads configuration and hands over to
+//! the libraries; no business logic lives here.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use switchboard_app::config::Overrides;
+use switchboard_app::{App, Config};
+use switchboard_core::Role;
+use switchboard_http::Server;
+use tokio_util::sync::CancellationToken;
+
+/// Switchboard: an open-source contact centre for WhatsApp, Telegram, Signal and web chat.
+#[derive(Parser)]
+#[command(name = "switchboard", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (HTTP API, web desk, web chat, workers).
+    Serve(ServeArgs),
+    /// Seed a demo business (admin, two agents, a web chat channel) and run the server.
+    Demo(DemoArgs),
+    /// Create or upgrade the database schema, then exit.
+    Migrate(StoreArgs),
+    /// Manage businesses (tenants).
+    #[command(subcommand)]
+    Tenants(TenantsCommand),
+    /// Manage staff users.
+    #[command(subcommand)]
+    Users(UsersCommand),
+    /// Bot flow definitions.
+    #[command(subcommand)]
+    Flows(FlowsCommand),
+    /// Configuration helpers.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Subcommand)]
+enum FlowsCommand {
+    /// Validate flow files (YAML) and report each problem with file, line and how to fix it.
+    Check {
+        /// Flow files to check; subflows are resolved among the files given.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+#[derive(Args, Clone)]
+struct StoreArgs {
+    /// Configuration file (TOML). Default: ./switchboard.toml when present.
+    #[arg(long, env = "SWITCHBOARD_CONFIG")]
+    config: Option<PathBuf>,
+    /// Folder for the SQLite database and media [default: ./data].
+    #[arg(long, env = "SWITCHBOARD_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Use PostgreSQL: postgres://user@host:5432/db [default: SQLite in the data dir].
+    #[arg(long, env = "SWITCHBOARD_DATABASE_URL")]
+    database_url: Option<String>,
+}
+
+#[derive(Args, Clone)]
+struct ServeArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "SWITCHBOARD_LISTEN")]
+    listen: Option<SocketAddr>,
+}
+
+#[derive(Args, Clone)]
+struct DemoArgs {
+    #[command(flatten)]
+    serve: ServeArgs,
+    /// Password for the demo admin (and agents created in the same run); generated if unset.
+    #[arg(long, env = "SWITCHBOARD_DEMO_ADMIN_PASSWORD")]
+    admin_password: Option<String>,
+    /// Print what was seeded as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Seed only; do not start the server.
+    #[arg(long)]
+    seed_only: bool,
+}
+
+#[derive(Subcommand)]
+enum TenantsCommand {
+    /// Create a business.
+    Add {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Short handle: lowercase letters, digits and '-'.
+        #[arg(long)]
+        slug: String,
+        /// Name shown to customers.
+        #[arg(long)]
+        name: String,
+        /// Print the created tenant as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one business by slug.
+    Show {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The tenant's slug.
+        slug: String,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum UsersCommand {
+    /// Create a staff user.
+    Add {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Tenant slug (see `switchboard tenants add`).
+        #[arg(long)]
+        tenant: String,
+        /// Login e-mail.
+        #[arg(long)]
+        email: String,
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// admin, supervisor or agent.
+        #[arg(long, default_value = "agent")]
+        role: Role,
+        /// Password (at least 10 characters); generated and printed if unset.
+        #[arg(long, env = "SWITCHBOARD_USER_PASSWORD")]
+        password: Option<String>,
+        /// Print the created user (and generated password) as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List a tenant's staff users.
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Tenant slug.
+        #[arg(long)]
+        tenant: String,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print a commented example configuration file.
+    Example,
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("SWITCHBOARD_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=warn"));
+    let json = std::env::var("SWITCHBOARD_LOG_FORMAT").is_ok_and(|v| v == "json");
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn load_config(store: &StoreArgs, listen: Option<SocketAddr>) -> anyhow::Result<Config> {
+    Config::load(
+        store.config.as_deref(),
+        &Overrides {
+            listen,
+            data_dir: store.data_dir.clone(),
+            database_url: store.database_url.clone(),
+        },
+    )
+}
+
+async fn open_app(store: &StoreArgs) -> anyhow::Result<App> {
+    App::open(load_config(store, None)?).await
+}
+
+#[tokio::main]
+async fn main() {
+    // reqwest is built without a default TLS provider; install ring once for the process.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    init_logging();
+    let cli = Cli::parse();
+    if let Err(e) = run(cli).await {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve(args, None).await,
+        Command::Demo(args) => demo(args).await,
+        Command::Migrate(store) => {
+            let config = load_config(&store, None)?;
+            let url = switchboard_app::redact_url(&config.database_url());
+            App::open(config).await?;
+            println!("Database {url} is migrated and ready.");
+            println!("Next: `switchboard serve`, or `switchboard demo` for a demo business.");
+            Ok(())
+        }
+        Command::Tenants(cmd) => tenants(cmd).await,
+        Command::Users(cmd) => users(cmd).await,
+        Command::Flows(FlowsCommand::Check { files }) => flows_check(&files),
+        Command::Config(ConfigCommand::Example) => {
+            print!("{}", Config::example_toml());
+            Ok(())
+        }
+    }
+}
+
+async fn serve(args: ServeArgs, banner: Option<String>) -> anyhow::Result<()> {
+    let config = load_config(&args.store, args.listen)?;
+    let server = Server::build(config).await?;
+    let url = server.app().config.public_url(server.addr());
+    println!(
+        "Switchboard is running on {url}  (database: {})",
+        server.app().backend
+    );
+    println!("  Agent desk:  {url}/agent");
+    match banner {
+        Some(b) => println!("{b}"),
+        None => {
+            if !has_users(server.app()).await? {
+                println!("  No staff users yet. Create a business and its first admin:");
+                println!("    switchboard tenants add --slug acme --name \"ACME\"");
+                println!(
+                    "    switchboard users add --tenant acme --email you@example.com --name \"Your Name\" --role admin"
+                );
+                println!("  or run `switchboard demo` for a ready-made demo business.");
+            }
+        }
+    }
+    println!("Press Ctrl+C to stop.");
+    let shutdown = CancellationToken::new();
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutdown requested; finishing work in hand");
+        stop.cancel();
+    });
+    server.run_until_stopped(shutdown).await
+}
+
+/// Whether any staff user exists (so `serve` can tell a first-time user what to do).
+async fn has_users(app: &App) -> anyhow::Result<bool> {
+    Ok(app.store.count_users().await.context("counting users")? > 0)
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+async fn demo(args: DemoArgs) -> anyhow::Result<()> {
+    let config = load_config(&args.serve.store, args.serve.listen)?;
+    let app = App::open(config.clone()).await?;
+    let info = app.seed_demo(args.admin_password.as_deref()).await?;
+    drop(app);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&info)?);
+    }
+    let base = match &config.public_url {
+        Some(u) => u.trim_end_matches('/').to_string(),
+        None => format!("http://{}", config.listen),
+    };
+    let password = match &info.admin_password {
+        Some(p) => p.clone(),
+        None => "(unchanged; pass --admin-password to set a new one)".to_string(),
+    };
+    let banner = format!(
+        "  Demo business \"{}\" is ready{}.\n  Log in at {base}/agent as {} with password {password}\n  Agents: {} (same password when created in this run)\n  Customer web chat: {base}/chat/{}\n  Open the chat page in one window and the agent desk in another, and say hello.",
+        switchboard_app::demo::DEMO_BUSINESS,
+        if info.created {
+            " (created now)"
+        } else {
+            " (already seeded)"
+        },
+        info.admin_email,
+        info.agents.join(", "),
+        info.webchat_channel_id,
+    );
+    if args.seed_only {
+        if !args.json {
+            println!("{banner}");
+            println!("Next: `switchboard serve` to start the server.");
+        }
+        return Ok(());
+    }
+    serve(args.serve, Some(banner)).await
+}
+
+async fn tenant_by_slug(app: &App, slug: &str) -> anyhow::Result<switchboard_core::Tenant> {
+    app.store.tenant_by_slug(slug).await?.with_context(|| {
+        format!(
+            "no tenant `{slug}`: create it with `switchboard tenants add --slug {slug} --name ...`"
+        )
+    })
+}
+
+async fn tenants(cmd: TenantsCommand) -> anyhow::Result<()> {
+    match cmd {
+        TenantsCommand::Add {
+            store,
+            slug,
+            name,
+            json,
+        } => {
+            switchboard_core::tenant::validate_slug(&slug).map_err(anyhow::Error::msg)?;
+            anyhow::ensure!(!name.trim().is_empty(), "--name must not be empty");
+            let app = open_app(&store).await?;
+            let t = app
+                .store
+                .create_tenant(&slug, name.trim(), switchboard_app::now())
+                .await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&t)?);
+            } else {
+                println!("Created tenant {} ({}) with id {}.", t.slug, t.name, t.id);
+                println!(
+                    "Next: switchboard users add --tenant {} --email you@example.com --name \"Your Name\" --role admin",
+                    t.slug
+                );
+            }
+            Ok(())
+        }
+        TenantsCommand::Show { store, slug, json } => {
+            let app = open_app(&store).await?;
+            let t = tenant_by_slug(&app, &slug).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&t)?);
+            } else {
+                println!("{}  {}  {}", t.id, t.slug, t.name);
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn users(cmd: UsersCommand) -> anyhow::Result<()> {
+    match cmd {
+        UsersCommand::Add {
+            store,
+            tenant,
+            email,
+            name,
+            role,
+            password,
+            json,
+        } => {
+            let app = open_app(&store).await?;
+            let t = tenant_by_slug(&app, &tenant).await?;
+            let generated = password.is_none();
+            let password = password.unwrap_or_else(switchboard_app::auth::random_password);
+            let user = app
+                .create_user(t.id, &email, &name, role, &password)
+                .await?;
+            if json {
+                let mut v = serde_json::to_value(&user)?;
+                if generated {
+                    v["password"] = serde_json::Value::String(password);
+                }
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                println!(
+                    "Created {} {} <{}> in {}.",
+                    user.role, user.name, user.email, t.slug
+                );
+                if generated {
+                    println!("Generated password: {password}");
+                }
+                println!("Next: `switchboard serve` and log in at /agent.");
+            }
+            Ok(())
+        }
+        UsersCommand::List {
+            store,
+            tenant,
+            json,
+        } => {
+            let app = open_app(&store).await?;
+            let t = tenant_by_slug(&app, &tenant).await?;
+            let users = app.store.list_users(t.id).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&users)?);
+            } else if users.is_empty() {
+                println!(
+                    "No users in {}. Add one with `switchboard users add --tenant {} ...`.",
+                    t.slug, t.slug
+                );
+            } else {
+                for u in users {
+                    println!(
+                        "{:<10} {:<30} {}",
+                        u.role.as_str(),
+                        u.email.as_str(),
+                        u.name
+                    );
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// `switchboard flows check FILE…`: prints `file:line: problem (hint)` for each problem and
+/// fails when there is any.
+fn flows_check(files: &[PathBuf]) -> anyhow::Result<()> {
+    let mut problems = 0usize;
+    let mut library = switchboard_flows::FlowLibrary::default();
+    let mut origin = std::collections::HashMap::new();
+    for file in files {
+        let source =
+            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        let found = switchboard_flows::check_source(&source);
+        for p in &found {
+            println!("{}:{p}", file.display());
+        }
+        problems += found.len();
+        if found.is_empty()
+            && let Ok(def) = switchboard_flows::parse_flow(&source)
+        {
+            origin.insert(def.id.clone(), file.clone());
+            library.flows.insert(def.id.clone(), def);
+        }
+    }
+    for (flow_id, p) in switchboard_flows::check_library(&library) {
+        let file = origin
+            .get(&flow_id)
+            .map(|f| f.display().to_string())
+            .unwrap_or(flow_id);
+        println!("{file}:{p}");
+        problems += 1;
+    }
+    if problems > 0 {
+        anyhow::bail!("{problems} problem(s) in {} file(s)", files.len());
+    }
+    println!("{} flow file(s) OK.", files.len());
+    Ok(())
+}

@@ -50,7 +50,12 @@ impl ConversationState {
             (Assigned, Transition::ToQueue) => Queued,
             (Bot | Queued | Assigned, Transition::Resolve) => Resolved,
             (Resolved, Transition::Reopen) => Queued,
-            (from, t) => return Err(InvalidTransition { from, transition: t }),
+            (from, t) => {
+                return Err(InvalidTransition {
+                    from,
+                    transition: t,
+                });
+            }
         };
         Ok(next)
     }
@@ -151,13 +156,48 @@ mod tests {
     #[test]
     fn transition_table() {
         let cases = [
-            (Bot, Transition::Handoff, Some(Queued), "bot hands off to the queue"),
-            (Queued, Transition::Assign, Some(Assigned), "an agent takes a queued conversation"),
-            (Assigned, Transition::Assign, Some(Assigned), "transfer to another agent"),
-            (Assigned, Transition::ToQueue, Some(Queued), "agent returns it to the queue"),
-            (Assigned, Transition::Resolve, Some(Resolved), "agent resolves"),
-            (Resolved, Transition::Reopen, Some(Queued), "customer writes again"),
-            (Resolved, Transition::Assign, None, "closed conversations must be reopened first"),
+            (
+                Bot,
+                Transition::Handoff,
+                Some(Queued),
+                "bot hands off to the queue",
+            ),
+            (
+                Queued,
+                Transition::Assign,
+                Some(Assigned),
+                "an agent takes a queued conversation",
+            ),
+            (
+                Assigned,
+                Transition::Assign,
+                Some(Assigned),
+                "transfer to another agent",
+            ),
+            (
+                Assigned,
+                Transition::ToQueue,
+                Some(Queued),
+                "agent returns it to the queue",
+            ),
+            (
+                Assigned,
+                Transition::Resolve,
+                Some(Resolved),
+                "agent resolves",
+            ),
+            (
+                Resolved,
+                Transition::Reopen,
+                Some(Queued),
+                "customer writes again",
+            ),
+            (
+                Resolved,
+                Transition::Assign,
+                None,
+                "closed conversations must be reopened first",
+            ),
             (Queued, Transition::Handoff, None, "already with people"),
             (Queued, Transition::ToQueue, None, "already queued"),
             (Resolved, Transition::Resolve, None, "already resolved"),

@@ -11,7 +11,9 @@ use uuid::Uuid;
 
 /// The error returned when a string is not a valid id.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{input}` is not a valid {kind} id (expected a UUID such as 0192f3c4-5b6a-7c8d-9e0f-112233445566)")]
+#[error(
+    "`{input}` is not a valid {kind} id (expected a UUID such as 0192f3c4-5b6a-7c8d-9e0f-112233445566)"
+)]
 pub struct InvalidId {
     /// Which kind of id was expected.
     pub kind: &'static str,

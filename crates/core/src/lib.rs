@@ -17,6 +17,7 @@ pub mod event;
 pub mod ids;
 pub mod message;
 pub mod ports;
+pub mod retry;
 pub mod tenant;
 pub mod user;
 

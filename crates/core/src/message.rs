@@ -477,9 +477,19 @@ mod tests {
             (Queued, Sent, true, "normal progress"),
             (Sent, Read, true, "read can arrive without delivered"),
             (Read, Sent, false, "a late sent never overwrites read"),
-            (Read, Delivered, false, "a late delivered never overwrites read"),
+            (
+                Read,
+                Delivered,
+                false,
+                "a late delivered never overwrites read",
+            ),
             (Delivered, Delivered, false, "duplicate report"),
-            (Delivered, Failed, true, "failed after delivered is still recorded"),
+            (
+                Delivered,
+                Failed,
+                true,
+                "failed after delivered is still recorded",
+            ),
             (Failed, Read, false, "failed is terminal"),
             (Failed, Failed, false, "duplicate failure"),
         ];
@@ -492,7 +502,11 @@ mod tests {
     fn content_round_trips_through_json_with_a_type_tag() {
         let c = Content::Choices {
             prompt: "Pick".into(),
-            items: vec![Choice { id: "a".into(), title: "A".into(), description: None }],
+            items: vec![Choice {
+                id: "a".into(),
+                title: "A".into(),
+                description: None,
+            }],
             style: ChoiceStyle::Auto,
         };
         let v = serde_json::to_value(&c).unwrap();
@@ -509,8 +523,17 @@ mod tests {
 
     #[test]
     fn outbound_validation_names_the_problem() {
-        assert!(Content::text("   ").validate_outbound().unwrap_err().contains("empty"));
-        assert!(Content::text("x".repeat(16_001)).validate_outbound().is_err());
+        assert!(
+            Content::text("   ")
+                .validate_outbound()
+                .unwrap_err()
+                .contains("empty")
+        );
+        assert!(
+            Content::text("x".repeat(16_001))
+                .validate_outbound()
+                .is_err()
+        );
         assert!(Content::text("hello").validate_outbound().is_ok());
     }
 }

@@ -51,6 +51,8 @@ pub struct IngestItem {
 }
 
 /// What happened to one [`IngestItem`].
+// Most outcomes are `Stored`; boxing the large variant would cost an allocation per message.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum IngestOutcome {
     /// Stored, with the events to publish after commit.
@@ -205,6 +207,8 @@ pub trait Store: Send + Sync + 'static {
     async fn create_user(&self, user: NewUser, now: Timestamp) -> StoreResult<User>;
     /// Lists a tenant's users by name.
     async fn list_users(&self, tenant: TenantId) -> StoreResult<Vec<User>>;
+    /// How many staff users exist across all tenants (first-run hints; not tenant data).
+    async fn count_users(&self) -> StoreResult<i64>;
     /// One user of a tenant.
     async fn user(&self, tenant: TenantId, id: UserId) -> StoreResult<Option<User>>;
     /// A user and password hash by e-mail, for login (the only call not scoped by tenant:
@@ -217,7 +221,11 @@ pub trait Store: Send + Sync + 'static {
     /// Stores a new session.
     async fn create_session(&self, session: &Session) -> StoreResult<()>;
     /// A live session and its user by token hash (expired ones are not returned).
-    async fn session(&self, token_hash: &str, now: Timestamp) -> StoreResult<Option<(Session, User)>>;
+    async fn session(
+        &self,
+        token_hash: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<(Session, User)>>;
     /// Ends a session.
     async fn delete_session(&self, token_hash: &str) -> StoreResult<()>;
 
@@ -346,7 +354,12 @@ pub trait Store: Send + Sync + 'static {
 
     // ---- events ----
     /// Events of a tenant with `seq > after`, in order, at most `limit`.
-    async fn events_after(&self, tenant: TenantId, after: i64, limit: u32) -> StoreResult<Vec<Event>>;
+    async fn events_after(
+        &self,
+        tenant: TenantId,
+        after: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<Event>>;
     /// The tenant's latest event sequence number (0 when none).
     async fn last_event_seq(&self, tenant: TenantId) -> StoreResult<i64>;
 

@@ -163,7 +163,10 @@ mod tests {
         for (input, ok, why) in cases {
             assert_eq!(Email::parse(input).is_ok(), ok, "{input}: {why}");
         }
-        assert_eq!(Email::parse("Ann@Example.com").unwrap().as_str(), "ann@example.com");
+        assert_eq!(
+            Email::parse("Ann@Example.com").unwrap().as_str(),
+            "ann@example.com"
+        );
     }
 
     #[test]

@@ -1,0 +1,226 @@
+//! Process configuration: one typed tree, read once at start-up.
+//!
+//! Layers, later ones winning: built-in defaults → an optional TOML file (`switchboard.toml`,
+//! or `--config FILE`) → environment variables `SWITCHBOARD__SECTION__KEY` (double underscore
+//! marks nesting) → the short forms `SWITCHBOARD_LISTEN`, `SWITCHBOARD_DATA_DIR`,
+//! `SWITCHBOARD_DATABASE_URL` (also `DATABASE_URL`) → command-line flags. Unknown keys are
+//! rejected so a typo fails at start-up instead of being ignored.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address the HTTP server binds (default `127.0.0.1:8080`).
+    pub listen: SocketAddr,
+    /// Folder for the SQLite database and media (default `./data`).
+    pub data_dir: PathBuf,
+    /// `postgres://…` to use PostgreSQL; unset means SQLite in `data_dir/switchboard.db`.
+    pub database_url: Option<String>,
+    /// The URL people use to reach this server (printed links, webhook URLs).
+    /// Default: `http://<listen>`.
+    pub public_url: Option<String>,
+    /// Limits that protect the server from oversized or slow requests.
+    pub limits: Limits,
+    /// Outbound sending.
+    pub sender: SenderConfig,
+    /// Staff sessions.
+    pub sessions: SessionConfig,
+}
+
+/// Request limits.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest JSON API body in bytes (default 256 KiB).
+    pub max_api_body_bytes: usize,
+    /// Largest webhook body in bytes (default 3 MiB: WhatsApp's documented maximum).
+    pub max_webhook_body_bytes: usize,
+    /// Seconds before a request is abandoned with 408 (default 30).
+    pub request_timeout_secs: u64,
+}
+
+/// Outbound sender settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SenderConfig {
+    /// Attempts before a message is marked failed (default 8).
+    pub max_attempts: u32,
+    /// First retry delay in milliseconds; doubles each attempt, with full jitter (default 1000).
+    pub base_backoff_ms: u64,
+    /// Longest retry delay in milliseconds (default 300000 = 5 min).
+    pub max_backoff_ms: u64,
+    /// How long a claimed outbox row or job stays leased before another node may take it
+    /// (seconds, default 60).
+    pub lease_secs: u64,
+}
+
+/// Staff session settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionConfig {
+    /// Hours a login stays valid (default 12).
+    pub ttl_hours: u32,
+    /// Send cookies with `Secure` (set true behind HTTPS; default false for localhost).
+    pub secure_cookies: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./data"),
+            database_url: None,
+            public_url: None,
+            limits: Limits::default(),
+            sender: SenderConfig::default(),
+            sessions: SessionConfig::default(),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_api_body_bytes: 256 * 1024,
+            max_webhook_body_bytes: 3 * 1024 * 1024,
+            request_timeout_secs: 30,
+        }
+    }
+}
+
+impl Default for SenderConfig {
+    fn default() -> Self {
+        Self {
+            max_attempts: 8,
+            base_backoff_ms: 1000,
+            max_backoff_ms: 300_000,
+            lease_secs: 60,
+        }
+    }
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            ttl_hours: 12,
+            secure_cookies: false,
+        }
+    }
+}
+
+/// Overrides given on the command line (they win over every other layer).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--listen`.
+    pub listen: Option<SocketAddr>,
+    /// `--data-dir`.
+    pub data_dir: Option<PathBuf>,
+    /// `--database-url`.
+    pub database_url: Option<String>,
+}
+
+impl Config {
+    /// Loads the layers described in the module documentation. `file` is an explicit
+    /// `--config` path (it must exist); without it `./switchboard.toml` is read if present.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Config> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(path) => {
+                anyhow::ensure!(
+                    path.exists(),
+                    "config file {} does not exist (run `switchboard config example > {}` to create one)",
+                    path.display(),
+                    path.display()
+                );
+                fig = fig.merge(Toml::file(path));
+            }
+            None => fig = fig.merge(Toml::file("switchboard.toml")),
+        }
+        fig = fig.merge(Env::prefixed("SWITCHBOARD__").split("__").lowercase(true));
+        for (var, key) in [
+            ("SWITCHBOARD_LISTEN", "listen"),
+            ("SWITCHBOARD_DATA_DIR", "data_dir"),
+            ("DATABASE_URL", "database_url"),
+            ("SWITCHBOARD_DATABASE_URL", "database_url"),
+            ("SWITCHBOARD_PUBLIC_URL", "public_url"),
+        ] {
+            if let Ok(v) = std::env::var(var)
+                && !v.trim().is_empty()
+            {
+                fig = fig.merge(Serialized::default(key, v));
+            }
+        }
+        let mut config: Config = fig
+            .extract()
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        if let Some(l) = overrides.listen {
+            config.listen = l;
+        }
+        if let Some(d) = &overrides.data_dir {
+            config.data_dir = d.clone();
+        }
+        if let Some(u) = &overrides.database_url {
+            config.database_url = Some(u.clone());
+        }
+        Ok(config)
+    }
+
+    /// The database to open: the configured URL, or SQLite inside `data_dir`.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(u) => u.clone(),
+            None => format!(
+                "sqlite://{}",
+                self.data_dir.join("switchboard.db").display()
+            ),
+        }
+    }
+
+    /// Base URL for links printed to people.
+    pub fn public_url(&self, bound: SocketAddr) -> String {
+        match &self.public_url {
+            Some(u) => u.trim_end_matches('/').to_string(),
+            None => format!("http://{bound}"),
+        }
+    }
+
+    /// Lease length for claimed work.
+    pub fn lease(&self) -> Duration {
+        Duration::from_secs(self.sender.lease_secs.max(1))
+    }
+
+    /// A commented example configuration file (`switchboard config example`).
+    pub fn example_toml() -> &'static str {
+        include_str!("../switchboard.example.toml")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_file_is_a_valid_config() {
+        let c: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string(Config::example_toml()))
+            .extract()
+            .expect("example config must parse");
+        assert_eq!(c.listen.port(), 8080);
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let r: Result<Config, _> = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string("lisen = \"127.0.0.1:1\""))
+            .extract();
+        assert!(r.is_err());
+    }
+}

@@ -1,0 +1,443 @@
+//! Use cases the HTTP layer (and the CLI) call: log in, reply, assign, resolve, create users,
+//! and the web chat visitor's side. Each checks permissions and input, then calls storage and
+//! announces the committed events.
+
+use switchboard_channels::webchat::{self, ChatMessage, ClientFrame};
+use switchboard_core::ports::{IngestItem, IngestOutcome, Lane, NewOutbound, Session, StoreError};
+use switchboard_core::{
+    Channel, ChannelId, ChannelKind, Content, ConversationId, ConversationState,
+    ConversationSummary, Email, Message, MessageId, NewUser, Role, Sender, Tenant, Transition,
+    User, UserId,
+};
+
+use crate::ingest::IngestError;
+use crate::{App, auth, now};
+
+/// Why a use case refused or failed. The HTTP layer maps each variant to a status.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// Unknown id (or another tenant's).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// Bad input; the message says how to fix it.
+    #[error("{0}")]
+    Invalid(String),
+    /// Clashes with existing data.
+    #[error("{0}")]
+    Conflict(String),
+    /// Wrong credentials or no session.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Not allowed for this role.
+    #[error("{0}")]
+    Forbidden(String),
+    /// Temporarily unable (database down, shutting down): try again.
+    #[error("{0}")]
+    Unavailable(String),
+    /// A bug or an unexpected failure.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(what) => ServiceError::NotFound(what),
+            StoreError::Conflict(m) => ServiceError::Conflict(m),
+            StoreError::Invalid(m) => ServiceError::Invalid(m),
+            StoreError::Backend(m) => {
+                ServiceError::Unavailable(format!("database unavailable: {m}"))
+            }
+        }
+    }
+}
+
+impl From<IngestError> for ServiceError {
+    fn from(e: IngestError) -> Self {
+        ServiceError::Unavailable(e.to_string())
+    }
+}
+
+/// Result of the use cases.
+pub type ServiceResult<T> = Result<T, ServiceError>;
+
+/// A successful login.
+#[derive(Debug, Clone)]
+pub struct LoggedIn {
+    /// Who.
+    pub user: User,
+    /// Their business.
+    pub tenant: Tenant,
+    /// Cookie value (given to the browser once, stored only hashed).
+    pub token: String,
+    /// Anti-CSRF token for the page.
+    pub csrf_token: String,
+}
+
+/// An authenticated staff request's identity.
+#[derive(Debug, Clone)]
+pub struct Staff {
+    /// The user.
+    pub user: User,
+    /// Their session.
+    pub session: Session,
+}
+
+/// A web chat page's identity after `hello`.
+#[derive(Debug, Clone)]
+pub struct Visitor {
+    /// The web chat channel.
+    pub channel: Channel,
+    /// The business.
+    pub tenant: Tenant,
+    /// Stable visitor id.
+    pub visitor_id: String,
+    /// Token to keep in the browser.
+    pub token: String,
+}
+
+/// The outcome of a customer's web chat message.
+#[derive(Debug, Clone)]
+pub struct Accepted {
+    /// Stored message id.
+    pub message_id: MessageId,
+    /// Its conversation.
+    pub conversation_id: ConversationId,
+    /// Whether it had been stored before.
+    pub duplicate: bool,
+    /// The stored message (None for duplicates).
+    pub message: Option<Message>,
+}
+
+// A fixed argon2id hash checked when the e-mail is unknown, so that a login for a
+// non-existent account takes as long as one with a wrong password (no user enumeration
+// by timing). Its password is random and unknown.
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$2y8CRSgSNuKCsqvbBbX/kz0Hz8Vb5xrEyA8u/RzRWdE";
+
+impl App {
+    /// Checks e-mail and password and opens a session.
+    pub async fn login(&self, email: &str, password: &str) -> ServiceResult<LoggedIn> {
+        let bad = || ServiceError::Unauthorized("wrong e-mail or password".to_string());
+        let found = self
+            .store
+            .user_for_login(&email.trim().to_ascii_lowercase())
+            .await?;
+        let (hash, user) = match found {
+            Some((user, hash)) => (hash, Some(user)),
+            None => (DUMMY_HASH.to_string(), None),
+        };
+        let pw = password.to_string();
+        let ok = tokio::task::spawn_blocking(move || auth::verify_password(&pw, &hash))
+            .await
+            .map_err(|e| anyhow::anyhow!("password check task: {e}"))?;
+        let user = match (ok, user) {
+            (true, Some(u)) => u,
+            _ => return Err(bad()),
+        };
+        let tenant = self
+            .store
+            .tenant(user.tenant_id)
+            .await?
+            .ok_or(ServiceError::NotFound("tenant"))?;
+        let token = auth::random_token();
+        let session = Session {
+            token_hash: auth::token_hash(&token),
+            user_id: user.id,
+            tenant_id: user.tenant_id,
+            csrf_token: auth::random_token(),
+            expires_at: now()
+                + time::Duration::hours(i64::from(self.config.sessions.ttl_hours.max(1))),
+        };
+        self.store.create_session(&session).await?;
+        tracing::info!(user_id = %user.id, tenant_id = %user.tenant_id, "staff login");
+        Ok(LoggedIn {
+            user,
+            tenant,
+            token,
+            csrf_token: session.csrf_token,
+        })
+    }
+
+    /// The staff member behind a session cookie, if the session is live.
+    pub async fn authenticate(&self, token: &str) -> ServiceResult<Option<Staff>> {
+        Ok(self
+            .store
+            .session(&auth::token_hash(token), now())
+            .await?
+            .map(|(session, user)| Staff { user, session }))
+    }
+
+    /// Ends a session.
+    pub async fn logout(&self, token: &str) -> ServiceResult<()> {
+        Ok(self.store.delete_session(&auth::token_hash(token)).await?)
+    }
+
+    /// Creates a staff user after checking e-mail, name and password policy.
+    pub async fn create_user(
+        &self,
+        tenant: switchboard_core::TenantId,
+        email: &str,
+        name: &str,
+        role: Role,
+        password: &str,
+    ) -> ServiceResult<User> {
+        let email = Email::parse(email).map_err(ServiceError::Invalid)?;
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 100 {
+            return Err(ServiceError::Invalid(
+                "name must be 1-100 characters".into(),
+            ));
+        }
+        auth::check_password_policy(password).map_err(ServiceError::Invalid)?;
+        let pw = password.to_string();
+        let password_hash = tokio::task::spawn_blocking(move || auth::hash_password(&pw))
+            .await
+            .map_err(|e| anyhow::anyhow!("hashing task: {e}"))??;
+        let user = self
+            .store
+            .create_user(
+                NewUser {
+                    tenant_id: tenant,
+                    email,
+                    name: name.to_string(),
+                    role,
+                    password_hash,
+                },
+                now(),
+            )
+            .await?;
+        Ok(user)
+    }
+
+    /// A conversation of the staff member's tenant.
+    pub async fn conversation_for(
+        &self,
+        staff: &User,
+        id: ConversationId,
+    ) -> ServiceResult<ConversationSummary> {
+        self.store
+            .conversation(staff.tenant_id, id)
+            .await?
+            .ok_or(ServiceError::NotFound("conversation"))
+    }
+
+    /// An agent's reply: stored with its outbox row, then sent by the sender worker. A
+    /// conversation that nobody owns yet is assigned to the agent who answers it.
+    pub async fn reply(
+        &self,
+        staff: &User,
+        conversation: ConversationId,
+        text: &str,
+    ) -> ServiceResult<Message> {
+        let content = Content::text(text);
+        content.validate_outbound().map_err(ServiceError::Invalid)?;
+        let conv = self.conversation_for(staff, conversation).await?;
+        if conv.conversation.state == ConversationState::Resolved {
+            return Err(ServiceError::Invalid(
+                "this conversation is resolved; it reopens when the customer writes again".into(),
+            ));
+        }
+        if conv.conversation.assignee.is_none() {
+            let ev = self
+                .store
+                .assign(staff.tenant_id, conversation, staff.id, now())
+                .await?;
+            self.bus.publish(&[ev]);
+        }
+        let (message, events) = self
+            .store
+            .enqueue_outbound(
+                staff.tenant_id,
+                conversation,
+                NewOutbound {
+                    sender: Sender::Agent {
+                        user_id: staff.id,
+                        name: staff.name.clone(),
+                    },
+                    content,
+                    lane: Lane::Live,
+                },
+                now(),
+            )
+            .await?;
+        self.bus.publish(&events);
+        self.wake_sender();
+        Ok(message)
+    }
+
+    /// Assigns a conversation. Agents may take conversations for themselves; supervisors and
+    /// admins may assign anyone of their tenant.
+    pub async fn assign(
+        &self,
+        staff: &User,
+        conversation: ConversationId,
+        to: Option<UserId>,
+    ) -> ServiceResult<ConversationSummary> {
+        let target = to.unwrap_or(staff.id);
+        if target != staff.id && !staff.role.includes(Role::Supervisor) {
+            return Err(ServiceError::Forbidden(
+                "agents can only assign conversations to themselves; ask a supervisor".into(),
+            ));
+        }
+        self.store
+            .user(staff.tenant_id, target)
+            .await?
+            .ok_or(ServiceError::NotFound("user"))?;
+        let ev = self
+            .store
+            .assign(staff.tenant_id, conversation, target, now())
+            .await?;
+        self.bus.publish(std::slice::from_ref(&ev));
+        self.conversation_for(staff, conversation).await
+    }
+
+    /// Resolves a conversation.
+    pub async fn resolve(
+        &self,
+        staff: &User,
+        conversation: ConversationId,
+    ) -> ServiceResult<ConversationSummary> {
+        let ev = self
+            .store
+            .transition(staff.tenant_id, conversation, Transition::Resolve, now())
+            .await?;
+        self.bus.publish(std::slice::from_ref(&ev));
+        self.conversation_for(staff, conversation).await
+    }
+
+    /// A web chat channel by id, or NotFound (also for ids of other channel kinds).
+    pub async fn webchat_channel(&self, id: ChannelId) -> ServiceResult<(Channel, Tenant)> {
+        let channel = self
+            .store
+            .channel(id)
+            .await?
+            .filter(|c| c.kind == ChannelKind::Webchat)
+            .ok_or(ServiceError::NotFound("web chat channel"))?;
+        let tenant = self
+            .store
+            .tenant(channel.tenant_id)
+            .await?
+            .ok_or(ServiceError::NotFound("tenant"))?;
+        Ok((channel, tenant))
+    }
+
+    /// Identifies a web chat page by its token, or registers a new visitor when the token
+    /// is missing or unknown.
+    pub async fn webchat_visitor(
+        &self,
+        channel_id: ChannelId,
+        token: Option<&str>,
+    ) -> ServiceResult<Visitor> {
+        let (channel, tenant) = self.webchat_channel(channel_id).await?;
+        if let Some(t) = token.filter(|t| !t.is_empty())
+            && let Some(v) = self
+                .store
+                .webchat_visitor(channel_id, &auth::token_hash(t))
+                .await?
+        {
+            return Ok(Visitor {
+                channel,
+                tenant,
+                visitor_id: v.visitor_id,
+                token: t.to_string(),
+            });
+        }
+        let token = auth::random_token();
+        let v = self
+            .store
+            .create_webchat_visitor(channel_id, &auth::token_hash(&token), now())
+            .await?;
+        Ok(Visitor {
+            channel,
+            tenant,
+            visitor_id: v.visitor_id,
+            token,
+        })
+    }
+
+    /// A known visitor by token, or Unauthorized.
+    pub async fn webchat_known_visitor(
+        &self,
+        channel_id: ChannelId,
+        token: &str,
+    ) -> ServiceResult<Visitor> {
+        let (channel, tenant) = self.webchat_channel(channel_id).await?;
+        let v = self
+            .store
+            .webchat_visitor(channel_id, &auth::token_hash(token))
+            .await?
+            .ok_or_else(|| {
+                ServiceError::Unauthorized(
+                    "unknown web chat token: create a session with POST /chat/{channel}/session"
+                        .into(),
+                )
+            })?;
+        Ok(Visitor {
+            channel,
+            tenant,
+            visitor_id: v.visitor_id,
+            token: token.to_string(),
+        })
+    }
+
+    /// The visitor's conversation so far (newest 200 messages), oldest first.
+    pub async fn webchat_history(
+        &self,
+        visitor: &Visitor,
+    ) -> ServiceResult<(Option<ConversationId>, Vec<ChatMessage>)> {
+        let conv = self
+            .store
+            .webchat_conversation(visitor.channel.id, &visitor.visitor_id)
+            .await?;
+        match conv {
+            Some(c) => {
+                let msgs = self
+                    .store
+                    .list_messages(visitor.tenant.id, c.id, 200)
+                    .await?;
+                Ok((Some(c.id), msgs.iter().map(ChatMessage::from).collect()))
+            }
+            None => Ok((None, Vec::new())),
+        }
+    }
+
+    /// Stores a customer's web chat frame (message or choice) through the ingest pipeline.
+    pub async fn webchat_receive(
+        &self,
+        visitor: &Visitor,
+        frame: ClientFrame,
+    ) -> ServiceResult<Accepted> {
+        let received_at = now();
+        let msg = webchat::to_inbound(&visitor.visitor_id, frame, received_at)
+            .ok_or_else(|| ServiceError::Invalid("this frame carries no message".into()))?;
+        let ingestor = self
+            .ingestor()
+            .ok_or_else(|| ServiceError::Unavailable("the server is starting".into()))?;
+        let outcome = ingestor
+            .ingest(IngestItem {
+                tenant_id: visitor.tenant.id,
+                channel_id: visitor.channel.id,
+                message: msg,
+                new_conversation_state: ConversationState::Queued,
+                received_at,
+            })
+            .await?;
+        Ok(match outcome {
+            IngestOutcome::Stored { message, .. } => Accepted {
+                message_id: message.id,
+                conversation_id: message.conversation_id,
+                duplicate: false,
+                message: Some(message),
+            },
+            IngestOutcome::Duplicate {
+                message_id,
+                conversation_id,
+            } => Accepted {
+                message_id,
+                conversation_id,
+                duplicate: true,
+                message: None,
+            },
+        })
+    }
+}

@@ -1,0 +1,194 @@
+//! Conversations for staff: inbox views, one conversation, its messages, replies, assignment
+//! and resolution. Every lookup is scoped by the staff member's tenant: another tenant's id
+//! answers 404, exactly like an id that does not exist.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+use switchboard_app::App;
+use switchboard_app::services::ServiceError;
+use switchboard_core::ports::ConversationFilter;
+use switchboard_core::{ConversationId, ConversationState, UserId};
+
+use crate::error::ApiError;
+use crate::extract::{ApiJson, ApiQuery, StaffAuth};
+
+/// Conversation routes.
+pub fn router() -> Router<App> {
+    Router::new()
+        .route("/api/v1/conversations", get(list))
+        .route("/api/v1/conversations/{id}", get(show))
+        .route(
+            "/api/v1/conversations/{id}/messages",
+            get(messages).post(reply),
+        )
+        .route("/api/v1/conversations/{id}/assign", post(assign))
+        .route("/api/v1/conversations/{id}/resolve", post(resolve))
+}
+
+fn parse_id(raw: &str) -> Result<ConversationId, ApiError> {
+    raw.parse().map_err(|e: switchboard_core::ids::InvalidId| {
+        ApiError::bad_request("invalid_id", e.to_string())
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    view: Option<String>,
+    limit: Option<u32>,
+}
+
+/// `GET /api/v1/conversations?view=open|mine|unassigned|resolved&limit=N`
+async fn list(
+    State(app): State<App>,
+    auth: StaffAuth,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    use ConversationState::*;
+    let limit = q.limit.unwrap_or(100).clamp(1, 500);
+    let filter = match q.view.as_deref().unwrap_or("open") {
+        "open" => ConversationFilter {
+            states: vec![Bot, Queued, Assigned],
+            assignee: None,
+            limit,
+        },
+        "mine" => ConversationFilter {
+            states: vec![Assigned],
+            assignee: Some(auth.user.id),
+            limit,
+        },
+        "unassigned" => ConversationFilter {
+            states: vec![Bot, Queued],
+            assignee: None,
+            limit,
+        },
+        "resolved" => ConversationFilter {
+            states: vec![Resolved],
+            assignee: None,
+            limit,
+        },
+        other => {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                format!("unknown view `{other}`: use open, mine, unassigned or resolved"),
+            ));
+        }
+    };
+    let conversations = app
+        .store
+        .list_conversations(auth.user.tenant_id, &filter)
+        .await
+        .map_err(ServiceError::from)?;
+    Ok(Json(json!({"conversations": conversations})))
+}
+
+/// `GET /api/v1/conversations/{id}`: the conversation, its contact and their identities.
+async fn show(
+    State(app): State<App>,
+    auth: StaffAuth,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let conv = app.conversation_for(&auth.user, parse_id(&id)?).await?;
+    let (contact, identities) = app
+        .store
+        .contact(auth.user.tenant_id, conv.conversation.contact_id)
+        .await
+        .map_err(ServiceError::from)?
+        .ok_or_else(|| ApiError::not_found("contact"))?;
+    Ok(Json(
+        json!({"conversation": conv, "contact": contact, "identities": identities}),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MessagesQuery {
+    limit: Option<u32>,
+}
+
+/// `GET /api/v1/conversations/{id}/messages?limit=N`: oldest first.
+async fn messages(
+    State(app): State<App>,
+    auth: StaffAuth,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<MessagesQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    let id = parse_id(&id)?;
+    app.conversation_for(&auth.user, id).await?;
+    let messages = app
+        .store
+        .list_messages(
+            auth.user.tenant_id,
+            id,
+            q.limit.unwrap_or(200).clamp(1, 1000),
+        )
+        .await
+        .map_err(ServiceError::from)?;
+    Ok(Json(json!({"messages": messages})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplyBody {
+    text: String,
+}
+
+/// `POST /api/v1/conversations/{id}/messages` `{"text"}`
+/// - Stores the reply with its outbox row (status `queued`) and answers 201; the sender
+///   delivers it. An unowned conversation is assigned to the replying agent.
+async fn reply(
+    State(app): State<App>,
+    auth: StaffAuth,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<ReplyBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    let message = app.reply(&auth.user, parse_id(&id)?, &body.text).await?;
+    Ok((StatusCode::CREATED, Json(json!({"message": message}))))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct AssignBody {
+    user_id: Option<String>,
+}
+
+/// `POST /api/v1/conversations/{id}/assign` `{"user_id"?}`: to yourself by default.
+async fn assign(
+    State(app): State<App>,
+    auth: StaffAuth,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    // The body is optional: an empty one means "assign to me".
+    let body: AssignBody = if body.iter().all(u8::is_ascii_whitespace) {
+        AssignBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::bad_request("invalid_json", format!("request body is not valid: {e}"))
+        })?
+    };
+    let to = match body.user_id {
+        Some(raw) => Some(
+            raw.parse::<UserId>()
+                .map_err(|e| ApiError::bad_request("invalid_id", e.to_string()))?,
+        ),
+        None => None,
+    };
+    let conv = app.assign(&auth.user, parse_id(&id)?, to).await?;
+    Ok(Json(json!({"conversation": conv})))
+}
+
+/// `POST /api/v1/conversations/{id}/resolve`
+async fn resolve(
+    State(app): State<App>,
+    auth: StaffAuth,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let conv = app.resolve(&auth.user, parse_id(&id)?).await?;
+    Ok(Json(json!({"conversation": conv})))
+}

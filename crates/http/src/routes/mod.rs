@@ -1,0 +1,10 @@
+//! Route modules; each exposes `router() -> Router<App>` and the root merges them.
+
+pub mod assets;
+pub mod auth;
+pub mod channels;
+pub mod conversations;
+pub mod events;
+pub mod health;
+pub mod users;
+pub mod webchat;

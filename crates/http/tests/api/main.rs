@@ -1,0 +1,14 @@
+//! Black-box tests of the whole server: one binary so linking happens once.
+//! Each test starts a real server on a random port over a fresh SQLite file
+//! (`helpers::spawn_app`) and talks to it over HTTP and websockets.
+
+mod helpers;
+
+mod auth;
+mod bad_input;
+mod browser;
+mod conversations;
+mod health;
+mod outbox;
+mod restart;
+mod webchat;

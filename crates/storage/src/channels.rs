@@ -1,0 +1,141 @@
+//! Channel instances and web chat visitors.
+
+use switchboard_core::ports::{StoreError, StoreResult, WebchatVisitor};
+use switchboard_core::{Channel, ChannelId, Conversation, NewChannel, TenantId, Timestamp};
+
+use crate::SqlStore;
+use crate::rows::{self, CHANNEL_COLS, CONVERSATION_COLS};
+use crate::sql::{DbResult, RowExt, Sql, Val, is_fk_violation, ms, new_uuid, to_json, trunc};
+
+impl SqlStore {
+    pub(crate) async fn create_channel_impl(
+        &self,
+        new: NewChannel,
+        now: Timestamp,
+    ) -> StoreResult<Channel> {
+        let channel = Channel {
+            id: ChannelId::from_uuid(new_uuid(now)),
+            tenant_id: new.tenant_id,
+            kind: new.kind,
+            name: new.name,
+            credentials: new.credentials,
+            settings: new.settings,
+            created_at: trunc(now),
+        };
+        let mut conn = self.conn().await?;
+        let mut sql = Sql::new(&format!("INSERT INTO channels ({CHANNEL_COLS}) VALUES ("));
+        sql.list::<Val>(vec![
+            channel.id.to_string().into(),
+            channel.tenant_id.to_string().into(),
+            channel.kind.as_str().into(),
+            channel.name.as_str().into(),
+            to_json(&channel.credentials)?.into(),
+            to_json(&channel.settings)?.into(),
+            ms(now).into(),
+        ])
+        .push(")");
+        match sql.execute(&mut conn).await {
+            Ok(_) => Ok(channel),
+            Err(e) if is_fk_violation(&e) => Err(StoreError::NotFound("tenant")),
+            Err(e) => Err(crate::sql::db(e)),
+        }
+    }
+
+    pub(crate) async fn channel_impl(&self, id: ChannelId) -> StoreResult<Option<Channel>> {
+        let mut conn = self.conn().await?;
+        let mut sql = Sql::new(&format!("SELECT {CHANNEL_COLS} FROM channels WHERE id = "));
+        sql.bind(id.to_string());
+        sql.fetch_optional(&mut conn)
+            .await
+            .db()?
+            .as_ref()
+            .map(rows::channel)
+            .transpose()
+    }
+
+    pub(crate) async fn list_channels_impl(&self, tenant: TenantId) -> StoreResult<Vec<Channel>> {
+        let mut conn = self.conn().await?;
+        let mut sql = Sql::new(&format!(
+            "SELECT {CHANNEL_COLS} FROM channels WHERE tenant_id = "
+        ));
+        sql.bind(tenant.to_string())
+            .push(" ORDER BY created_at, id");
+        sql.fetch_all(&mut conn)
+            .await
+            .db()?
+            .iter()
+            .map(rows::channel)
+            .collect()
+    }
+
+    pub(crate) async fn create_webchat_visitor_impl(
+        &self,
+        channel: ChannelId,
+        token_hash: &str,
+        now: Timestamp,
+    ) -> StoreResult<WebchatVisitor> {
+        let visitor_id = new_uuid(now).to_string();
+        let mut conn = self.conn().await?;
+        let mut sql = Sql::new(
+            "INSERT INTO webchat_visitors (channel_id, token_hash, visitor_id, created_at) \
+             SELECT id, ",
+        );
+        sql.bind(token_hash)
+            .push(", ")
+            .bind(visitor_id.as_str())
+            .push(", ")
+            .bind(ms(now))
+            .push(" FROM channels WHERE id = ")
+            .bind(channel.to_string())
+            .push(" AND kind = 'webchat'");
+        match sql.execute(&mut conn).await.unique("visitor token")? {
+            0 => Err(StoreError::NotFound("web chat channel")),
+            _ => Ok(WebchatVisitor {
+                visitor_id,
+                channel_id: channel,
+            }),
+        }
+    }
+
+    pub(crate) async fn webchat_visitor_impl(
+        &self,
+        channel: ChannelId,
+        token_hash: &str,
+    ) -> StoreResult<Option<WebchatVisitor>> {
+        let mut conn = self.conn().await?;
+        let mut sql = Sql::new("SELECT visitor_id FROM webchat_visitors WHERE channel_id = ");
+        sql.bind(channel.to_string())
+            .push(" AND token_hash = ")
+            .bind(token_hash);
+        match sql.fetch_optional(&mut conn).await.db()? {
+            Some(row) => Ok(Some(WebchatVisitor {
+                visitor_id: row.text("visitor_id")?,
+                channel_id: channel,
+            })),
+            None => Ok(None),
+        }
+    }
+
+    pub(crate) async fn webchat_conversation_impl(
+        &self,
+        channel: ChannelId,
+        visitor_id: &str,
+    ) -> StoreResult<Option<Conversation>> {
+        let mut conn = self.conn().await?;
+        let mut sql = Sql::new(&format!(
+            "SELECT {CONVERSATION_COLS} FROM conversations c \
+             JOIN identities i ON i.contact_id = c.contact_id AND i.channel_id = c.channel_id \
+             WHERE i.channel_id = "
+        ));
+        sql.bind(channel.to_string())
+            .push(" AND i.external_id = ")
+            .bind(visitor_id)
+            .push(" ORDER BY c.created_at DESC, c.id DESC LIMIT 1");
+        sql.fetch_optional(&mut conn)
+            .await
+            .db()?
+            .as_ref()
+            .map(rows::conversation)
+            .transpose()
+    }
+}

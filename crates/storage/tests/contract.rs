@@ -1,0 +1,1367 @@
+//! The storage contract: every test runs against SQLite (a fresh file in a temp dir) and
+//! against PostgreSQL (a fresh database per test, created from `TEST_DATABASE_URL` and
+//! dropped afterwards). Without `TEST_DATABASE_URL` the PostgreSQL half prints a SKIPPED line
+//! and passes; with it set, an unreachable server fails the tests.
+//!
+//! Run: `TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test cargo test -p switchboard-storage`
+
+use std::time::Duration;
+
+use switchboard_core::ports::{
+    ConversationFilter, Decision, IngestItem, IngestOutcome, JobKind, Lane, NewOutbound, Session,
+    Store, StoreError,
+};
+use switchboard_core::{
+    Channel, ChannelKind, ChannelSettings, Content, ConversationId, ConversationState,
+    DeliveryStatus, Email, ErrorClass, EventKind, InboundMessage, NewChannel, NewUser, Role,
+    SendFailure, Sender, StatusReport, Tenant, Timestamp, Transition, User,
+};
+use switchboard_storage::SqlStore;
+
+// ---------------------------------------------------------------- harness
+
+/// Runs each named test body against both backends.
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let dir = tempfile::tempdir().expect("temp dir");
+                    let path = dir.path().join("data/switchboard.db");
+                    let store = switchboard_storage::open(path.to_str().expect("utf-8 path"))
+                        .await
+                        .expect("open sqlite");
+                    assert_eq!(store.backend_name(), "sqlite");
+                    super::$name(store.clone()).await;
+                    store.close().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(db) = super::PgDatabase::create().await else { return };
+                    let store = switchboard_storage::open(&db.url).await.expect("open postgres");
+                    assert_eq!(store.backend_name(), "postgres");
+                    let run = tokio::spawn(super::$name(store.clone())).await;
+                    store.close().await;
+                    db.drop_database().await;
+                    if let Err(e) = run {
+                        std::panic::resume_unwind(e.into_panic());
+                    }
+                }
+            )*
+        }
+    };
+}
+
+/// A throwaway PostgreSQL database.
+struct PgDatabase {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl PgDatabase {
+    /// `None` (after printing why) when `TEST_DATABASE_URL` is unset.
+    async fn create() -> Option<PgDatabase> {
+        let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
+            // Written past the test harness's output capture, once, so it is always seen.
+            static SAID: std::sync::Once = std::sync::Once::new();
+            SAID.call_once(|| {
+                use std::io::Write as _;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "SKIPPED: PostgreSQL contract tests (set TEST_DATABASE_URL)"
+                );
+            });
+            return None;
+        };
+        let name = format!("sb_{}", uuid::Uuid::new_v4().simple());
+        let base = admin_url.split('?').next().unwrap_or(&admin_url);
+        let (server, _) = base
+            .rsplit_once('/')
+            .expect("TEST_DATABASE_URL needs a database path");
+        let url = format!("{server}/{name}");
+        let mut conn = connect_admin(&admin_url).await;
+        sqlx::Executor::execute(
+            &mut conn,
+            sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")),
+        )
+        .await
+        .expect("CREATE DATABASE");
+        Some(PgDatabase {
+            admin_url,
+            name,
+            url,
+        })
+    }
+
+    async fn drop_database(self) {
+        let mut conn = connect_admin(&self.admin_url).await;
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        sqlx::Executor::execute(&mut conn, sqlx::AssertSqlSafe(sql))
+            .await
+            .expect("DROP DATABASE");
+    }
+}
+
+async fn connect_admin(url: &str) -> sqlx::PgConnection {
+    use sqlx::Connection;
+    sqlx::PgConnection::connect(url).await.unwrap_or_else(|e| {
+        panic!("TEST_DATABASE_URL is set but PostgreSQL is unreachable at {url}: {e}")
+    })
+}
+
+contract!(
+    tenants_are_found_by_slug_and_id_and_a_taken_slug_is_a_conflict,
+    users_are_listed_by_name_and_an_email_is_unique_across_tenants,
+    login_finds_a_user_by_email_and_password_changes_stay_in_the_tenant,
+    sessions_are_found_until_they_expire_and_deleted_ones_are_gone,
+    channels_are_listed_per_tenant_and_found_by_id,
+    a_first_message_opens_a_conversation_and_a_second_joins_it,
+    a_provider_retry_in_a_later_batch_is_reported_as_a_duplicate,
+    a_copy_within_the_same_batch_is_a_duplicate_of_the_first,
+    a_message_after_resolution_opens_a_new_conversation,
+    ingest_refuses_a_channel_of_another_tenant,
+    events_are_gap_free_in_order_and_resume_after_a_sequence_number,
+    concurrent_batches_share_one_conversation_and_number_events_without_gaps,
+    delivery_status_only_moves_forward_and_a_failure_after_delivery_is_recorded,
+    the_second_message_of_a_conversation_waits_until_the_first_is_sent,
+    live_messages_are_claimed_before_bulk_ones,
+    an_expired_lease_is_claimed_again_but_a_live_lease_is_not,
+    a_retry_delays_the_row_and_a_failure_finishes_it_with_the_reason,
+    a_decision_changes_state_queues_replies_and_completes_the_job_together,
+    jobs_of_one_conversation_are_claimed_one_at_a_time,
+    another_tenants_conversation_is_invisible_to_every_read_and_write,
+    invalid_transitions_are_refused_and_valid_ones_are_recorded,
+    web_chat_visitors_find_their_latest_conversation,
+);
+
+// ---------------------------------------------------------------- fixtures
+
+/// A point in time `secs` after a fixed origin.
+fn t(secs: i64) -> Timestamp {
+    Timestamp::from_unix_timestamp(1_700_000_000 + secs).expect("valid time")
+}
+
+struct World {
+    tenant: Tenant,
+    channel: Channel,
+    agent: User,
+}
+
+async fn world(s: &SqlStore, slug: &str) -> World {
+    let tenant = s
+        .create_tenant(slug, &format!("{slug} Inc"), t(0))
+        .await
+        .expect("tenant");
+    let channel = s
+        .create_channel(
+            NewChannel {
+                tenant_id: tenant.id,
+                kind: ChannelKind::Whatsapp,
+                name: "Support WhatsApp".into(),
+                credentials: serde_json::json!({"token": "secret"}),
+                settings: ChannelSettings {
+                    welcome_message: Some("Hi".into()),
+                    ..Default::default()
+                },
+            },
+            t(0),
+        )
+        .await
+        .expect("channel");
+    let agent = s
+        .create_user(
+            new_user(&tenant, &format!("agent@{slug}.test"), "Ann"),
+            t(0),
+        )
+        .await
+        .expect("user");
+    World {
+        tenant,
+        channel,
+        agent,
+    }
+}
+
+fn new_user(tenant: &Tenant, email: &str, name: &str) -> NewUser {
+    NewUser {
+        tenant_id: tenant.id,
+        email: Email::parse(email).expect("email"),
+        name: name.into(),
+        role: Role::Agent,
+        password_hash: "$argon2id$hash".into(),
+    }
+}
+
+fn inbound(w: &World, from: &str, provider_id: &str, text: &str, at: Timestamp) -> IngestItem {
+    IngestItem {
+        tenant_id: w.tenant.id,
+        channel_id: w.channel.id,
+        message: InboundMessage {
+            external_contact_id: from.into(),
+            contact_name: Some(format!("Customer {from}")),
+            phone: Some(format!("+{from}")),
+            provider_message_id: provider_id.into(),
+            provider_ts: Some(at),
+            content: Content::text(text),
+        },
+        new_conversation_state: ConversationState::Bot,
+        received_at: at + Duration::from_millis(250),
+    }
+}
+
+fn stored(
+    o: &IngestOutcome,
+) -> (
+    &switchboard_core::Message,
+    bool,
+    &Vec<switchboard_core::Event>,
+) {
+    match o {
+        IngestOutcome::Stored {
+            message,
+            new_conversation,
+            events,
+        } => (message, *new_conversation, events),
+        other => panic!("expected Stored, got {other:?}"),
+    }
+}
+
+/// Ingests one message and returns its conversation.
+async fn customer_writes(
+    s: &SqlStore,
+    w: &World,
+    from: &str,
+    pid: &str,
+    at: Timestamp,
+) -> ConversationId {
+    let out = s
+        .ingest(&[inbound(w, from, pid, "hello", at)])
+        .await
+        .expect("ingest");
+    stored(&out[0]).0.conversation_id
+}
+
+fn reply(text: &str, lane: Lane) -> NewOutbound {
+    NewOutbound {
+        sender: Sender::Bot,
+        content: Content::text(text),
+        lane,
+    }
+}
+
+fn failure(class: ErrorClass, reason: &str) -> SendFailure {
+    SendFailure {
+        class,
+        code: Some("131047".into()),
+        reason: reason.into(),
+    }
+}
+
+const LEASE: Duration = Duration::from_secs(30);
+
+// ---------------------------------------------------------------- tenants, users, sessions
+
+async fn tenants_are_found_by_slug_and_id_and_a_taken_slug_is_a_conflict(s: SqlStore) {
+    let acme = s.create_tenant("acme", "ACME", t(0)).await.unwrap();
+    assert_eq!(s.tenant_by_slug("acme").await.unwrap(), Some(acme.clone()));
+    assert_eq!(s.tenant(acme.id).await.unwrap(), Some(acme.clone()));
+    assert_eq!(s.tenant_by_slug("nobody").await.unwrap(), None);
+    let err = s.create_tenant("acme", "Other", t(1)).await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Conflict(m) if m.contains("slug")),
+        "{err:?}"
+    );
+    let err = s.create_tenant("Not A Slug", "x", t(1)).await.unwrap_err();
+    assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
+    s.ping().await.unwrap();
+}
+
+async fn users_are_listed_by_name_and_an_email_is_unique_across_tenants(s: SqlStore) {
+    let a = world(&s, "a").await;
+    let b = world(&s, "b").await;
+    let zed = s
+        .create_user(new_user(&a.tenant, "zed@a.test", "Zed"), t(1))
+        .await
+        .unwrap();
+    let bob = s
+        .create_user(new_user(&a.tenant, "bob@a.test", "Bob"), t(1))
+        .await
+        .unwrap();
+    let names: Vec<String> = s
+        .list_users(a.tenant.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.name)
+        .collect();
+    assert_eq!(names, ["Ann", "Bob", "Zed"]);
+    assert_eq!(s.user(a.tenant.id, zed.id).await.unwrap(), Some(zed));
+    assert_eq!(
+        s.user(b.tenant.id, bob.id).await.unwrap(),
+        None,
+        "another tenant's user"
+    );
+    let ghost = Tenant {
+        id: switchboard_core::TenantId::new_at(1),
+        ..b.tenant.clone()
+    };
+    let err = s
+        .create_user(new_user(&ghost, "ghost@a.test", "Ghost"), t(2))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::NotFound(_)),
+        "unknown tenant: {err:?}"
+    );
+    let err = s
+        .create_user(new_user(&b.tenant, "BOB@a.test", "Bob again"), t(2))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Conflict(m) if m.contains("e-mail")),
+        "{err:?}"
+    );
+}
+
+async fn login_finds_a_user_by_email_and_password_changes_stay_in_the_tenant(s: SqlStore) {
+    let a = world(&s, "a").await;
+    let b = world(&s, "b").await;
+    let (user, hash) = s
+        .user_for_login(" Agent@A.test ")
+        .await
+        .unwrap()
+        .expect("found");
+    assert_eq!((user.id, hash.as_str()), (a.agent.id, "$argon2id$hash"));
+    assert!(s.user_for_login("nobody@a.test").await.unwrap().is_none());
+    s.set_password(a.tenant.id, a.agent.id, "$argon2id$new")
+        .await
+        .unwrap();
+    assert_eq!(
+        s.user_for_login("agent@a.test").await.unwrap().unwrap().1,
+        "$argon2id$new"
+    );
+    let err = s
+        .set_password(b.tenant.id, a.agent.id, "$stolen")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
+    assert_eq!(
+        s.user_for_login("agent@a.test").await.unwrap().unwrap().1,
+        "$argon2id$new"
+    );
+}
+
+async fn sessions_are_found_until_they_expire_and_deleted_ones_are_gone(s: SqlStore) {
+    let a = world(&s, "a").await;
+    let b = world(&s, "b").await;
+    let session = Session {
+        token_hash: "ab".repeat(32),
+        user_id: a.agent.id,
+        tenant_id: a.tenant.id,
+        csrf_token: "csrf".into(),
+        expires_at: t(3600),
+    };
+    s.create_session(&session).await.unwrap();
+    let (found, user) = s
+        .session(&session.token_hash, t(10))
+        .await
+        .unwrap()
+        .expect("live");
+    assert_eq!(
+        (found.user_id, found.csrf_token.as_str(), found.expires_at),
+        (a.agent.id, "csrf", t(3600))
+    );
+    assert_eq!(user, a.agent);
+    assert!(
+        s.session(&session.token_hash, t(3600))
+            .await
+            .unwrap()
+            .is_none(),
+        "expired"
+    );
+    let err = s.create_session(&session).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    let forged = Session {
+        token_hash: "cd".repeat(32),
+        tenant_id: b.tenant.id,
+        ..session.clone()
+    };
+    assert!(
+        matches!(
+            s.create_session(&forged).await,
+            Err(StoreError::NotFound(_))
+        ),
+        "user of another tenant"
+    );
+    s.delete_session(&session.token_hash).await.unwrap();
+    assert!(
+        s.session(&session.token_hash, t(10))
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+async fn channels_are_listed_per_tenant_and_found_by_id(s: SqlStore) {
+    let a = world(&s, "a").await;
+    let b = world(&s, "b").await;
+    assert_eq!(
+        s.channel(a.channel.id).await.unwrap(),
+        Some(a.channel.clone())
+    );
+    assert_eq!(
+        s.list_channels(a.tenant.id).await.unwrap(),
+        vec![a.channel.clone()]
+    );
+    assert_eq!(
+        s.list_channels(b.tenant.id).await.unwrap(),
+        vec![b.channel.clone()]
+    );
+    assert_eq!(
+        s.channel(switchboard_core::ChannelId::new_at(1))
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+// ---------------------------------------------------------------- ingest
+
+async fn a_first_message_opens_a_conversation_and_a_second_joins_it(s: SqlStore) {
+    let w = world(&s, "a").await;
+    let first = s
+        .ingest(&[inbound(&w, "4915", "wamid.1", "hi", t(100))])
+        .await
+        .unwrap();
+    let (m1, new1, events1) = stored(&first[0]);
+    assert!(new1);
+    assert_eq!(m1.provider_id.as_deref(), Some("wamid.1"));
+    assert_eq!(m1.sender, Sender::Customer);
+    let kinds: Vec<&str> = events1
+        .iter()
+        .map(|e| match e.kind {
+            EventKind::MessageCreated { .. } => "message_created",
+            EventKind::ConversationChanged { .. } => "conversation_changed",
+            EventKind::MessageStatus { .. } => "message_status",
+        })
+        .collect();
+    assert_eq!(kinds, ["message_created", "conversation_changed"]);
+
+    let second = s
+        .ingest(&[inbound(&w, "4915", "wamid.2", "still there?", t(200))])
+        .await
+        .unwrap();
+    let (m2, new2, _) = stored(&second[0]);
+    assert!(!new2);
+    assert_eq!(m2.conversation_id, m1.conversation_id);
+
+    let conv = s
+        .conversation(w.tenant.id, m1.conversation_id)
+        .await
+        .unwrap()
+        .expect("conversation");
+    assert_eq!(conv.conversation.state, ConversationState::Bot);
+    assert_eq!(
+        conv.conversation.last_inbound_at,
+        Some(t(200)),
+        "provider time"
+    );
+    assert_eq!(conv.conversation.last_message_at, t(200));
+    assert_eq!(conv.last_message_preview.as_deref(), Some("still there?"));
+    assert_eq!(conv.contact_name.as_deref(), Some("Customer 4915"));
+    assert_eq!(conv.channel_kind, ChannelKind::Whatsapp);
+
+    let messages = s
+        .list_messages(w.tenant.id, m1.conversation_id, 50)
+        .await
+        .unwrap();
+    assert_eq!(messages, vec![m1.clone(), m2.clone()]);
+    assert_eq!(
+        s.list_messages(w.tenant.id, m1.conversation_id, 1)
+            .await
+            .unwrap(),
+        vec![m2.clone()]
+    );
+
+    let (contact, identities) = s
+        .contact(w.tenant.id, conv.conversation.contact_id)
+        .await
+        .unwrap()
+        .expect("contact");
+    assert_eq!(contact.display_name.as_deref(), Some("Customer 4915"));
+    assert_eq!(identities.len(), 1);
+    assert_eq!(
+        (
+            identities[0].external_id.as_str(),
+            identities[0].phone.as_deref()
+        ),
+        ("4915", Some("+4915"))
+    );
+    assert_eq!(identities[0].kind, ChannelKind::Whatsapp);
+
+    let jobs = s.claim_jobs("node", t(300), LEASE, 10).await.unwrap();
+    assert_eq!(
+        jobs.len(),
+        1,
+        "one conversation: its jobs run one at a time"
+    );
+    assert_eq!(
+        jobs[0].kind,
+        JobKind::ProcessInbound {
+            conversation_id: m1.conversation_id,
+            message_id: m1.id,
+            new_conversation: true
+        }
+    );
+    assert_eq!(jobs[0].attempts, 0);
+}
+
+async fn a_provider_retry_in_a_later_batch_is_reported_as_a_duplicate(s: SqlStore) {
+    let w = world(&s, "a").await;
+    let first = s
+        .ingest(&[inbound(&w, "1", "wamid.X", "hi", t(1))])
+        .await
+        .unwrap();
+    let (m, _, _) = stored(&first[0]);
+    let seq = s.last_event_seq(w.tenant.id).await.unwrap();
+    let again = s
+        .ingest(&[inbound(&w, "1", "wamid.X", "hi", t(1))])
+        .await
+        .unwrap();
+    match &again[0] {
+        IngestOutcome::Duplicate {
+            message_id,
+            conversation_id,
+        } => {
+            assert_eq!((*message_id, *conversation_id), (m.id, m.conversation_id));
+        }
+        other => panic!("expected Duplicate, got {other:?}"),
+    }
+    assert_eq!(
+        s.last_event_seq(w.tenant.id).await.unwrap(),
+        seq,
+        "a duplicate records nothing"
+    );
+    assert_eq!(
+        s.list_messages(w.tenant.id, m.conversation_id, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+async fn a_copy_within_the_same_batch_is_a_duplicate_of_the_first(s: SqlStore) {
+    let w = world(&s, "a").await;
+    let batch = [
+        inbound(&w, "1", "p1", "one", t(1)),
+        inbound(&w, "2", "p2", "from someone else", t(1)),
+        inbound(&w, "1", "p1", "one", t(1)),
+        inbound(&w, "1", "p3", "two", t(2)),
+    ];
+    let out = s.ingest(&batch).await.unwrap();
+    let (m1, new1, _) = stored(&out[0]);
+    let (m2, new2, _) = stored(&out[1]);
+    let (m4, new4, _) = stored(&out[3]);
+    assert!(new1 && new2 && !new4);
+    assert_ne!(
+        m1.conversation_id, m2.conversation_id,
+        "two customers, two conversations"
+    );
+    assert_eq!(m4.conversation_id, m1.conversation_id);
+    assert!(matches!(out[2], IngestOutcome::Duplicate { message_id, .. } if message_id == m1.id));
+    assert_eq!(
+        s.list_messages(w.tenant.id, m1.conversation_id, 10)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        s.last_event_seq(w.tenant.id).await.unwrap(),
+        6,
+        "two events for each stored message"
+    );
+}
+
+async fn a_message_after_resolution_opens_a_new_conversation(s: SqlStore) {
+    let w = world(&s, "a").await;
+    let first = customer_writes(&s, &w, "1", "p1", t(1)).await;
+    s.transition(w.tenant.id, first, Transition::Resolve, t(2))
+        .await
+        .unwrap();
+    let mut item = inbound(&w, "1", "p2", "me again", t(3));
+    item.new_conversation_state = ConversationState::Queued;
+    let out = s.ingest(&[item]).await.unwrap();
+    let (m, new, _) = stored(&out[0]);
+    assert!(new);
+    assert_ne!(m.conversation_id, first);
+    let conv = s
+        .conversation(w.tenant.id, m.conversation_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(conv.conversation.state, ConversationState::Queued);
+    let open = s
+        .list_conversations(w.tenant.id, &ConversationFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        open.iter().map(|c| c.conversation.id).collect::<Vec<_>>(),
+        [m.conversation_id]
+    );
+    let err = s
+        .transition(w.tenant.id, first, Transition::Reopen, t(4))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Conflict(_)),
+        "one open conversation per contact: {err:?}"
+    );
+}
+
+async fn ingest_refuses_a_channel_of_another_tenant(s: SqlStore) {
+    let a = world(&s, "a").await;
+    let b = world(&s, "b").await;
+    let mut item = inbound(&a, "1", "p1", "hi", t(1));
+    item.channel_id = b.channel.id;
+    assert!(matches!(
+        s.ingest(&[item]).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(s.last_event_seq(a.tenant.id).await.unwrap(), 0);
+    assert_eq!(s.last_event_seq(b.tenant.id).await.unwrap(), 0);
+}
+
+// ---------------------------------------------------------------- events
+
+async fn events_are_gap_free_in_order_and_resume_after_a_sequence_number(s: SqlStore) {
+    let a = world(&s, "a").await;
+    let b = world(&s, "b").await;
+    let conv = customer_writes(&s, &a, "1", "p1", t(1)).await;
+    customer_writes(&s, &b, "1", "p1", t(1)).await;
+    s.enqueue_outbound(a.tenant.id, conv, reply("hello", Lane::Live), t(2))
+        .await
+        .unwrap();
+    s.assign(a.tenant.id, conv, a.agent.id, t(3)).await.unwrap();
+    let all = s.events_after(a.tenant.id, 0, 100).await.unwrap();
+    let seqs: Vec<i64> = all.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, [1, 2, 3, 4, 5]);
+    assert!(all.iter().all(|e| e.tenant_id == a.tenant.id));
+    assert_eq!(s.last_event_seq(a.tenant.id).await.unwrap(), 5);
+    let rest = s.events_after(a.tenant.id, 3, 100).await.unwrap();
+    assert_eq!(
+        rest,
+        all[3..].to_vec(),
+        "resume returns exactly what followed"
+    );
+    assert_eq!(
+        s.events_after(a.tenant.id, 1, 2).await.unwrap(),
+        all[1..3].to_vec()
+    );
+    assert!(
+        s.events_after(a.tenant.id, 5, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        s.events_after(b.tenant.id, 0, 100).await.unwrap().len(),
+        2,
+        "numbered per tenant"
+    );
+    match &all[4].kind {
+        EventKind::ConversationChanged { conversation } => {
+            assert_eq!(conversation.conversation.assignee, Some(a.agent.id));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+async fn concurrent_batches_share_one_conversation_and_number_events_without_gaps(s: SqlStore) {
+    let w = std::sync::Arc::new(world(&s, "a").await);
+    let mut tasks = Vec::new();
+    for task in 0..4 {
+        let (s, w) = (s.clone(), w.clone());
+        tasks.push(tokio::spawn(async move {
+            for batch in 0..5 {
+                let items: Vec<IngestItem> = (0..10)
+                    .map(|i| {
+                        let from = if i % 2 == 0 { "shared" } else { "other" };
+                        inbound(&w, from, &format!("p-{task}-{batch}-{i}"), "hi", t(batch))
+                    })
+                    .collect();
+                s.ingest(&items).await.expect("ingest");
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let events = s.events_after(w.tenant.id, 0, 10_000).await.unwrap();
+    assert_eq!(events.len(), 400);
+    assert!(
+        events
+            .iter()
+            .enumerate()
+            .all(|(i, e)| e.seq == i as i64 + 1),
+        "gap-free"
+    );
+    let open = s
+        .list_conversations(w.tenant.id, &ConversationFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(open.len(), 2, "one conversation per customer");
+}
+
+// ---------------------------------------------------------------- delivery status
+
+async fn delivery_status_only_moves_forward_and_a_failure_after_delivery_is_recorded(s: SqlStore) {
+    let w = world(&s, "a").await;
+    let b = world(&s, "b").await;
+    let conv = customer_writes(&s, &w, "1", "p1", t(1)).await;
+    let (msg, _) = s
+        .enqueue_outbound(w.tenant.id, conv, reply("hello", Lane::Live), t(2))
+        .await
+        .unwrap();
+    let claimed = s.claim_outbox("node", t(3), LEASE, 10).await.unwrap();
+    let event = s
+        .outbox_sent(claimed[0].id, Some("wamid.out"), t(4))
+        .await
+        .unwrap();
+    assert!(matches!(
+        event.kind,
+        EventKind::MessageStatus {
+            status: DeliveryStatus::Sent,
+            ..
+        }
+    ));
+    let report = |status, secs, fail: Option<SendFailure>| StatusReport {
+        provider_message_id: "wamid.out".into(),
+        status,
+        at: t(secs),
+        failure: fail,
+    };
+    let status_of = |s: SqlStore| async move {
+        let list = s.list_messages(w.tenant.id, conv, 10).await.unwrap();
+        let m = list.into_iter().find(|m| m.id == msg.id).unwrap();
+        (m.status, m.failure)
+    };
+    assert!(
+        s.apply_status(
+            b.tenant.id,
+            b.channel.id,
+            &report(DeliveryStatus::Read, 5, None)
+        )
+        .await
+        .unwrap()
+        .is_none(),
+        "another tenant"
+    );
+    assert!(
+        s.apply_status(
+            w.tenant.id,
+            w.channel.id,
+            &report(DeliveryStatus::Read, 6, None)
+        )
+        .await
+        .unwrap()
+        .is_some()
+    );
+    assert!(
+        s.apply_status(
+            w.tenant.id,
+            w.channel.id,
+            &report(DeliveryStatus::Delivered, 5, None)
+        )
+        .await
+        .unwrap()
+        .is_none(),
+        "late delivered"
+    );
+    assert!(
+        s.apply_status(
+            w.tenant.id,
+            w.channel.id,
+            &report(DeliveryStatus::Sent, 4, None)
+        )
+        .await
+        .unwrap()
+        .is_none(),
+        "late sent"
+    );
+    assert_eq!(status_of(s.clone()).await.0, DeliveryStatus::Read);
+    let why = failure(ErrorClass::Permanent, "Message undeliverable");
+    let failed = s
+        .apply_status(
+            w.tenant.id,
+            w.channel.id,
+            &report(DeliveryStatus::Failed, 7, Some(why.clone())),
+        )
+        .await
+        .unwrap()
+        .expect("failure is recorded after read");
+    assert!(
+        matches!(&failed.kind, EventKind::MessageStatus { status: DeliveryStatus::Failed, failure: Some(f), .. } if *f == why)
+    );
+    assert_eq!(
+        status_of(s.clone()).await,
+        (DeliveryStatus::Failed, Some(why))
+    );
+    assert!(
+        s.apply_status(
+            w.tenant.id,
+            w.channel.id,
+            &report(DeliveryStatus::Read, 8, None)
+        )
+        .await
+        .unwrap()
+        .is_none(),
+        "failed is final"
+    );
+    assert!(
+        s.apply_status(
+            w.tenant.id,
+            w.channel.id,
+            &StatusReport {
+                provider_message_id: "unknown".into(),
+                ..report(DeliveryStatus::Read, 8, None)
+            }
+        )
+        .await
+        .unwrap()
+        .is_none()
+    );
+}
+
+// ---------------------------------------------------------------- outbox
+
+async fn the_second_message_of_a_conversation_waits_until_the_first_is_sent(s: SqlStore) {
+    let w = world(&s, "a").await;
+    let conv = customer_writes(&s, &w, "1", "p1", t(1)).await;
+    let other = customer_writes(&s, &w, "2", "p2", t(1)).await;
+    let (first, _) = s
+        .enqueue_outbound(w.tenant.id, conv, reply("one", Lane::Live), t(2))
+        .await
+        .unwrap();
+    let (second, _) = s
+        .enqueue_outbound(w.tenant.id, conv, reply("two", Lane::Live), t(2))
+        .await
+        .unwrap();
+    let (third, _) = s
+        .enqueue_outbound(w.tenant.id, other, reply("other", Lane::Live), t(2))
+        .await
+        .unwrap();
+    let claimed = s.claim_outbox("node", t(3), LEASE, 10).await.unwrap();
+    let ids: Vec<_> = claimed.iter().map(|c| c.message.id).collect();
+    assert_eq!(ids, [first.id, third.id]);
+    assert_eq!(claimed[0].recipient, "1");
+    assert_eq!(claimed[0].idempotency_key, first.id.to_string());
+    assert_eq!(claimed[0].channel, w.channel);
+    assert!(
+        s.claim_outbox("node", t(4), LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "leased, and the second waits"
+    );
+    s.outbox_sent(claimed[0].id, Some("wamid.1"), t(5))
+        .await
+        .unwrap();
+    let next = s.claim_outbox("node", t(6), LEASE, 10).await.unwrap();
+    assert_eq!(
+        next.iter().map(|c| c.message.id).collect::<Vec<_>>(),
+        [second.id]
+    );
+    assert!(
+        matches!(
+            s.outbox_sent(claimed[0].id, None, t(7)).await,
+            Err(StoreError::Invalid(_))
+        ),
+        "already sent"
+    );
+}
+
+async fn live_messages_are_claimed_before_bulk_ones(s: SqlStore) {
+    let w = world(&s, "a").await;
+    let c1 = customer_writes(&s, &w, "1", "p1", t(1)).await;
+    let c2 = customer_writes(&s, &w, "2", "p2", t(1)).await;
+    let (bulk, _) = s
+        .enqueue_outbound(w.tenant.id, c1, reply("promo", Lane::Bulk), t(2))
+        .await
+        .unwrap();
+    let (live, _) = s
+        .enqueue_outbound(w.tenant.id, c2, reply("answer", Lane::Live), t(3))
+        .await
+        .unwrap();
+    let one = s.claim_outbox("node", t(4), LEASE, 1).await.unwrap();
+    assert_eq!(one[0].message.id, live.id);
+    let two = s.claim_outbox("node", t(4), LEASE, 1).await.unwrap();
+    assert_eq!(two[0].message.id, bulk.id);
+}
+
+async fn an_expired_lease_is_claimed_again_but_a_live_lease_is_not(s: SqlStore) {
+    let w = world(&s, "a").await;
+    let conv = customer_writes(&s, &w, "1", "p1", t(1)).await;
+    let (msg, _) = s
+        .enqueue_outbound(w.tenant.id, conv, reply("one", Lane::Live), t(2))
+        .await
+        .unwrap();
+    let first = s
+        .claim_outbox("node-a", t(3), Duration::from_secs(30), 10)
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 1);
+    assert!(
+        s.claim_outbox("node-b", t(32), LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let again = s.claim_outbox("node-b", t(33), LEASE, 10).await.unwrap();
+    assert_eq!(
+        again
+            .iter()
+            .map(|c| (c.id, c.message.id))
+            .collect::<Vec<_>>(),
+        [(first[0].id, msg.id)]
+    );
+}
+
+async fn a_retry_delays_the_row_and_a_failure_finishes_it_with_the_reason(s: SqlStore) {
+    let w = world(&s, "a").await;
+    let conv = customer_writes(&s, &w, "1", "p1", t(1)).await;
+    let (msg, _) = s
+        .enqueue_outbound(w.tenant.id, conv, reply("one", Lane::Live), t(2))
+        .await
+        .unwrap();
+    let (next, _) = s
+        .enqueue_outbound(w.tenant.id, conv, reply("two", Lane::Live), t(2))
+        .await
+        .unwrap();
+    let row = s
+        .claim_outbox("node", t(3), LEASE, 10)
+        .await
+        .unwrap()
+        .remove(0);
+    s.outbox_retry(row.id, t(60), &failure(ErrorClass::RetryLater, "timeout"))
+        .await
+        .unwrap();
+    assert!(
+        s.claim_outbox("node", t(59), LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "not due, and it still blocks the next"
+    );
+    let retried = s.claim_outbox("node", t(60), LEASE, 10).await.unwrap();
+    assert_eq!((retried[0].id, retried[0].attempts), (row.id, 1));
+    let why = failure(ErrorClass::Permanent, "recipient blocked us");
+    let event = s.outbox_failed(row.id, &why, t(61)).await.unwrap();
+    assert!(
+        matches!(&event.kind, EventKind::MessageStatus { status: DeliveryStatus::Failed, message_id, .. } if *message_id == msg.id)
+    );
+    let stored = s.list_messages(w.tenant.id, conv, 10).await.unwrap();
+    let failed = stored.iter().find(|m| m.id == msg.id).unwrap();
+    assert_eq!(
+        (failed.status, failed.failure.clone()),
+        (DeliveryStatus::Failed, Some(why.clone()))
+    );
+    let after = s.claim_outbox("node", t(62), LEASE, 10).await.unwrap();
+    assert_eq!(
+        after.iter().map(|c| c.message.id).collect::<Vec<_>>(),
+        [next.id],
+        "a failed row no longer blocks"
+    );
+    assert!(matches!(
+        s.outbox_retry(row.id, t(70), &why).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        s.outbox_failed(row.id, &why, t(70)).await,
+        Err(StoreError::Invalid(_))
+    ));
+}
+
+// ---------------------------------------------------------------- jobs
+
+async fn a_decision_changes_state_queues_replies_and_completes_the_job_together(s: SqlStore) {
+    let w = world(&s, "a").await;
+    let conv = customer_writes(&s, &w, "1", "p1", t(1)).await;
+    let job = s
+        .claim_jobs("node", t(2), LEASE, 10)
+        .await
+        .unwrap()
+        .remove(0);
+    let bad = Decision {
+        job_id: job.id,
+        tenant_id: w.tenant.id,
+        conversation_id: conv,
+        new_state: Some(ConversationState::Bot),
+        outbound: vec![],
+    };
+    let reopened = Decision {
+        new_state: Some(ConversationState::Resolved),
+        ..bad.clone()
+    };
+    s.apply_decision(reopened, t(3)).await.unwrap();
+    // The job is gone: applying again fails and nothing more is claimable.
+    let err = s.apply_decision(bad.clone(), t(4)).await.unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
+    assert!(
+        s.claim_jobs("node", t(100), LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // A new conversation: bot hands off to the queue with a notice, in one step.
+    let conv = customer_writes(&s, &w, "1", "p2", t(10)).await;
+    let job = s
+        .claim_jobs("node", t(11), LEASE, 10)
+        .await
+        .unwrap()
+        .remove(0);
+    let before = s.last_event_seq(w.tenant.id).await.unwrap();
+    let events = s
+        .apply_decision(
+            Decision {
+                job_id: job.id,
+                tenant_id: w.tenant.id,
+                conversation_id: conv,
+                new_state: Some(ConversationState::Queued),
+                outbound: vec![
+                    reply("An agent will join shortly", Lane::Live),
+                    reply("Meanwhile…", Lane::Live),
+                ],
+            },
+            t(12),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        [before + 1, before + 2, before + 3]
+    );
+    let summary = s.conversation(w.tenant.id, conv).await.unwrap().unwrap();
+    assert_eq!(summary.conversation.state, ConversationState::Queued);
+    assert_eq!(summary.last_message_preview.as_deref(), Some("Meanwhile…"));
+    let outbox = s.claim_outbox("node", t(13), LEASE, 10).await.unwrap();
+    assert_eq!(outbox.len(), 1, "two replies, sent in order");
+    assert_eq!(
+        outbox[0].message.content,
+        Content::text("An agent will join shortly")
+    );
+
+    // An impossible state change is refused and leaves the job in place.
+    let conv3 = customer_writes(&s, &w, "2", "p3", t(20)).await;
+    let job3 = s
+        .claim_jobs("node", t(21), LEASE, 10)
+        .await
+        .unwrap()
+        .remove(0);
+    s.transition(w.tenant.id, conv3, Transition::Handoff, t(22))
+        .await
+        .unwrap();
+    let err = s
+        .apply_decision(
+            Decision {
+                job_id: job3.id,
+                tenant_id: w.tenant.id,
+                conversation_id: conv3,
+                new_state: Some(ConversationState::Bot),
+                outbound: vec![],
+            },
+            t(23),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
+    s.retry_job(job3.id, t(30), "boom").await.unwrap();
+    let again = s.claim_jobs("node", t(30), LEASE, 10).await.unwrap();
+    assert_eq!((again[0].id, again[0].attempts), (job3.id, 1));
+}
+
+async fn jobs_of_one_conversation_are_claimed_one_at_a_time(s: SqlStore) {
+    let w = world(&s, "a").await;
+    let conv = customer_writes(&s, &w, "1", "p1", t(1)).await;
+    customer_writes(&s, &w, "1", "p2", t(2)).await;
+    let first = s.claim_jobs("node", t(3), LEASE, 10).await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert!(
+        s.claim_jobs("node", t(4), LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    s.apply_decision(
+        Decision {
+            job_id: first[0].id,
+            tenant_id: w.tenant.id,
+            conversation_id: conv,
+            new_state: None,
+            outbound: vec![],
+        },
+        t(5),
+    )
+    .await
+    .unwrap();
+    let second = s.claim_jobs("node", t(6), LEASE, 10).await.unwrap();
+    assert!(matches!(
+        &second[0].kind,
+        JobKind::ProcessInbound {
+            new_conversation: false,
+            ..
+        }
+    ));
+    let expired = s
+        .claim_jobs("other", t(6) + LEASE, LEASE, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        expired[0].id, second[0].id,
+        "an expired lease is claimed again"
+    );
+}
+
+// ---------------------------------------------------------------- isolation and transitions
+
+async fn another_tenants_conversation_is_invisible_to_every_read_and_write(s: SqlStore) {
+    let a = world(&s, "a").await;
+    let b = world(&s, "b").await;
+    let conv = customer_writes(&s, &a, "1", "p1", t(1)).await;
+    let summary = s.conversation(a.tenant.id, conv).await.unwrap().unwrap();
+    let before = s.last_event_seq(a.tenant.id).await.unwrap();
+    let job = s
+        .claim_jobs("node", t(2), LEASE, 10)
+        .await
+        .unwrap()
+        .remove(0);
+
+    assert!(s.conversation(b.tenant.id, conv).await.unwrap().is_none());
+    assert!(
+        s.list_messages(b.tenant.id, conv, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        s.contact(b.tenant.id, summary.conversation.contact_id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        s.list_conversations(b.tenant.id, &ConversationFilter::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(matches!(
+        s.assign(b.tenant.id, conv, b.agent.id, t(3)).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(
+        matches!(
+            s.assign(a.tenant.id, conv, b.agent.id, t(3)).await,
+            Err(StoreError::NotFound(_))
+        ),
+        "agent of another tenant"
+    );
+    assert!(matches!(
+        s.transition(b.tenant.id, conv, Transition::Resolve, t(3))
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        s.enqueue_outbound(b.tenant.id, conv, reply("x", Lane::Live), t(3))
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    let decision = Decision {
+        job_id: job.id,
+        tenant_id: b.tenant.id,
+        conversation_id: conv,
+        new_state: None,
+        outbound: vec![reply("x", Lane::Live)],
+    };
+    assert!(matches!(
+        s.apply_decision(decision, t(3)).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(
+        s.events_after(b.tenant.id, 0, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        s.last_event_seq(a.tenant.id).await.unwrap(),
+        before,
+        "nothing changed"
+    );
+    assert_eq!(
+        s.conversation(a.tenant.id, conv).await.unwrap().unwrap(),
+        summary
+    );
+    assert!(
+        s.claim_outbox("node", t(4), LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn invalid_transitions_are_refused_and_valid_ones_are_recorded(s: SqlStore) {
+    let w = world(&s, "a").await;
+    let conv = customer_writes(&s, &w, "1", "p1", t(1)).await;
+    let refuse = |tr: Transition| {
+        let s = s.clone();
+        let tenant = w.tenant.id;
+        async move {
+            let err = s.transition(tenant, conv, tr, t(9)).await.unwrap_err();
+            assert!(matches!(err, StoreError::Invalid(_)), "{tr:?}: {err:?}");
+        }
+    };
+    refuse(Transition::ToQueue).await;
+    refuse(Transition::Reopen).await;
+    s.transition(w.tenant.id, conv, Transition::Handoff, t(2))
+        .await
+        .unwrap();
+    refuse(Transition::Handoff).await;
+    s.assign(w.tenant.id, conv, w.agent.id, t(3)).await.unwrap();
+    let mine = ConversationFilter {
+        assignee: Some(w.agent.id),
+        limit: 10,
+        ..Default::default()
+    };
+    assert_eq!(
+        s.list_conversations(w.tenant.id, &mine)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let event = s
+        .transition(w.tenant.id, conv, Transition::ToQueue, t(4))
+        .await
+        .unwrap();
+    match event.kind {
+        EventKind::ConversationChanged { conversation } => {
+            assert_eq!(conversation.conversation.state, ConversationState::Queued);
+            assert_eq!(conversation.conversation.assignee, None);
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    s.transition(w.tenant.id, conv, Transition::Resolve, t(5))
+        .await
+        .unwrap();
+    refuse(Transition::Resolve).await;
+    let resolved = ConversationFilter {
+        states: vec![ConversationState::Resolved],
+        limit: 10,
+        ..Default::default()
+    };
+    assert_eq!(
+        s.list_conversations(w.tenant.id, &resolved)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        s.list_conversations(w.tenant.id, &ConversationFilter::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    s.transition(w.tenant.id, conv, Transition::Reopen, t(6))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.conversation(w.tenant.id, conv)
+            .await
+            .unwrap()
+            .unwrap()
+            .conversation
+            .state,
+        ConversationState::Queued
+    );
+}
+
+async fn web_chat_visitors_find_their_latest_conversation(s: SqlStore) {
+    let w = world(&s, "a").await;
+    let webchat = s
+        .create_channel(
+            NewChannel {
+                tenant_id: w.tenant.id,
+                kind: ChannelKind::Webchat,
+                name: "Site".into(),
+                credentials: serde_json::json!({}),
+                settings: ChannelSettings::default(),
+            },
+            t(1),
+        )
+        .await
+        .unwrap();
+    let visitor = s
+        .create_webchat_visitor(webchat.id, "hash-1", t(2))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.webchat_visitor(webchat.id, "hash-1").await.unwrap(),
+        Some(visitor.clone())
+    );
+    assert_eq!(s.webchat_visitor(webchat.id, "hash-2").await.unwrap(), None);
+    assert!(matches!(
+        s.create_webchat_visitor(webchat.id, "hash-1", t(3)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(
+        matches!(
+            s.create_webchat_visitor(w.channel.id, "hash-9", t(3)).await,
+            Err(StoreError::NotFound(_))
+        ),
+        "not a web chat channel"
+    );
+    assert!(
+        s.webchat_conversation(webchat.id, &visitor.visitor_id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let item = IngestItem {
+        tenant_id: w.tenant.id,
+        channel_id: webchat.id,
+        message: InboundMessage {
+            external_contact_id: visitor.visitor_id.clone(),
+            contact_name: None,
+            phone: None,
+            provider_message_id: "client-1".into(),
+            provider_ts: None,
+            content: Content::text("hello from the site"),
+        },
+        new_conversation_state: ConversationState::Bot,
+        received_at: t(4),
+    };
+    let out = s.ingest(&[item]).await.unwrap();
+    let (m, _, _) = stored(&out[0]);
+    assert_eq!(m.provider_ts, None);
+    let conv = s
+        .webchat_conversation(webchat.id, &visitor.visitor_id)
+        .await
+        .unwrap()
+        .expect("found");
+    assert_eq!(conv.id, m.conversation_id);
+    assert_eq!(
+        conv.last_inbound_at,
+        Some(t(4)),
+        "receive time when the provider gives none"
+    );
+}
