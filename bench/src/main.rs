@@ -21,6 +21,9 @@ use switchboard_app::Config;
 use switchboard_http::Server;
 use tokio_util::sync::CancellationToken;
 
+mod flows;
+mod outbound;
+
 #[derive(Parser)]
 #[command(
     name = "switchboard-bench",
@@ -48,6 +51,26 @@ enum Command {
         #[arg(long, env = "BENCH_DATABASE_URL")]
         database_url: Option<String>,
     },
+    /// Flow-handled messages end to end: web chat customers talk to the demo main menu; the
+    /// time until every message is answered by the bot, against the ingest rate of the same run.
+    Flows {
+        /// Concurrent customers (conversations).
+        #[arg(long, default_value_t = 200)]
+        conversations: usize,
+        /// Messages each customer sends.
+        #[arg(long, default_value_t = 50)]
+        messages: u64,
+        /// PostgreSQL URL; default a fresh SQLite database in a temp dir.
+        #[arg(long, env = "BENCH_DATABASE_URL")]
+        database_url: Option<String>,
+    },
+    /// Outbound: a campaign burst to one mocked WhatsApp number (80 msg/s) and one Telegram
+    /// bot (30 msg/s); the mocks answer 429 past the rate. Reports achieved/configured rate.
+    Outbound {
+        /// Messages per provider.
+        #[arg(long, default_value_t = 2000)]
+        messages: u64,
+    },
 }
 
 #[tokio::main]
@@ -60,6 +83,12 @@ async fn main() -> anyhow::Result<()> {
             rate,
             database_url,
         } => inbound(seconds, concurrency, rate, database_url).await,
+        Command::Outbound { messages } => outbound::outbound(messages).await,
+        Command::Flows {
+            conversations,
+            messages,
+            database_url,
+        } => flows::flows(conversations, messages, database_url).await,
     }
 }
 
@@ -179,10 +208,12 @@ async fn inbound(
     database_url: Option<String>,
 ) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let mut config = Config::default();
-    config.listen = "127.0.0.1:0".parse()?;
-    config.data_dir = dir.path().to_path_buf();
-    config.database_url = database_url;
+    let config = Config {
+        listen: "127.0.0.1:0".parse()?,
+        data_dir: dir.path().to_path_buf(),
+        database_url,
+        ..Config::default()
+    };
     let server = Server::build(config)
         .await
         .context("starting Switchboard")?;

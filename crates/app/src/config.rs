@@ -33,6 +33,69 @@ pub struct Config {
     pub sender: SenderConfig,
     /// Staff sessions.
     pub sessions: SessionConfig,
+    /// Self-service flows: HTTP calls and their SSRF guard.
+    pub flows: FlowsConfig,
+    /// Provider channels: send rates (channels.md §1.2, §2.2) and the Signal receiver.
+    pub channels: ChannelsConfig,
+}
+
+/// Provider channel settings. Providers change limits without notice, so every number is
+/// configurable; a channel's `settings.rate_per_second` overrides its kind's rate.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChannelsConfig {
+    /// Messages per second per WhatsApp business number (default 80, Meta's default tier).
+    pub whatsapp_per_second: u32,
+    /// Seconds between messages to the same WhatsApp user once the burst is used (default 6).
+    pub whatsapp_pair_interval_secs: u32,
+    /// Messages to one WhatsApp user that may go out back to back (default 45).
+    pub whatsapp_pair_burst: u32,
+    /// Messages per second per Telegram bot across chats (default 30).
+    pub telegram_per_second: u32,
+    /// Messages per second to one Telegram chat (default 1).
+    pub telegram_per_chat_per_second: u32,
+    /// Messages per second per Signal account (default 1: Signal publishes no limit and
+    /// bans numbers that look like spam, so stay conservative).
+    pub signal_per_second: u32,
+    /// How often the Signal receiver polls signal-cli-rest-api in `rest` mode, and how long it
+    /// waits before reconnecting a dropped JSON-RPC event stream (milliseconds, default 1000).
+    pub signal_poll_interval_ms: u64,
+    /// Largest inbound media file kept, in bytes (default 100 MiB).
+    pub media_max_bytes: u64,
+}
+
+/// Self-service flow settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FlowsConfig {
+    /// Hosts flow HTTP calls may reach even though they resolve to loopback or private
+    /// addresses (`host` or `host:port`; `self` = this server's own listen address). Every
+    /// other host must resolve to public addresses only (the SSRF guard). Default: none;
+    /// `switchboard demo` adds `self` so the demo flows can call the demo account endpoint.
+    pub allow_hosts: Vec<String>,
+    /// `env.base_url` given to flows (the demo flows call `{base_url}/api/v1/demo/...`).
+    /// Default: this server's own `http://<listen>` address.
+    pub base_url: Option<String>,
+    /// Longest a flow HTTP call may take, in milliseconds, whatever the flow asks (default 5000).
+    pub http_timeout_ms: u64,
+    /// Most flow steps chained in one job (each HTTP answer is a step; default 8). A flow
+    /// that needs more is handed to a person.
+    pub max_chained_steps: u32,
+    /// Seconds a node reuses the flows it loaded from the database before reading them
+    /// again (default 10); loading flows on this node refreshes them at once.
+    pub cache_secs: u64,
+}
+
+impl Default for FlowsConfig {
+    fn default() -> Self {
+        Self {
+            allow_hosts: Vec::new(),
+            base_url: None,
+            http_timeout_ms: 5000,
+            max_chained_steps: 8,
+            cache_secs: 10,
+        }
+    }
 }
 
 /// Request limits.
@@ -82,6 +145,23 @@ impl Default for Config {
             limits: Limits::default(),
             sender: SenderConfig::default(),
             sessions: SessionConfig::default(),
+            flows: FlowsConfig::default(),
+            channels: ChannelsConfig::default(),
+        }
+    }
+}
+
+impl Default for ChannelsConfig {
+    fn default() -> Self {
+        Self {
+            whatsapp_per_second: 80,
+            whatsapp_pair_interval_secs: 6,
+            whatsapp_pair_burst: 45,
+            telegram_per_second: 30,
+            telegram_per_chat_per_second: 1,
+            signal_per_second: 1,
+            signal_poll_interval_ms: 1000,
+            media_max_bytes: 100 * 1024 * 1024,
         }
     }
 }

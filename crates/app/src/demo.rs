@@ -1,4 +1,6 @@
-//! Demo data for `switchboard demo`: a tenant, an admin, two agents and a web chat channel.
+//! Demo data for `switchboard demo`: a tenant, an admin, two agents, a web chat channel whose
+//! new conversations are answered by the bundled `main_menu` flow, and the bundled flows
+//! themselves (loaded into the database as versions; unchanged files add no version).
 //!
 //! Seeding is idempotent: running it again finds what exists and creates only what is
 //! missing. A password is generated for new accounts unless one is given; an existing
@@ -16,6 +18,8 @@ pub const DEMO_TENANT: &str = "demo";
 pub const DEMO_BUSINESS: &str = "Demo Bank";
 /// The demo admin's login.
 pub const DEMO_ADMIN: &str = "admin@demo.example";
+/// The flow that answers the demo web chat.
+pub const DEMO_FLOW: &str = "main_menu";
 /// The demo agents' logins and names.
 pub const DEMO_AGENTS: [(&str, &str); 2] = [
     ("ann@demo.example", "Ann Agent"),
@@ -39,6 +43,46 @@ pub struct DemoInfo {
     pub webchat_channel_id: String,
     /// Whether anything was created by this run.
     pub created: bool,
+    /// The bundled flows loaded for the demo tenant, as `id@version`.
+    pub flows: Vec<String>,
+}
+
+/// The fixed, clearly fake accounts behind `GET /api/v1/demo/accounts/{account}`, which the
+/// bundled balance and collections flows call: (account, holder, balance, available, arrears).
+pub const DEMO_ACCOUNTS: [(&str, &str, &str, &str, &str); 3] = [
+    (
+        "12345678",
+        "T. Nkosi (demo)",
+        "1234.50",
+        "1000.00",
+        "850.00",
+    ),
+    (
+        "87654321",
+        "A. van Wyk (demo)",
+        "20500.00",
+        "20500.00",
+        "0.00",
+    ),
+    (
+        "100200300",
+        "L. Dlamini (demo)",
+        "-320.75",
+        "0.00",
+        "1320.75",
+    ),
+];
+
+/// A demo account as its endpoint answers it (amounts as exact decimal strings), or `None`.
+pub fn demo_account(account: &str) -> Option<serde_json::Value> {
+    DEMO_ACCOUNTS.iter().find(|a| a.0 == account).map(
+        |(account, holder, balance, available, arrears)| {
+            serde_json::json!({
+                "account": account, "holder": holder, "currency": "ZAR",
+                "balance": balance, "available": available, "arrears": arrears,
+            })
+        },
+    )
 }
 
 impl App {
@@ -108,7 +152,7 @@ impl App {
                                     "Hello! You are chatting with {DEMO_BUSINESS}. I am an automated assistant; a person from our team will join you shortly."
                                 )),
                                 title: Some(format!("{DEMO_BUSINESS} support")),
-                                api_base: None,
+                                ..ChannelSettings::default()
                             },
                         },
                         now(),
@@ -116,7 +160,26 @@ impl App {
                     .await?
             }
         };
+        // The bundled self-service flows answer the demo web chat first.
+        let flows = self
+            .load_flows(tenant.id, &crate::flows_runtime::BUNDLED_FLOWS)
+            .await?;
+        let webchat = if webchat.settings.default_flow.is_none() {
+            let settings = ChannelSettings {
+                default_flow: Some(DEMO_FLOW.to_string()),
+                ..webchat.settings.clone()
+            };
+            self.store
+                .set_channel_settings(tenant.id, webchat.id, &settings)
+                .await?
+        } else {
+            webchat
+        };
         Ok(DemoInfo {
+            flows: flows
+                .iter()
+                .map(|f| format!("{}@{}", f.flow.flow_id, f.flow.version))
+                .collect(),
             tenant_id: tenant.id.to_string(),
             tenant: tenant.slug,
             admin_email: DEMO_ADMIN.to_string(),

@@ -6,6 +6,8 @@
 //! - [`worker`]: durable jobs (decisions after a customer message).
 //! - [`sender`]: the outbox sender and the per-kind transports.
 //! - [`bus`]: live event notifications; [`webchat`]: open customer pages.
+//! - [`flows_runtime`]: runs bot flows for conversations in state `bot` (HTTP calls behind
+//!   an SSRF guard, hand-off, records, consent, timers) and loads flow definitions.
 //! - [`auth`]: password hashing and tokens; [`services`]: the use cases the HTTP layer calls
 //!   (login, reply, assign, web chat visitors); [`demo`]: idempotent demo data.
 //!
@@ -14,8 +16,11 @@
 
 pub mod auth;
 pub mod bus;
+pub mod cache;
+pub mod channels;
 pub mod config;
 pub mod demo;
+pub mod flows_runtime;
 pub mod ingest;
 pub mod sender;
 pub mod services;
@@ -62,7 +67,22 @@ pub struct App {
     wake_jobs: Arc<Notify>,
     wake_sender: Arc<Notify>,
     ingestor: Arc<std::sync::OnceLock<Ingestor>>,
+    /// Hot-path lookups: channel id → (channel, tenant).
+    pub(crate) channel_cache: Arc<
+        cache::TtlCache<
+            switchboard_core::ChannelId,
+            (switchboard_core::Channel, switchboard_core::Tenant),
+        >,
+    >,
+    /// Web chat token hash → visitor id.
+    pub(crate) visitor_cache: Arc<cache::TtlCache<(switchboard_core::ChannelId, String), String>>,
+    /// Self-service flows: runs `flows::step` for conversations in state `bot`.
+    pub flows: Arc<flows_runtime::FlowRuntime>,
+    own_addr: Arc<std::sync::OnceLock<std::net::SocketAddr>>,
     extra_transports: Arc<std::sync::Mutex<Transports>>,
+    /// Provider channels: HTTP client and per-account send limiters.
+    pub channels: Arc<channels::ChannelRuntime>,
+    wake_signal: Arc<Notify>,
 }
 
 /// Background tasks started by [`App::start_workers`].
@@ -102,7 +122,21 @@ impl App {
 
     /// Builds the runtime over an already opened store (tests, benchmarks).
     pub fn with_store(store: Arc<dyn Store>, backend: &'static str, config: Config) -> App {
+        let channels = Arc::new(channels::ChannelRuntime::new(
+            config.channels.clone(),
+            config.lease(),
+        ));
+        let own_addr = Arc::new(std::sync::OnceLock::new());
+        let flows = Arc::new(flows_runtime::FlowRuntime::new(
+            store.clone(),
+            config.flows.clone(),
+            own_addr.clone(),
+        ));
         App {
+            flows,
+            own_addr,
+            channels,
+            wake_signal: Arc::new(Notify::new()),
             store,
             bus: Arc::new(InProcessBus::new(8192)),
             webchat: WebchatHub::default(),
@@ -112,6 +146,11 @@ impl App {
             wake_jobs: Arc::new(Notify::new()),
             wake_sender: Arc::new(Notify::new()),
             ingestor: Arc::new(std::sync::OnceLock::new()),
+            channel_cache: Arc::new(cache::TtlCache::new(
+                Some(std::time::Duration::from_secs(5)),
+                10_000,
+            )),
+            visitor_cache: Arc::new(cache::TtlCache::new(None, 200_000)),
             extra_transports: Arc::new(std::sync::Mutex::new(Transports::new())),
         }
     }
@@ -143,12 +182,22 @@ impl App {
             node: self.node.clone(),
             wake: self.wake_jobs.clone(),
             wake_sender: self.wake_sender.clone(),
+            flows: self.flows.clone(),
         };
         let mut transports: Transports = Transports::new();
         transports.insert(
             ChannelKind::Webchat,
             Arc::new(WebchatTransport::new(self.webchat.clone())),
         );
+        let provider: Arc<dyn Transport> =
+            Arc::new(channels::ProviderTransport::new(self.channels.clone()));
+        for kind in [
+            ChannelKind::Whatsapp,
+            ChannelKind::Telegram,
+            ChannelKind::Signal,
+        ] {
+            transports.insert(kind, provider.clone());
+        }
         for (k, t) in self
             .extra_transports
             .lock()
@@ -178,6 +227,10 @@ impl App {
                     "jobs",
                     tokio::spawn(jobs.run_until_stopped(shutdown.clone())),
                 ),
+                (
+                    "signal",
+                    tokio::spawn(self.clone().run_signal_receivers(shutdown.clone())),
+                ),
                 ("sender", tokio::spawn(sender.run_until_stopped(shutdown))),
             ],
         }
@@ -186,6 +239,16 @@ impl App {
     /// The ingest handle; `None` until [`App::start_workers`] ran.
     pub fn ingestor(&self) -> Option<&Ingestor> {
         self.ingestor.get()
+    }
+
+    /// Records the address the server listens on (flows call `self` through it).
+    pub fn set_own_addr(&self, addr: std::net::SocketAddr) {
+        let _ = self.own_addr.set(addr);
+    }
+
+    /// Wakes the job worker (after enqueuing a job outside ingest).
+    pub fn wake_jobs(&self) {
+        self.wake_jobs.notify_one();
     }
 
     /// Wakes the sender (after enqueuing outbound messages outside a job).

@@ -31,6 +31,10 @@ pub enum ServiceError {
     /// Not allowed for this role.
     #[error("{0}")]
     Forbidden(String),
+    /// A free-form message cannot go out on this channel now (WhatsApp's 24 h window is
+    /// closed); only a template can.
+    #[error("{0}")]
+    TemplateRequired(String),
     /// Temporarily unable (database down, shutting down): try again.
     #[error("{0}")]
     Unavailable(String),
@@ -229,12 +233,42 @@ impl App {
         conversation: ConversationId,
         text: &str,
     ) -> ServiceResult<Message> {
-        let content = Content::text(text);
+        self.reply_with(staff, conversation, Content::text(text))
+            .await
+    }
+
+    /// An agent's reply with any sendable content (text or a WhatsApp template). A
+    /// free-form message outside WhatsApp's 24 h window is refused here, before anything is
+    /// queued, with [`ServiceError::TemplateRequired`].
+    pub async fn reply_with(
+        &self,
+        staff: &User,
+        conversation: ConversationId,
+        content: Content,
+    ) -> ServiceResult<Message> {
         content.validate_outbound().map_err(ServiceError::Invalid)?;
         let conv = self.conversation_for(staff, conversation).await?;
         if conv.conversation.state == ConversationState::Resolved {
             return Err(ServiceError::Invalid(
                 "this conversation is resolved; it reopens when the customer writes again".into(),
+            ));
+        }
+        if matches!(content, Content::Template { .. })
+            && !conv.channel_kind.capabilities().templates
+        {
+            return Err(ServiceError::Invalid(format!(
+                "{} channels have no templates; send text",
+                conv.channel_kind
+            )));
+        }
+        if !crate::channels::window_allows(
+            conv.channel_kind,
+            &content,
+            conv.conversation.last_inbound_at,
+            now(),
+        ) {
+            return Err(ServiceError::TemplateRequired(
+                crate::channels::WINDOW_CLOSED.to_string(),
             ));
         }
         if conv.conversation.assignee.is_none() {
@@ -307,6 +341,9 @@ impl App {
 
     /// A web chat channel by id, or NotFound (also for ids of other channel kinds).
     pub async fn webchat_channel(&self, id: ChannelId) -> ServiceResult<(Channel, Tenant)> {
+        if let Some(hit) = self.channel_cache.get(&id) {
+            return Ok(hit);
+        }
         let channel = self
             .store
             .channel(id)
@@ -318,7 +355,26 @@ impl App {
             .tenant(channel.tenant_id)
             .await?
             .ok_or(ServiceError::NotFound("tenant"))?;
+        self.channel_cache
+            .put(id, (channel.clone(), tenant.clone()));
         Ok((channel, tenant))
+    }
+
+    /// A visitor id by token hash, through the cache.
+    async fn lookup_visitor(
+        &self,
+        channel_id: ChannelId,
+        token_hash: String,
+    ) -> ServiceResult<Option<String>> {
+        let key = (channel_id, token_hash);
+        if let Some(v) = self.visitor_cache.get(&key) {
+            return Ok(Some(v));
+        }
+        let found = self.store.webchat_visitor(channel_id, &key.1).await?;
+        Ok(found.map(|v| {
+            self.visitor_cache.put(key, v.visitor_id.clone());
+            v.visitor_id
+        }))
     }
 
     /// Identifies a web chat page by its token, or registers a new visitor when the token
@@ -330,15 +386,12 @@ impl App {
     ) -> ServiceResult<Visitor> {
         let (channel, tenant) = self.webchat_channel(channel_id).await?;
         if let Some(t) = token.filter(|t| !t.is_empty())
-            && let Some(v) = self
-                .store
-                .webchat_visitor(channel_id, &auth::token_hash(t))
-                .await?
+            && let Some(visitor_id) = self.lookup_visitor(channel_id, auth::token_hash(t)).await?
         {
             return Ok(Visitor {
                 channel,
                 tenant,
-                visitor_id: v.visitor_id,
+                visitor_id,
                 token: t.to_string(),
             });
         }
@@ -362,9 +415,8 @@ impl App {
         token: &str,
     ) -> ServiceResult<Visitor> {
         let (channel, tenant) = self.webchat_channel(channel_id).await?;
-        let v = self
-            .store
-            .webchat_visitor(channel_id, &auth::token_hash(token))
+        let visitor_id = self
+            .lookup_visitor(channel_id, auth::token_hash(token))
             .await?
             .ok_or_else(|| {
                 ServiceError::Unauthorized(
@@ -375,7 +427,7 @@ impl App {
         Ok(Visitor {
             channel,
             tenant,
-            visitor_id: v.visitor_id,
+            visitor_id,
             token: token.to_string(),
         })
     }
@@ -418,7 +470,7 @@ impl App {
                 tenant_id: visitor.tenant.id,
                 channel_id: visitor.channel.id,
                 message: msg,
-                new_conversation_state: ConversationState::Queued,
+                new_conversation_state: crate::flows_runtime::initial_state(&visitor.channel),
                 received_at,
             })
             .await?;

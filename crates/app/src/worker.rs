@@ -14,6 +14,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::bus::EventBus;
+use crate::flows_runtime::{FlowRuntime, Trigger};
 use crate::now;
 
 /// The job worker.
@@ -30,6 +31,8 @@ pub struct JobWorker {
     pub wake: Arc<Notify>,
     /// Woken when outbound messages are enqueued.
     pub wake_sender: Arc<Notify>,
+    /// Runs bot flows.
+    pub flows: Arc<FlowRuntime>,
 }
 
 impl JobWorker {
@@ -85,24 +88,47 @@ impl JobWorker {
     }
 
     async fn process(&self, job: &Job) -> anyhow::Result<()> {
+        let conversation_id = match &job.kind {
+            JobKind::ProcessInbound {
+                conversation_id, ..
+            }
+            | JobKind::FlowTimeout { conversation_id }
+            | JobKind::StartFlow {
+                conversation_id, ..
+            } => *conversation_id,
+        };
+        let conv = self
+            .store
+            .conversation(job.tenant_id, conversation_id)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("conversation {conversation_id} is gone"))?;
+        let channel = self
+            .store
+            .channel(conv.conversation.channel_id)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("channel of conversation {conversation_id} is gone"))?;
+        // The bot answers conversations in state `bot`; timers and staff-started flows are
+        // the flow runtime's too (it ignores a timer whose conversation left the bot).
+        let trigger = match &job.kind {
+            JobKind::ProcessInbound { message_id, .. }
+                if conv.conversation.state == switchboard_core::ConversationState::Bot =>
+            {
+                Some(Trigger::Message(*message_id))
+            }
+            JobKind::ProcessInbound { .. } => None,
+            JobKind::FlowTimeout { .. } => Some(Trigger::Timeout),
+            JobKind::StartFlow { flow_id, .. } => Some(Trigger::Start(flow_id.clone())),
+        };
+        if let Some(trigger) = trigger {
+            let events = self.flows.run(job, &conv, &channel, trigger).await?;
+            self.bus.publish(&events);
+            self.wake_sender.notify_one();
+            return Ok(());
+        }
         match &job.kind {
             JobKind::ProcessInbound {
-                conversation_id,
-                new_conversation,
-                ..
+                new_conversation, ..
             } => {
-                let conv = self
-                    .store
-                    .conversation(job.tenant_id, *conversation_id)
-                    .await?
-                    .ok_or_else(|| anyhow::anyhow!("conversation {conversation_id} is gone"))?;
-                let channel = self
-                    .store
-                    .channel(conv.conversation.channel_id)
-                    .await?
-                    .ok_or_else(|| {
-                        anyhow::anyhow!("channel of conversation {conversation_id} is gone")
-                    })?;
                 let outbound = decide_inbound(
                     *new_conversation,
                     channel.settings.welcome_message.as_deref(),
@@ -114,7 +140,7 @@ impl JobWorker {
                         Decision {
                             job_id: job.id,
                             tenant_id: job.tenant_id,
-                            conversation_id: *conversation_id,
+                            conversation_id,
                             new_state: None,
                             outbound,
                         },
@@ -127,6 +153,7 @@ impl JobWorker {
                 }
                 Ok(())
             }
+            JobKind::FlowTimeout { .. } | JobKind::StartFlow { .. } => Ok(()),
         }
     }
 }

@@ -34,6 +34,9 @@ enum Command {
     /// Manage staff users.
     #[command(subcommand)]
     Users(UsersCommand),
+    /// Manage WhatsApp, Telegram and Signal channels.
+    #[command(subcommand)]
+    Channels(ChannelsCommand),
     /// Bot flow definitions.
     #[command(subcommand)]
     Flows(FlowsCommand),
@@ -156,6 +159,65 @@ enum UsersCommand {
 }
 
 #[derive(Subcommand)]
+enum ChannelsCommand {
+    /// Add a channel: checks the credentials with the provider and prints the webhook URL.
+    Add {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// whatsapp, telegram or signal.
+        kind: switchboard_core::ChannelKind,
+        /// Tenant slug.
+        #[arg(long)]
+        tenant: String,
+        /// Name shown to staff [default: the kind].
+        #[arg(long)]
+        name: Option<String>,
+        /// WhatsApp: system-user access token.
+        #[arg(long, env = "SWITCHBOARD_WHATSAPP_TOKEN")]
+        access_token: Option<String>,
+        /// WhatsApp: the business phone number id.
+        #[arg(long)]
+        phone_number_id: Option<String>,
+        /// WhatsApp: the app secret (webhook signatures).
+        #[arg(long, env = "SWITCHBOARD_WHATSAPP_APP_SECRET")]
+        app_secret: Option<String>,
+        /// WhatsApp: verify token for the webhook handshake [default: generated].
+        #[arg(long)]
+        verify_token: Option<String>,
+        /// Telegram: bot token from @BotFather.
+        #[arg(long, env = "SWITCHBOARD_TELEGRAM_TOKEN")]
+        bot_token: Option<String>,
+        /// Telegram: webhook secret token [default: generated].
+        #[arg(long)]
+        webhook_secret: Option<String>,
+        /// Telegram: register the webhook with setWebhook now.
+        #[arg(long)]
+        register_webhook: bool,
+        /// Signal: our number, E.164 with +.
+        #[arg(long)]
+        account: Option<String>,
+        /// Signal: json-rpc (signal-cli daemon --http) or rest (signal-cli-rest-api).
+        #[arg(long, default_value = "json-rpc")]
+        mode: String,
+        /// Provider API base (tests, proxies; Signal: where signal-cli listens).
+        #[arg(long)]
+        api_base: Option<String>,
+        /// Do not check the credentials with the provider.
+        #[arg(long)]
+        no_validate: bool,
+        /// Allow bulk (campaign) sends; Signal refuses them otherwise.
+        #[arg(long)]
+        allow_bulk: bool,
+        /// Send rate override, messages per second.
+        #[arg(long)]
+        rate_per_second: Option<u32>,
+        /// Print the channel id and webhook URL as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum ConfigCommand {
     /// Print a commented example configuration file.
     Example,
@@ -205,7 +267,7 @@ async fn main() {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve(args) => serve(args, None).await,
+        Command::Serve(args) => serve(args, None, false).await,
         Command::Demo(args) => demo(args).await,
         Command::Migrate(store) => {
             let config = load_config(&store, None)?;
@@ -217,6 +279,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Tenants(cmd) => tenants(cmd).await,
         Command::Users(cmd) => users(cmd).await,
+        Command::Channels(cmd) => channels(cmd).await,
         Command::Flows(FlowsCommand::Check { files }) => flows_check(&files),
         Command::Config(ConfigCommand::Example) => {
             print!("{}", Config::example_toml());
@@ -225,8 +288,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-async fn serve(args: ServeArgs, banner: Option<String>) -> anyhow::Result<()> {
-    let config = load_config(&args.store, args.listen)?;
+/// Serves; `demo` also lets flows call this server itself (its demo account endpoint),
+/// which the SSRF guard refuses otherwise (`flows.allow_hosts = ["self"]`).
+async fn serve(args: ServeArgs, banner: Option<String>, demo: bool) -> anyhow::Result<()> {
+    let mut config = load_config(&args.store, args.listen)?;
+    if demo && !config.flows.allow_hosts.iter().any(|h| h == "self") {
+        config.flows.allow_hosts.push("self".into());
+    }
     let server = Server::build(config).await?;
     let url = server.app().config.public_url(server.addr());
     println!(
@@ -302,7 +370,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         None => "(unchanged; pass --admin-password to set a new one)".to_string(),
     };
     let banner = format!(
-        "  Demo business \"{}\" is ready{}.\n  Log in at {base}/agent as {} with password {password}\n  Agents: {} (same password when created in this run)\n  Customer web chat: {base}/chat/{}\n  Open the chat page in one window and the agent desk in another, and say hello.",
+        "  Demo business \"{}\" is ready{}.\n  Log in at {base}/agent as {} with password {password}\n  Agents: {} (same password when created in this run)\n  Customer web chat: {base}/chat/{} (the main menu flow answers first; type *agent* for a person)\n  Open the chat page in one window and the agent desk in another, and say hello.",
         switchboard_app::demo::DEMO_BUSINESS,
         if info.created {
             " (created now)"
@@ -320,7 +388,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    serve(args.serve, Some(banner)).await
+    serve(args.serve, Some(banner), true).await
 }
 
 async fn tenant_by_slug(app: &App, slug: &str) -> anyhow::Result<switchboard_core::Tenant> {
@@ -434,6 +502,106 @@ async fn users(cmd: UsersCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn channels(cmd: ChannelsCommand) -> anyhow::Result<()> {
+    let ChannelsCommand::Add {
+        store,
+        kind,
+        tenant,
+        name,
+        access_token,
+        phone_number_id,
+        app_secret,
+        verify_token,
+        bot_token,
+        webhook_secret,
+        register_webhook,
+        account,
+        mode,
+        api_base,
+        no_validate,
+        allow_bulk,
+        rate_per_second,
+        json,
+    } = cmd;
+    let mut creds = serde_json::Map::new();
+    let mut put = |k: &str, v: Option<String>| {
+        if let Some(v) = v {
+            creds.insert(k.to_string(), serde_json::Value::String(v));
+        }
+    };
+    match kind {
+        switchboard_core::ChannelKind::Whatsapp => {
+            put("access_token", access_token);
+            put("phone_number_id", phone_number_id);
+            put("app_secret", app_secret);
+            put("verify_token", verify_token);
+        }
+        switchboard_core::ChannelKind::Telegram => {
+            put("bot_token", bot_token);
+            put("webhook_secret", webhook_secret);
+        }
+        switchboard_core::ChannelKind::Signal => {
+            put("account", account);
+            put("mode", Some(mode));
+            put("api_base", api_base.clone());
+        }
+        switchboard_core::ChannelKind::Webchat => {}
+    }
+    let app = open_app(&store).await?;
+    let t = tenant_by_slug(&app, &tenant).await?;
+    let added = app
+        .add_channel(
+            t.id,
+            switchboard_app::channels::setup::AddChannel {
+                kind,
+                name: name.unwrap_or_else(|| kind.to_string()),
+                credentials: serde_json::Value::Object(creds),
+                api_base,
+                validate: !no_validate,
+                register_webhook,
+                allow_bulk,
+                rate_per_second,
+            },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "channel_id": added.channel.id,
+                "kind": added.channel.kind,
+                "webhook_url": added.webhook_url,
+                "verify_token": added.verify_token,
+                "webhook_registered": added.webhook_registered,
+            }))?
+        );
+        return Ok(());
+    }
+    println!(
+        "Added {} channel \"{}\" with id {}.",
+        added.channel.kind, added.channel.name, added.channel.id
+    );
+    match (&added.webhook_url, kind) {
+        (Some(url), switchboard_core::ChannelKind::Whatsapp) => {
+            println!("Register this callback URL in the Meta App Dashboard: {url}");
+            if let Some(v) = &added.verify_token {
+                println!("with the verify token: {v}");
+            }
+        }
+        (Some(url), _) if added.webhook_registered => {
+            println!("Telegram now sends updates to {url}");
+        }
+        (Some(url), _) => println!(
+            "Webhook URL: {url} (register it with setWebhook, or rerun with --register-webhook)"
+        ),
+        (None, _) => println!(
+            "Signal messages are received from signal-cli by `switchboard serve`; keep signal-cli on loopback."
+        ),
+    }
+    Ok(())
 }
 
 /// `switchboard flows check FILE…`: prints `file:line: problem (hint)` for each problem and

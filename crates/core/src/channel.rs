@@ -126,6 +126,20 @@ pub struct ChannelSettings {
     pub title: Option<String>,
     /// Provider API base URL override (tests, proxies, regional endpoints).
     pub api_base: Option<String>,
+    /// Flow id that answers new conversations on this channel (they start in state `bot`).
+    /// `None`: new conversations go straight to the queue. When a flow answers, the flow's
+    /// own first message introduces the business and the assistant, so `welcome_message`
+    /// is not sent as well.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_flow: Option<String>,
+    /// Messages per second this account may send; overrides the kind's configured default
+    /// (e.g. a WhatsApp number upgraded to 1,000 msg/s).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_per_second: Option<u32>,
+    /// Whether bulk (campaign) sends may use this channel. Signal refuses them unless the
+    /// operator allows it: an unofficial client sending in bulk risks the number being banned.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub allow_bulk: bool,
 }
 
 /// A configured channel instance belonging to one tenant.

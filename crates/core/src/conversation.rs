@@ -6,6 +6,7 @@
 //!    └────resolve──────┼──────────────────────────────────────────┘ │
 //!                      └──────── transfer_to_queue ◄── assigned     │
 //!   resolved ──reopen──► queued ◄──────────────────────────────────┘
+//!   queued / assigned ──start_bot──► bot      (staff start a flow)
 //! ```
 //! The function [`ConversationState::apply`] is the only place transitions are decided.
 
@@ -50,6 +51,7 @@ impl ConversationState {
             (Assigned, Transition::ToQueue) => Queued,
             (Bot | Queued | Assigned, Transition::Resolve) => Resolved,
             (Resolved, Transition::Reopen) => Queued,
+            (Queued | Assigned, Transition::StartBot) => Bot,
             (from, t) => {
                 return Err(InvalidTransition {
                     from,
@@ -96,6 +98,9 @@ pub enum Transition {
     Resolve,
     /// Opened again after being resolved.
     Reopen,
+    /// Staff send the customer into a bot flow (`POST /api/v1/conversations/{id}/flow`);
+    /// the assignee is cleared and the bot answers until it hands back.
+    StartBot,
 }
 
 /// A transition that the state machine refuses.
@@ -201,6 +206,25 @@ mod tests {
             (Queued, Transition::Handoff, None, "already with people"),
             (Queued, Transition::ToQueue, None, "already queued"),
             (Resolved, Transition::Resolve, None, "already resolved"),
+            (
+                Assigned,
+                Transition::StartBot,
+                Some(Bot),
+                "an agent sends the customer into a flow",
+            ),
+            (
+                Queued,
+                Transition::StartBot,
+                Some(Bot),
+                "staff start a flow",
+            ),
+            (Bot, Transition::StartBot, None, "a flow already answers"),
+            (
+                Resolved,
+                Transition::StartBot,
+                None,
+                "closed conversations stay closed",
+            ),
         ];
         for (from, t, expected, why) in cases {
             assert_eq!(from.apply(t).ok(), expected, "{from} + {t:?}: {why}");

@@ -93,6 +93,9 @@ id_type!(
 id_type!(
     /// One row of the outbox: an outgoing message waiting to be sent.
     OutboxId, "outbox");
+id_type!(
+    /// A business record a flow collected (loan application, promise to pay, order, hand-off).
+    RecordId, "record");
 
 #[cfg(test)]
 mod tests {

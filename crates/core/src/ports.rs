@@ -9,10 +9,10 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Channel, ChannelId, Contact, Content, Conversation, ConversationId, ConversationState,
-    ConversationSummary, Event, Identity, InboundMessage, JobId, Message, MessageId, NewChannel,
-    NewUser, OutboxId, SendFailure, Sender, StatusReport, Tenant, TenantId, Timestamp, User,
-    UserId,
+    Channel, ChannelId, Contact, ContactId, Content, Conversation, ConversationId,
+    ConversationState, ConversationSummary, Event, Identity, InboundMessage, JobId, Message,
+    MessageId, NewChannel, NewUser, OutboxId, SendFailure, Sender, StatusReport, Tenant, TenantId,
+    Timestamp, User, UserId,
 };
 
 /// Errors every store operation may return.
@@ -99,6 +99,44 @@ pub enum JobKind {
         /// Whether the message opened a new conversation.
         new_conversation: bool,
     },
+    /// A flow session's timer fired (inactivity expiry, `wait` deadline). Stored without a
+    /// conversation key so a timer waiting for its due time never holds back the
+    /// conversation's other jobs; the session's `timer_job` says whether it is still current.
+    FlowTimeout {
+        /// The conversation whose session armed it.
+        conversation_id: ConversationId,
+    },
+    /// Staff started a flow on a conversation (`POST /api/v1/conversations/{id}/flow`).
+    StartFlow {
+        /// The conversation.
+        conversation_id: ConversationId,
+        /// The flow to start.
+        flow_id: String,
+    },
+}
+
+impl JobKind {
+    /// Stable snake_case tag (the `kind` column).
+    pub fn tag(&self) -> &'static str {
+        match self {
+            JobKind::ProcessInbound { .. } => "process_inbound",
+            JobKind::FlowTimeout { .. } => "flow_timeout",
+            JobKind::StartFlow { .. } => "start_flow",
+        }
+    }
+
+    /// The conversation whose jobs this one is ordered with (`None`: runs whenever due).
+    pub fn ordering_key(&self) -> Option<ConversationId> {
+        match self {
+            JobKind::ProcessInbound {
+                conversation_id, ..
+            }
+            | JobKind::StartFlow {
+                conversation_id, ..
+            } => Some(*conversation_id),
+            JobKind::FlowTimeout { .. } => None,
+        }
+    }
 }
 
 /// An outbound message to create, with its outbox row.
@@ -153,6 +191,11 @@ pub struct OutboxItem {
     pub attempts: i32,
     /// Stable key the provider (or mock) can use to spot a resend.
     pub idempotency_key: String,
+    /// The row's lane (live replies go ahead of bulk sends in the rate limiters too).
+    pub lane: Lane,
+    /// The customer's last message in this conversation (provider time): WhatsApp's 24 h
+    /// window is checked against it before a free-form message is sent.
+    pub last_inbound_at: Option<Timestamp>,
 }
 
 /// A staff login session (the token itself is never stored, only its hash).
@@ -236,6 +279,9 @@ pub trait Store: Send + Sync + 'static {
     async fn channel(&self, id: ChannelId) -> StoreResult<Option<Channel>>;
     /// A tenant's channels.
     async fn list_channels(&self, tenant: TenantId) -> StoreResult<Vec<Channel>>;
+    /// Every channel of one kind, across tenants (background receivers such as Signal's
+    /// start one task per channel; not tenant data exposed to anyone).
+    async fn channels_of_kind(&self, kind: crate::ChannelKind) -> StoreResult<Vec<Channel>>;
 
     // ---- inbound ----
     /// Stores a batch of inbound messages in ONE transaction (group commit): for each, dedupe
@@ -383,4 +429,219 @@ pub trait Store: Send + Sync + 'static {
         channel: ChannelId,
         visitor_id: &str,
     ) -> StoreResult<Option<Conversation>>;
+
+    // ---- flows (self-service bots) ----
+    /// Stores a flow's YAML as the tenant's next version of `flow_id`; the same source as the
+    /// latest version is not stored again (`created: false`, that version returned).
+    async fn save_flow(
+        &self,
+        tenant: TenantId,
+        flow_id: &str,
+        source: &str,
+        now: Timestamp,
+    ) -> StoreResult<SavedFlow>;
+    /// The latest version of each of the tenant's flows, by flow id.
+    async fn flows(&self, tenant: TenantId) -> StoreResult<Vec<StoredFlow>>;
+    /// Replaces a channel's settings (e.g. its default flow).
+    async fn set_channel_settings(
+        &self,
+        tenant: TenantId,
+        channel: ChannelId,
+        settings: &crate::ChannelSettings,
+    ) -> StoreResult<Channel>;
+    /// The bot session of a conversation, if one was ever stored.
+    async fn flow_session(
+        &self,
+        tenant: TenantId,
+        conversation: ConversationId,
+    ) -> StoreResult<Option<StoredFlowSession>>;
+    /// [`Store::apply_decision`] plus the flow's effects (session with its timer, records,
+    /// consent, contact attributes), all in ONE transaction. A session write whose
+    /// `expected_version` is stale fails with `Conflict` and changes nothing.
+    async fn apply_flow_decision(
+        &self,
+        decision: Decision,
+        effects: FlowEffects,
+        now: Timestamp,
+    ) -> StoreResult<Vec<Event>>;
+    /// Adds a job due at `run_at` (API-started flows).
+    async fn enqueue_job(
+        &self,
+        tenant: TenantId,
+        kind: JobKind,
+        run_at: Timestamp,
+    ) -> StoreResult<JobId>;
+    /// Records flows collected in a conversation, oldest first.
+    async fn records(
+        &self,
+        tenant: TenantId,
+        conversation: ConversationId,
+    ) -> StoreResult<Vec<FlowRecord>>;
+    /// A contact's consent history on every channel, oldest first (the latest per channel is
+    /// the current state).
+    async fn consents(&self, tenant: TenantId, contact: ContactId) -> StoreResult<Vec<Consent>>;
+}
+
+/// One stored version of a flow definition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredFlow {
+    /// Owner.
+    pub tenant_id: TenantId,
+    /// The flow's `id`.
+    pub flow_id: String,
+    /// 1, 2, ... per tenant and flow.
+    pub version: i64,
+    /// The YAML as loaded.
+    pub source: String,
+    /// When this version was loaded.
+    #[serde(with = "time::serde::rfc3339")]
+    pub loaded_at: Timestamp,
+}
+
+/// What [`Store::save_flow`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedFlow {
+    /// The version now current.
+    pub flow: StoredFlow,
+    /// Whether this call created it (false: the same source was already the latest).
+    pub created: bool,
+}
+
+/// A conversation's bot session as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredFlowSession {
+    /// The conversation.
+    pub conversation_id: ConversationId,
+    /// The flow engine's session (opaque to storage).
+    pub session: serde_json::Value,
+    /// Bumped on every write; pass it back as [`FlowSessionWrite::expected_version`].
+    pub version: i64,
+    /// The armed timer job, if any.
+    pub timer_job: Option<JobId>,
+}
+
+/// What happens to a session's timer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimerChange {
+    /// Leave it as it is.
+    Keep,
+    /// Disarm it (the bot is done).
+    Cancel,
+    /// Replace it with one due at this time.
+    Set(Timestamp),
+}
+
+/// The new session to store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlowSessionWrite {
+    /// The session.
+    pub session: serde_json::Value,
+    /// The version read before stepping (`None`: the conversation had no session).
+    pub expected_version: Option<i64>,
+    /// Its timer.
+    pub timer: TimerChange,
+}
+
+/// A business record to store with a decision.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewRecord {
+    /// `loan_application`, `promise_to_pay`, `order`, `handoff`, ...
+    pub kind: String,
+    /// Fields.
+    pub data: serde_json::Value,
+}
+
+/// A stored business record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FlowRecord {
+    /// Its id.
+    pub id: crate::RecordId,
+    /// Owner.
+    pub tenant_id: TenantId,
+    /// Where it was collected.
+    pub conversation_id: ConversationId,
+    /// The customer.
+    pub contact_id: ContactId,
+    /// Record type.
+    pub kind: String,
+    /// Fields.
+    pub data: serde_json::Value,
+    /// When.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: Timestamp,
+}
+
+/// Whether a contact agreed to messages on a channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsentStatus {
+    /// Agreed.
+    OptedIn,
+    /// Asked to stop.
+    OptedOut,
+}
+
+impl ConsentStatus {
+    /// Stable snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConsentStatus::OptedIn => "opted_in",
+            ConsentStatus::OptedOut => "opted_out",
+        }
+    }
+}
+
+impl std::str::FromStr for ConsentStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "opted_in" => Ok(ConsentStatus::OptedIn),
+            "opted_out" => Ok(ConsentStatus::OptedOut),
+            other => Err(format!("unknown consent status `{other}`")),
+        }
+    }
+}
+
+/// A consent change to record for the decision's contact on its channel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewConsent {
+    /// New state.
+    pub status: ConsentStatus,
+    /// How it was given (`flow:main_menu`, `api`, ...).
+    pub source: String,
+    /// What the customer said or was shown.
+    pub wording: Option<String>,
+}
+
+/// One entry of a contact's consent history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Consent {
+    /// Owner.
+    pub tenant_id: TenantId,
+    /// The customer.
+    pub contact_id: ContactId,
+    /// The channel it applies to.
+    pub channel_id: ChannelId,
+    /// The state from then on.
+    pub status: ConsentStatus,
+    /// How it was given.
+    pub source: String,
+    /// What the customer said or was shown.
+    pub wording: Option<String>,
+    /// When.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: Timestamp,
+}
+
+/// What a flow step changes besides the conversation and its outbound messages.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FlowEffects {
+    /// The session to store (`None`: leave the stored one alone).
+    pub session: Option<FlowSessionWrite>,
+    /// Business records.
+    pub records: Vec<NewRecord>,
+    /// Consent changes for the conversation's contact on its channel.
+    pub consents: Vec<NewConsent>,
+    /// Attributes merged into the contact's attributes.
+    pub contact_attributes: Vec<(String, serde_json::Value)>,
 }

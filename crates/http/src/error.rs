@@ -79,6 +79,9 @@ impl From<ServiceError> for ApiError {
                 ApiError::new(StatusCode::UNAUTHORIZED, "invalid_credentials", m)
             }
             ServiceError::Forbidden(m) => ApiError::forbidden(m),
+            ServiceError::TemplateRequired(m) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "template_required", m)
+            }
             ServiceError::Unavailable(m) => {
                 tracing::warn!(error = %m, "service unavailable");
                 ApiError::new(

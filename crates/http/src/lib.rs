@@ -39,8 +39,10 @@ pub fn router(app: App) -> Router {
         .merge(routes::health::router())
         .merge(routes::auth::router())
         .merge(routes::conversations::router())
+        .merge(routes::demo::router())
         .merge(routes::users::router())
         .merge(routes::channels::router())
+        .merge(routes::hooks::router())
         .merge(routes::events::router())
         .merge(routes::webchat::router())
         .merge(routes::assets::router())
@@ -81,6 +83,7 @@ impl Server {
             )
         })?;
         let addr = listener.local_addr()?;
+        app.set_own_addr(addr);
         Ok(Server {
             app,
             listener,

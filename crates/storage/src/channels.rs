@@ -68,6 +68,23 @@ impl SqlStore {
             .collect()
     }
 
+    pub(crate) async fn channels_of_kind_impl(
+        &self,
+        kind: switchboard_core::ChannelKind,
+    ) -> StoreResult<Vec<Channel>> {
+        let mut conn = self.conn().await?;
+        let mut sql = Sql::new(&format!(
+            "SELECT {CHANNEL_COLS} FROM channels WHERE kind = "
+        ));
+        sql.bind(kind.as_str()).push(" ORDER BY created_at, id");
+        sql.fetch_all(&mut conn)
+            .await
+            .db()?
+            .iter()
+            .map(rows::channel)
+            .collect()
+    }
+
     pub(crate) async fn create_webchat_visitor_impl(
         &self,
         channel: ChannelId,

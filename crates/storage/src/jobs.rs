@@ -7,12 +7,12 @@
 
 use std::time::Duration;
 
-use switchboard_core::ports::{Decision, Job, StoreError, StoreResult};
+use switchboard_core::ports::{Decision, FlowEffects, Job, StoreError, StoreResult};
 use switchboard_core::{ConversationState, Event, EventKind, JobId, Timestamp, Transition};
 
 use crate::conversations::{self, apply_transition};
 use crate::sql::{DbResult, RowExt, Sql, ms};
-use crate::{Backend, SqlStore, events, outbound};
+use crate::{Backend, SqlStore, events, flows, outbound};
 
 /// The transition that takes `from` to `to`, if the state machine has one.
 fn transition_to(from: ConversationState, to: ConversationState) -> Option<Transition> {
@@ -80,6 +80,16 @@ impl SqlStore {
         decision: Decision,
         now: Timestamp,
     ) -> StoreResult<Vec<Event>> {
+        self.apply_decision_with(decision, None, now).await
+    }
+
+    /// A decision with optional flow effects, in one transaction (see `flows::apply_effects`).
+    pub(crate) async fn apply_decision_with(
+        &self,
+        decision: Decision,
+        effects: Option<FlowEffects>,
+        now: Timestamp,
+    ) -> StoreResult<Vec<Event>> {
         let tenant = decision.tenant_id;
         let mut tx = self.begin().await?;
         let mut sql = Sql::new("DELETE FROM jobs WHERE tenant_id = ");
@@ -91,6 +101,17 @@ impl SqlStore {
         }
         let mut locked =
             conversations::lock(&mut tx, self.backend, tenant, decision.conversation_id).await?;
+        if let Some(effects) = effects {
+            flows::apply_effects(
+                &mut tx,
+                self.backend,
+                &locked,
+                decision.job_id,
+                effects,
+                now,
+            )
+            .await?;
+        }
         let mut changed = false;
         if let Some(to) = decision.new_state
             && to != locked.conversation.state

@@ -16,12 +16,14 @@
 //! Modules, one per area of the [`Store`](switchboard_core::ports::Store) contract:
 //! [`accounts`] (tenants, users, sessions), [`channels`] (channels, web chat visitors),
 //! [`ingest`] (the inbound hot path), [`conversations`], [`outbound`] (outbox, delivery
-//! status), [`jobs`], [`events`].
+//! status), [`jobs`], [`events`], [`flows`] (flow definitions, bot sessions and their
+//! timers, records, consent).
 
 mod accounts;
 mod channels;
 mod conversations;
 mod events;
+mod flows;
 mod ingest;
 mod jobs;
 mod outbound;
@@ -152,7 +154,7 @@ pub async fn open(database_url: &str) -> Result<SqlStore, OpenError> {
     let pool = match backend {
         Backend::Sqlite => {
             let path = switchboard_storage_sqlite::file_path(database_url);
-            AnyPoolOptions::new()
+            let pool = AnyPoolOptions::new()
                 .max_connections(8)
                 .after_connect(|conn, _meta| {
                     Box::pin(async move {
@@ -163,7 +165,11 @@ pub async fn open(database_url: &str) -> Result<SqlStore, OpenError> {
                 })
                 .connect(&format!("sqlite://{path}"))
                 .await
-                .map_err(connect)?
+                .map_err(connect)?;
+            // The pool's connections do not checkpoint inside commits; this task does,
+            // and ends when the pool is closed.
+            switchboard_storage_sqlite::spawn_checkpointer(pool.clone());
+            pool
         }
         Backend::Postgres => AnyPoolOptions::new()
             .max_connections(16)
@@ -263,6 +269,12 @@ impl Store for SqlStore {
     }
     async fn list_channels(&self, tenant: TenantId) -> StoreResult<Vec<Channel>> {
         self.list_channels_impl(tenant).await
+    }
+    async fn channels_of_kind(
+        &self,
+        kind: switchboard_core::ChannelKind,
+    ) -> StoreResult<Vec<Channel>> {
+        self.channels_of_kind_impl(kind).await
     }
 
     async fn ingest(&self, items: &[IngestItem]) -> StoreResult<Vec<IngestOutcome>> {
@@ -420,5 +432,67 @@ impl Store for SqlStore {
         visitor_id: &str,
     ) -> StoreResult<Option<Conversation>> {
         self.webchat_conversation_impl(channel, visitor_id).await
+    }
+
+    async fn save_flow(
+        &self,
+        tenant: TenantId,
+        flow_id: &str,
+        source: &str,
+        now: Timestamp,
+    ) -> StoreResult<switchboard_core::ports::SavedFlow> {
+        self.save_flow_impl(tenant, flow_id, source, now).await
+    }
+    async fn flows(
+        &self,
+        tenant: TenantId,
+    ) -> StoreResult<Vec<switchboard_core::ports::StoredFlow>> {
+        self.flows_impl(tenant).await
+    }
+    async fn set_channel_settings(
+        &self,
+        tenant: TenantId,
+        channel: ChannelId,
+        settings: &switchboard_core::ChannelSettings,
+    ) -> StoreResult<Channel> {
+        self.set_channel_settings_impl(tenant, channel, settings)
+            .await
+    }
+    async fn flow_session(
+        &self,
+        tenant: TenantId,
+        conversation: ConversationId,
+    ) -> StoreResult<Option<switchboard_core::ports::StoredFlowSession>> {
+        self.flow_session_impl(tenant, conversation).await
+    }
+    async fn apply_flow_decision(
+        &self,
+        decision: Decision,
+        effects: switchboard_core::ports::FlowEffects,
+        now: Timestamp,
+    ) -> StoreResult<Vec<Event>> {
+        self.apply_decision_with(decision, Some(effects), now).await
+    }
+    async fn enqueue_job(
+        &self,
+        tenant: TenantId,
+        kind: switchboard_core::ports::JobKind,
+        run_at: Timestamp,
+    ) -> StoreResult<JobId> {
+        self.enqueue_job_impl(tenant, kind, run_at).await
+    }
+    async fn records(
+        &self,
+        tenant: TenantId,
+        conversation: ConversationId,
+    ) -> StoreResult<Vec<switchboard_core::ports::FlowRecord>> {
+        self.records_impl(tenant, conversation).await
+    }
+    async fn consents(
+        &self,
+        tenant: TenantId,
+        contact: ContactId,
+    ) -> StoreResult<Vec<switchboard_core::ports::Consent>> {
+        self.consents_impl(tenant, contact).await
     }
 }

@@ -251,7 +251,8 @@ impl SqlStore {
             return Ok(Vec::new());
         }
         let mut sql = Sql::new(&format!(
-            "SELECT o.id AS outbox_id, o.attempts, o.idempotency_key, {MESSAGE_COLS}, \
+            "SELECT o.id AS outbox_id, o.attempts, o.idempotency_key, o.priority, \
+             c.last_inbound_at AS conv_last_inbound_at, {MESSAGE_COLS}, \
              ch.kind AS ch_kind, ch.name AS ch_name, ch.credentials AS ch_credentials, \
              ch.settings AS ch_settings, ch.created_at AS ch_created_at, \
              i.external_id AS recipient \
@@ -284,6 +285,12 @@ impl SqlStore {
                     attempts: i32::try_from(row.int("attempts")?).unwrap_or(i32::MAX),
                     idempotency_key: row.text("idempotency_key")?,
                     recipient: row.text("recipient")?,
+                    lane: if row.int("priority")? == priority(Lane::Live) {
+                        Lane::Live
+                    } else {
+                        Lane::Bulk
+                    },
+                    last_inbound_at: row.opt_ts("conv_last_inbound_at")?,
                     message,
                     channel,
                 })

@@ -131,6 +131,7 @@ contract!(
     delivery_status_only_moves_forward_and_a_failure_after_delivery_is_recorded,
     the_second_message_of_a_conversation_waits_until_the_first_is_sent,
     live_messages_are_claimed_before_bulk_ones,
+    channels_of_one_kind_are_listed_across_tenants,
     an_expired_lease_is_claimed_again_but_a_live_lease_is_not,
     a_retry_delays_the_row_and_a_failure_finishes_it_with_the_reason,
     a_decision_changes_state_queues_replies_and_completes_the_job_together,
@@ -138,6 +139,11 @@ contract!(
     another_tenants_conversation_is_invisible_to_every_read_and_write,
     invalid_transitions_are_refused_and_valid_ones_are_recorded,
     web_chat_visitors_find_their_latest_conversation,
+    flows_are_versioned_per_tenant_and_the_same_source_adds_no_version,
+    a_flow_decision_stores_session_records_consent_and_replies_together,
+    a_stale_flow_session_write_changes_nothing,
+    a_flow_timer_is_a_due_job_that_never_holds_back_the_conversation,
+    channel_settings_are_replaced_within_the_tenant,
 );
 
 // ---------------------------------------------------------------- fixtures
@@ -902,8 +908,28 @@ async fn live_messages_are_claimed_before_bulk_ones(s: SqlStore) {
         .unwrap();
     let one = s.claim_outbox("node", t(4), LEASE, 1).await.unwrap();
     assert_eq!(one[0].message.id, live.id);
+    assert_eq!(one[0].lane, Lane::Live, "the claimed row says its lane");
+    assert_eq!(
+        one[0].last_inbound_at,
+        Some(t(1)),
+        "the customer's last message time travels with the row (24 h window)"
+    );
     let two = s.claim_outbox("node", t(4), LEASE, 1).await.unwrap();
     assert_eq!(two[0].message.id, bulk.id);
+    assert_eq!(two[0].lane, Lane::Bulk);
+}
+
+async fn channels_of_one_kind_are_listed_across_tenants(s: SqlStore) {
+    let a = world(&s, "a").await;
+    let b = world(&s, "b").await;
+    let found = s.channels_of_kind(ChannelKind::Whatsapp).await.unwrap();
+    assert_eq!(found, vec![a.channel.clone(), b.channel.clone()]);
+    assert!(
+        s.channels_of_kind(ChannelKind::Signal)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn an_expired_lease_is_claimed_again_but_a_live_lease_is_not(s: SqlStore) {
@@ -1364,4 +1390,351 @@ async fn web_chat_visitors_find_their_latest_conversation(s: SqlStore) {
         Some(t(4)),
         "receive time when the provider gives none"
     );
+}
+
+// ---------------------------------------------------------------- flows
+
+async fn flows_are_versioned_per_tenant_and_the_same_source_adds_no_version(s: SqlStore) {
+    let a = world(&s, "a").await;
+    let b = world(&s, "b").await;
+    let v1 = s
+        .save_flow(a.tenant.id, "menu", "id: menu\n", t(1))
+        .await
+        .unwrap();
+    assert_eq!((v1.flow.version, v1.created), (1, true));
+    let same = s
+        .save_flow(a.tenant.id, "menu", "id: menu\n", t(2))
+        .await
+        .unwrap();
+    assert_eq!(
+        (same.flow.version, same.created),
+        (1, false),
+        "same source: no new version"
+    );
+    assert_eq!(same.flow.loaded_at, v1.flow.loaded_at);
+    let v2 = s
+        .save_flow(a.tenant.id, "menu", "id: menu\nname: Menu\n", t(3))
+        .await
+        .unwrap();
+    assert_eq!((v2.flow.version, v2.created), (2, true));
+    s.save_flow(a.tenant.id, "other", "id: other\n", t(4))
+        .await
+        .unwrap();
+    let other_tenant = s
+        .save_flow(b.tenant.id, "menu", "id: menu\n", t(5))
+        .await
+        .unwrap();
+    assert_eq!(other_tenant.flow.version, 1, "versions count per tenant");
+
+    let latest = s.flows(a.tenant.id).await.unwrap();
+    assert_eq!(
+        latest
+            .iter()
+            .map(|f| (f.flow_id.as_str(), f.version, f.source.as_str()))
+            .collect::<Vec<_>>(),
+        [
+            ("menu", 2, "id: menu\nname: Menu\n"),
+            ("other", 1, "id: other\n")
+        ],
+        "only the latest version of each flow"
+    );
+    assert_eq!(s.flows(b.tenant.id).await.unwrap().len(), 1);
+    assert!(matches!(
+        s.save_flow(a.tenant.id, "  ", "x", t(6)).await,
+        Err(StoreError::Invalid(_))
+    ));
+}
+
+async fn claim_one(s: &SqlStore, at: Timestamp) -> switchboard_core::ports::Job {
+    let mut jobs = s.claim_jobs("node", at, LEASE, 10).await.unwrap();
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    jobs.remove(0)
+}
+
+fn decide(w: &World, job: &switchboard_core::ports::Job, conv: ConversationId) -> Decision {
+    Decision {
+        job_id: job.id,
+        tenant_id: w.tenant.id,
+        conversation_id: conv,
+        new_state: None,
+        outbound: vec![],
+    }
+}
+
+async fn a_flow_decision_stores_session_records_consent_and_replies_together(s: SqlStore) {
+    use switchboard_core::ports::{
+        ConsentStatus, FlowEffects, FlowSessionWrite, NewConsent, NewRecord, TimerChange,
+    };
+    let w = world(&s, "a").await;
+    let conv = customer_writes(&s, &w, "1", "p1", t(1)).await;
+    assert!(s.flow_session(w.tenant.id, conv).await.unwrap().is_none());
+    let job = claim_one(&s, t(2)).await;
+    let events = s
+        .apply_flow_decision(
+            Decision {
+                new_state: Some(ConversationState::Queued),
+                outbound: vec![reply("A person is joining", Lane::Live)],
+                ..decide(&w, &job, conv)
+            },
+            FlowEffects {
+                session: Some(FlowSessionWrite {
+                    session: serde_json::json!({"root": "main_menu", "state": "handed_off"}),
+                    expected_version: None,
+                    timer: TimerChange::Keep,
+                }),
+                records: vec![
+                    NewRecord {
+                        kind: "loan_application".into(),
+                        data: serde_json::json!({"amount": "5000.00"}),
+                    },
+                    NewRecord {
+                        kind: "handoff".into(),
+                        data: serde_json::json!({"queue": "loans", "summary": "R5000"}),
+                    },
+                ],
+                consents: vec![NewConsent {
+                    status: ConsentStatus::OptedOut,
+                    source: "flow:main_menu".into(),
+                    wording: Some("stop".into()),
+                }],
+                contact_attributes: vec![("language".into(), serde_json::json!("af"))],
+            },
+            t(3),
+        )
+        .await
+        .unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::MessageCreated { .. }))
+    );
+    let stored = s.flow_session(w.tenant.id, conv).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            stored.version,
+            stored.session["root"].as_str(),
+            stored.timer_job
+        ),
+        (1, Some("main_menu"), None)
+    );
+    let summary = s.conversation(w.tenant.id, conv).await.unwrap().unwrap();
+    assert_eq!(summary.conversation.state, ConversationState::Queued);
+    let records = s.records(w.tenant.id, conv).await.unwrap();
+    assert_eq!(
+        records.iter().map(|r| r.kind.as_str()).collect::<Vec<_>>(),
+        ["loan_application", "handoff"]
+    );
+    assert_eq!(records[0].data["amount"], "5000.00");
+    assert_eq!(records[0].contact_id, summary.conversation.contact_id);
+    let consents = s
+        .consents(w.tenant.id, summary.conversation.contact_id)
+        .await
+        .unwrap();
+    assert_eq!(consents.len(), 1);
+    assert_eq!(
+        (
+            consents[0].status,
+            consents[0].channel_id,
+            consents[0].source.as_str()
+        ),
+        (ConsentStatus::OptedOut, w.channel.id, "flow:main_menu")
+    );
+    let (contact, _) = s
+        .contact(w.tenant.id, summary.conversation.contact_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(contact.attributes["language"], "af");
+    assert_eq!(
+        s.claim_outbox("node", t(4), LEASE, 10).await.unwrap().len(),
+        1
+    );
+
+    // Another tenant sees none of it.
+    let b = world(&s, "b").await;
+    assert!(s.flow_session(b.tenant.id, conv).await.unwrap().is_none());
+    assert!(s.records(b.tenant.id, conv).await.unwrap().is_empty());
+    assert!(
+        s.consents(b.tenant.id, summary.conversation.contact_id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn a_stale_flow_session_write_changes_nothing(s: SqlStore) {
+    use switchboard_core::ports::{FlowEffects, FlowSessionWrite, NewRecord, TimerChange};
+    let w = world(&s, "a").await;
+    let conv = customer_writes(&s, &w, "1", "p1", t(1)).await;
+    let job = claim_one(&s, t(2)).await;
+    let write = |v: Option<i64>, n: i64| FlowEffects {
+        session: Some(FlowSessionWrite {
+            session: serde_json::json!({"n": n}),
+            expected_version: v,
+            timer: TimerChange::Keep,
+        }),
+        records: vec![NewRecord {
+            kind: "order".into(),
+            data: serde_json::json!({"n": n}),
+        }],
+        ..FlowEffects::default()
+    };
+    s.apply_flow_decision(decide(&w, &job, conv), write(None, 1), t(3))
+        .await
+        .unwrap();
+    customer_writes(&s, &w, "1", "p2", t(4)).await;
+    let job = claim_one(&s, t(5)).await;
+    // Written by someone who read no session (or an old version): refused, job kept.
+    for stale in [None, Some(7)] {
+        let err = s
+            .apply_flow_decision(
+                Decision {
+                    outbound: vec![reply("never sent", Lane::Live)],
+                    ..decide(&w, &job, conv)
+                },
+                write(stale, 2),
+                t(6),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    }
+    assert_eq!(s.records(w.tenant.id, conv).await.unwrap().len(), 1);
+    assert!(
+        s.claim_outbox("node", t(7), LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let stored = s.flow_session(w.tenant.id, conv).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.version, &stored.session),
+        (1, &serde_json::json!({"n": 1}))
+    );
+    // With the version read, it goes through.
+    s.apply_flow_decision(decide(&w, &job, conv), write(Some(1), 2), t(8))
+        .await
+        .unwrap();
+    let stored = s.flow_session(w.tenant.id, conv).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.version, &stored.session),
+        (2, &serde_json::json!({"n": 2}))
+    );
+}
+
+async fn a_flow_timer_is_a_due_job_that_never_holds_back_the_conversation(s: SqlStore) {
+    use switchboard_core::ports::{FlowEffects, FlowSessionWrite, JobKind, TimerChange};
+    let w = world(&s, "a").await;
+    let conv = customer_writes(&s, &w, "1", "p1", t(1)).await;
+    let job = claim_one(&s, t(2)).await;
+    let arm = |v: Option<i64>, timer| FlowEffects {
+        session: Some(FlowSessionWrite {
+            session: serde_json::json!({}),
+            expected_version: v,
+            timer,
+        }),
+        ..FlowEffects::default()
+    };
+    s.apply_flow_decision(
+        decide(&w, &job, conv),
+        arm(None, TimerChange::Set(t(1000))),
+        t(3),
+    )
+    .await
+    .unwrap();
+    let first_timer = s
+        .flow_session(w.tenant.id, conv)
+        .await
+        .unwrap()
+        .unwrap()
+        .timer_job
+        .expect("timer armed");
+
+    // A later customer message is processed while the timer waits.
+    customer_writes(&s, &w, "1", "p2", t(10)).await;
+    let job = claim_one(&s, t(11)).await;
+    assert!(matches!(job.kind, JobKind::ProcessInbound { .. }));
+    // Re-arming replaces the timer: the old job is gone.
+    s.apply_flow_decision(
+        decide(&w, &job, conv),
+        arm(Some(1), TimerChange::Set(t(2000))),
+        t(12),
+    )
+    .await
+    .unwrap();
+    let session = s.flow_session(w.tenant.id, conv).await.unwrap().unwrap();
+    let timer = session.timer_job.expect("timer armed");
+    assert_ne!(timer, first_timer);
+    assert!(
+        s.claim_jobs("node", t(1500), LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // When due, the timer is claimed; completing it with no new timer leaves none.
+    let fired = claim_one(&s, t(2000)).await;
+    assert_eq!(fired.id, timer);
+    assert_eq!(
+        fired.kind,
+        JobKind::FlowTimeout {
+            conversation_id: conv
+        }
+    );
+    s.apply_flow_decision(
+        decide(&w, &fired, conv),
+        arm(Some(2), TimerChange::Cancel),
+        t(2001),
+    )
+    .await
+    .unwrap();
+    let session = s.flow_session(w.tenant.id, conv).await.unwrap().unwrap();
+    assert_eq!((session.version, session.timer_job), (3, None));
+    assert!(
+        s.claim_jobs("node", t(9999), LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Jobs can be queued for later (API-started flows).
+    let id = s
+        .enqueue_job(
+            w.tenant.id,
+            JobKind::StartFlow {
+                conversation_id: conv,
+                flow_id: "collections".into(),
+            },
+            t(3000),
+        )
+        .await
+        .unwrap();
+    assert!(
+        s.claim_jobs("node", t(2999), LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(claim_one(&s, t(3000)).await.id, id);
+}
+
+async fn channel_settings_are_replaced_within_the_tenant(s: SqlStore) {
+    let a = world(&s, "a").await;
+    let b = world(&s, "b").await;
+    let settings = ChannelSettings {
+        default_flow: Some("main_menu".into()),
+        ..a.channel.settings.clone()
+    };
+    let changed = s
+        .set_channel_settings(a.tenant.id, a.channel.id, &settings)
+        .await
+        .unwrap();
+    assert_eq!(changed.settings.default_flow.as_deref(), Some("main_menu"));
+    let read = s.channel(a.channel.id).await.unwrap().unwrap();
+    assert_eq!(read.settings, settings);
+    assert!(matches!(
+        s.set_channel_settings(b.tenant.id, a.channel.id, &settings)
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
 }

@@ -12,7 +12,7 @@ use serde_json::json;
 use switchboard_app::App;
 use switchboard_app::services::ServiceError;
 use switchboard_core::ports::ConversationFilter;
-use switchboard_core::{ConversationId, ConversationState, UserId};
+use switchboard_core::{Content, ConversationId, ConversationState, UserId};
 
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery, StaffAuth};
@@ -28,6 +28,7 @@ pub fn router() -> Router<App> {
         )
         .route("/api/v1/conversations/{id}/assign", post(assign))
         .route("/api/v1/conversations/{id}/resolve", post(resolve))
+        .route("/api/v1/conversations/{id}/flow", post(start_flow))
 }
 
 fn parse_id(raw: &str) -> Result<ConversationId, ApiError> {
@@ -87,7 +88,9 @@ async fn list(
     Ok(Json(json!({"conversations": conversations})))
 }
 
-/// `GET /api/v1/conversations/{id}`: the conversation, its contact and their identities.
+/// `GET /api/v1/conversations/{id}`: the conversation, its contact and their identities,
+/// what the bot collected (`records`) and the latest hand-off summary (`bot_summary`:
+/// `{queue, skill, priority, summary, flow}` or null).
 async fn show(
     State(app): State<App>,
     auth: StaffAuth,
@@ -100,9 +103,33 @@ async fn show(
         .await
         .map_err(ServiceError::from)?
         .ok_or_else(|| ApiError::not_found("contact"))?;
-    Ok(Json(
-        json!({"conversation": conv, "contact": contact, "identities": identities}),
-    ))
+    let (records, bot_summary) = app.bot_records(&auth.user, conv.conversation.id).await?;
+    Ok(Json(json!({
+        "conversation": conv, "contact": contact, "identities": identities,
+        "bot_summary": bot_summary, "records": records,
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StartFlowBody {
+    flow_id: String,
+}
+
+/// `POST /api/v1/conversations/{id}/flow` `{"flow_id"}`: starts a loaded flow.
+/// - The conversation goes to state `bot` (assignee cleared) and the flow's first messages
+///   follow from the job worker; answers `202 {"conversation"}`.
+/// - `404` for an unknown flow id (nothing changes); `422` for a resolved conversation.
+async fn start_flow(
+    State(app): State<App>,
+    auth: StaffAuth,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<StartFlowBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    let conv = app
+        .start_flow(&auth.user, parse_id(&id)?, body.flow_id.trim())
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({"conversation": conv}))))
 }
 
 #[derive(Deserialize)]
@@ -135,19 +162,55 @@ async fn messages(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ReplyBody {
-    text: String,
+    text: Option<String>,
+    template: Option<TemplateBody>,
 }
 
-/// `POST /api/v1/conversations/{id}/messages` `{"text"}`
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TemplateBody {
+    name: String,
+    language: String,
+    #[serde(default)]
+    variables: Vec<String>,
+}
+
+/// `POST /api/v1/conversations/{id}/messages` `{"text"}` or
+/// `{"template": {"name", "language", "variables"}}`
 /// - Stores the reply with its outbox row (status `queued`) and answers 201; the sender
 ///   delivers it. An unowned conversation is assigned to the replying agent.
+/// - 422 `template_required` for free-form text when the WhatsApp 24 h window is closed.
 async fn reply(
     State(app): State<App>,
     auth: StaffAuth,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<ReplyBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let message = app.reply(&auth.user, parse_id(&id)?, &body.text).await?;
+    let content = match (body.text, body.template) {
+        (Some(text), None) => Content::text(text),
+        (None, Some(t)) => {
+            if t.name.trim().is_empty() || t.language.trim().is_empty() {
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_field",
+                    "a template needs a name and a language code (e.g. en_US)",
+                ));
+            }
+            Content::Template {
+                name: t.name,
+                language: t.language,
+                variables: t.variables,
+            }
+        }
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_field",
+                "send exactly one of `text` or `template`",
+            ));
+        }
+    };
+    let message = app.reply_with(&auth.user, parse_id(&id)?, content).await?;
     Ok((StatusCode::CREATED, Json(json!({"message": message}))))
 }
 

@@ -169,8 +169,8 @@ async fn a_customer_page_and_an_agent_page_exchange_messages_in_chromium() {
         .click()
         .await
         .unwrap();
-    // The inbox row previews the last message: the automated welcome.
-    wait_text(&agent, "#inbox .conversation", "automated assistant").await;
+    // The inbox row previews the last message: the demo flow's main menu.
+    wait_text(&agent, "#inbox .conversation", "How can we help you today?").await;
     agent
         .find(Locator::Css("#inbox .conversation"))
         .await

@@ -55,6 +55,10 @@ pub fn test_config(dir: &std::path::Path) -> Config {
     };
     config.sender.base_backoff_ms = 20;
     config.sender.max_backoff_ms = 100;
+    // The demo flows call this server's own demo account endpoint, as `switchboard demo` allows.
+    config.flows.allow_hosts = vec!["self".into()];
+    // The Signal receiver polls its mock quickly.
+    config.channels.signal_poll_interval_ms = 100;
     config
 }
 

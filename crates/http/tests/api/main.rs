@@ -3,11 +3,16 @@
 //! (`helpers::spawn_app`) and talks to it over HTTP and websockets.
 
 mod helpers;
+mod providers;
 
 mod auth;
 mod bad_input;
 mod browser;
+mod channels_signal;
+mod channels_telegram;
+mod channels_whatsapp;
 mod conversations;
+mod flows;
 mod health;
 mod outbox;
 mod restart;

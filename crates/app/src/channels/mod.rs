@@ -1,0 +1,443 @@
+//! Provider channels (WhatsApp, Telegram, Signal) wired into the runtime.
+//!
+//! The pure wire work (verify, parse, render, error classification) lives in the `channels`
+//! crate; this module is the IO shell around it:
+//! - [`ProviderTransport`]: the outbox [`Transport`] for the three provider kinds. It waits
+//!   for its turn in the account's [`limiter::AccountLimiter`], refuses free-form WhatsApp
+//!   messages outside the 24 h window and Signal bulk sends before any provider call, sends
+//!   through [`switchboard_channels::adapter_for`], and maps [`SendError`] to
+//!   [`AttemptError`] (pausing the account or recipient on back-off answers).
+//! - [`App::receive_hook`] / [`App::whatsapp_handshake`]: webhook requests, verified on the
+//!   raw bytes, parsed, and handed to [`App::accept_parsed`], which commits messages through
+//!   `app::ingest` (200 only after commit), applies status reports and acts on notices.
+//! - [`setup`]: `channels add` (CLI and admin API): credentials checked against the provider,
+//!   the webhook URL to register, Telegram's `setWebhook`.
+//! - [`signal_receiver`]: one background receiver per Signal channel (signal-cli has no
+//!   webhook).
+
+pub mod limiter;
+pub mod setup;
+pub mod signal_receiver;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use switchboard_channels::{
+    Adapter, Notice, OutboundMessage, Parsed, RawRequest, SendError, adapter_for, telegram,
+    whatsapp,
+};
+use switchboard_core::ports::{IngestItem, Lane, OutboxItem};
+use switchboard_core::{
+    Channel, ChannelId, ChannelKind, Content, ConversationState, ErrorClass, InboundEvent,
+    SendFailure, Timestamp,
+};
+
+use crate::config::ChannelsConfig;
+use crate::sender::{AttemptError, Transport};
+use crate::{App, now};
+
+use self::limiter::AccountLimiter;
+
+/// Shared state of the provider channels: one HTTP client and the limiters per account.
+pub struct ChannelRuntime {
+    http: reqwest::Client,
+    config: ChannelsConfig,
+    limiters: Mutex<HashMap<ChannelId, Arc<AccountLimiter>>>,
+    /// Longest a send waits for its turn before the row is rescheduled instead (half the
+    /// outbox lease, so a waiting row never outlives its lease).
+    max_wait: Duration,
+}
+
+impl ChannelRuntime {
+    /// Builds the runtime. Installs the ring TLS provider if nobody did (reqwest is built
+    /// without one; see dependencies.md).
+    pub fn new(config: ChannelsConfig, lease: Duration) -> Self {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .expect("an HTTP client with the ring TLS provider always builds");
+        ChannelRuntime {
+            http,
+            config,
+            limiters: Mutex::new(HashMap::new()),
+            max_wait: lease / 2,
+        }
+    }
+
+    /// The HTTP client every provider call uses.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// The adapter of a channel row.
+    pub fn adapter(&self, channel: &Channel) -> Result<Box<dyn Adapter>, String> {
+        adapter_for(channel, self.http.clone()).map_err(|e| e.to_string())
+    }
+
+    /// The limiters of a channel account (created on first use).
+    pub fn limiter(&self, channel: &Channel) -> Arc<AccountLimiter> {
+        let mut map = self.limiters.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(channel.id)
+            .or_insert_with(|| {
+                Arc::new(AccountLimiter::new(
+                    channel.kind,
+                    &self.config,
+                    channel.settings.rate_per_second,
+                ))
+            })
+            .clone()
+    }
+}
+
+/// The outbox transport of WhatsApp, Telegram and Signal channels.
+pub struct ProviderTransport {
+    runtime: Arc<ChannelRuntime>,
+}
+
+impl ProviderTransport {
+    /// A transport over the shared channel runtime.
+    pub fn new(runtime: Arc<ChannelRuntime>) -> Self {
+        Self { runtime }
+    }
+}
+
+fn refuse(class: ErrorClass, code: &str, reason: impl Into<String>) -> AttemptError {
+    AttemptError {
+        failure: SendFailure {
+            class,
+            code: Some(code.to_string()),
+            reason: reason.into(),
+        },
+        retry_after: None,
+    }
+}
+
+/// Whether a free-form message may go to a customer whose last message was at `last_inbound`
+/// (WhatsApp's customer service window, channels.md §1.2). Templates may always go.
+pub fn window_allows(
+    kind: ChannelKind,
+    content: &Content,
+    last_inbound: Option<Timestamp>,
+    now: Timestamp,
+) -> bool {
+    let Some(hours) = kind.capabilities().session_window_hours else {
+        return true;
+    };
+    if matches!(content, Content::Template { .. }) {
+        return true;
+    }
+    last_inbound.is_some_and(|t| now - t < time::Duration::hours(i64::from(hours)))
+}
+
+/// The message an agent sees when the window is closed.
+pub const WINDOW_CLOSED: &str = "the customer's last message is more than 24 hours old, so WhatsApp only accepts an approved template now: send {\"template\": {\"name\", \"language\", \"variables\"}} or wait for the customer to write";
+
+/// Maps an adapter error to the sender's attempt error.
+fn attempt_error(e: &SendError) -> AttemptError {
+    AttemptError {
+        failure: e.failure(),
+        retry_after: e.retry_after,
+    }
+}
+
+#[async_trait]
+impl Transport for ProviderTransport {
+    async fn send(&self, item: &OutboxItem) -> Result<Option<String>, AttemptError> {
+        let channel = &item.channel;
+        if item.lane == Lane::Bulk
+            && channel.kind == ChannelKind::Signal
+            && !channel.settings.allow_bulk
+        {
+            return Err(refuse(
+                ErrorClass::Permanent,
+                "bulk_not_allowed",
+                "bulk sends on Signal are refused unless the operator allows them (channel setting allow_bulk)",
+            ));
+        }
+        if !window_allows(
+            channel.kind,
+            &item.message.content,
+            item.last_inbound_at,
+            now(),
+        ) {
+            return Err(refuse(
+                ErrorClass::NeedsTemplate,
+                "window_closed",
+                WINDOW_CLOSED,
+            ));
+        }
+        let adapter = self.runtime.adapter(channel).map_err(|e| {
+            refuse(
+                ErrorClass::Permanent,
+                "channel_config",
+                format!("channel is misconfigured: {e}"),
+            )
+        })?;
+        let limiter = self.runtime.limiter(channel);
+        let deadline = tokio::time::Instant::now() + self.runtime.max_wait;
+        if let Err(wait) = limiter.acquire(item.lane, &item.recipient, deadline).await {
+            return Err(AttemptError {
+                failure: SendFailure {
+                    class: ErrorClass::BackOff,
+                    code: Some("rate_limited".into()),
+                    reason: "waiting for this channel's send rate".into(),
+                },
+                retry_after: Some(wait),
+            });
+        }
+        let msg = OutboundMessage::new(
+            item.recipient.clone(),
+            item.message.content.clone(),
+            item.idempotency_key.clone(),
+        );
+        match adapter.send(&msg).await {
+            Ok(receipt) => Ok(Some(receipt.provider_id)),
+            Err(e) => {
+                if e.class == ErrorClass::BackOff {
+                    // Meta suggests backing off 4^n s on a pair limit; the provider's own
+                    // wait wins when it names one.
+                    let attempt = u32::try_from(item.attempts).unwrap_or(0).min(4);
+                    let wait = e
+                        .retry_after
+                        .unwrap_or(Duration::from_secs(4u64.pow(attempt + 1)));
+                    match e.scope {
+                        switchboard_channels::ErrorScope::Channel => limiter.pause_account(wait),
+                        _ => limiter.pause_recipient(&item.recipient, wait),
+                    }
+                }
+                if e.scope == switchboard_channels::ErrorScope::Channel && !e.class.is_retryable() {
+                    tracing::error!(channel_id = %channel.id, kind = %channel.kind, code = ?e.code, error = %e.message, "the provider refused this channel account; check its credentials");
+                }
+                Err(attempt_error(&e))
+            }
+        }
+    }
+}
+
+/// Why a webhook request was not accepted. The HTTP layer maps each to a status.
+#[derive(Debug, thiserror::Error)]
+pub enum HookError {
+    /// No such channel of that kind (404).
+    #[error("channel not found")]
+    NotFound,
+    /// Signature, secret token or handshake refused (401 / 403); nothing was stored.
+    #[error("{0}")]
+    Rejected(String),
+    /// The body is not a payload this provider sends (400).
+    #[error("{0}")]
+    BadPayload(String),
+    /// Storage failed or the server is stopping: the provider should retry (503).
+    #[error("{0}")]
+    Unavailable(String),
+    /// The channel's stored credentials are unusable (500, logged).
+    #[error("{0}")]
+    Misconfigured(String),
+}
+
+/// What one accepted request contained.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct HookReceipt {
+    /// Messages stored now.
+    pub stored: usize,
+    /// Messages stored before (provider retries).
+    pub duplicates: usize,
+    /// Status reports that changed a message.
+    pub statuses: usize,
+}
+
+impl App {
+    /// A channel of `kind` by id, or `NotFound`.
+    async fn hook_channel(&self, kind: ChannelKind, id: ChannelId) -> Result<Channel, HookError> {
+        self.store
+            .channel(id)
+            .await
+            .map_err(|e| HookError::Unavailable(e.to_string()))?
+            .filter(|c| c.kind == kind)
+            .ok_or(HookError::NotFound)
+    }
+
+    /// `GET /hooks/whatsapp/{id}`: Meta's subscription handshake; returns the challenge.
+    pub async fn whatsapp_handshake(
+        &self,
+        id: ChannelId,
+        req: &RawRequest,
+    ) -> Result<String, HookError> {
+        let channel = self.hook_channel(ChannelKind::Whatsapp, id).await?;
+        let creds: whatsapp::Credentials = serde_json::from_value(channel.credentials.clone())
+            .map_err(|e| HookError::Misconfigured(format!("WhatsApp credentials: {e}")))?;
+        whatsapp::verify_subscription(req, &creds).map_err(|e| HookError::Rejected(e.to_string()))
+    }
+
+    /// `POST /hooks/{kind}/{id}`: verifies the request on its raw bytes, parses it and
+    /// commits what it carries. Returns only after every message is committed.
+    pub async fn receive_hook(
+        &self,
+        kind: ChannelKind,
+        id: ChannelId,
+        req: RawRequest,
+    ) -> Result<HookReceipt, HookError> {
+        if !matches!(kind, ChannelKind::Whatsapp | ChannelKind::Telegram) {
+            // Signal has no authenticity check at all, so it is never reachable from outside:
+            // its receiver task reads signal-cli on loopback instead.
+            return Err(HookError::NotFound);
+        }
+        let channel = self.hook_channel(kind, id).await?;
+        let adapter = self.channels.adapter(&channel).map_err(|e| {
+            tracing::error!(channel_id = %id, error = %e, "channel credentials are unusable");
+            HookError::Misconfigured(e)
+        })?;
+        adapter.verify(&req).map_err(|e| {
+            tracing::warn!(channel_id = %id, kind = %kind, reason = %e, "webhook refused");
+            HookError::Rejected(e.to_string())
+        })?;
+        let parsed = adapter
+            .parse(&req)
+            .map_err(|e| HookError::BadPayload(e.to_string()))?;
+        self.accept_parsed(&channel, parsed).await
+    }
+
+    /// Commits parsed provider input: messages through `app::ingest` (all submitted together,
+    /// so they share one group commit), status reports through `Store::apply_status`, and
+    /// notices acted on. Shared by webhooks and the Signal receiver.
+    pub async fn accept_parsed(
+        &self,
+        channel: &Channel,
+        parsed: Parsed,
+    ) -> Result<HookReceipt, HookError> {
+        let ingestor = self
+            .ingestor()
+            .ok_or_else(|| HookError::Unavailable("the server is starting".into()))?;
+        let received_at = now();
+        let mut items = Vec::new();
+        let mut statuses = Vec::new();
+        for event in parsed.events {
+            match event {
+                InboundEvent::Message(message) => items.push(IngestItem {
+                    tenant_id: channel.tenant_id,
+                    channel_id: channel.id,
+                    message,
+                    new_conversation_state: ConversationState::Queued,
+                    received_at,
+                }),
+                InboundEvent::Status(report) => statuses.push(report),
+            }
+        }
+        let mut receipt = HookReceipt::default();
+        let outcomes =
+            futures::future::join_all(items.into_iter().map(|i| ingestor.ingest(i))).await;
+        for outcome in outcomes {
+            match outcome.map_err(|e| HookError::Unavailable(e.to_string()))? {
+                switchboard_core::ports::IngestOutcome::Stored { .. } => receipt.stored += 1,
+                switchboard_core::ports::IngestOutcome::Duplicate { .. } => receipt.duplicates += 1,
+            }
+        }
+        for report in &statuses {
+            let event = self
+                .store
+                .apply_status(channel.tenant_id, channel.id, report)
+                .await
+                .map_err(|e| HookError::Unavailable(e.to_string()))?;
+            if let Some(event) = event {
+                self.bus.publish(std::slice::from_ref(&event));
+                receipt.statuses += 1;
+            }
+        }
+        for notice in parsed.notices {
+            self.act_on_notice(channel, notice);
+        }
+        Ok(receipt)
+    }
+
+    fn act_on_notice(&self, channel: &Channel, notice: Notice) {
+        match notice {
+            Notice::AnswerCallback { callback_query_id } => {
+                // Answered right away but off the request path: the customer's spinner stops
+                // and a slow Bot API never delays our 200.
+                let creds =
+                    serde_json::from_value::<telegram::Credentials>(channel.credentials.clone());
+                let Ok(creds) = creds else { return };
+                let bot = telegram::Telegram::new(
+                    self.channels.http().clone(),
+                    creds,
+                    channel.settings.api_base.as_deref(),
+                );
+                let channel_id = channel.id;
+                tokio::spawn(async move {
+                    if let Err(e) = bot.answer_callback_query(&callback_query_id, None).await {
+                        // Late answers are refused by Telegram; nothing to do about it.
+                        tracing::debug!(%channel_id, error = %e, "answerCallbackQuery failed");
+                    }
+                });
+            }
+            Notice::ReachabilityChanged {
+                external_contact_id,
+                reachable,
+                ..
+            } => {
+                // Not persisted yet (see the open items); logged for supervisors.
+                tracing::info!(channel_id = %channel.id, contact = %external_contact_id, reachable, "customer reachability changed");
+            }
+            Notice::ProviderError { failure } => {
+                tracing::warn!(channel_id = %channel.id, kind = %channel.kind, code = ?failure.code, class = ?failure.class, reason = %failure.reason, "provider reported an error");
+            }
+            Notice::Unhandled { reason, .. } => {
+                tracing::debug!(channel_id = %channel.id, %reason, "ignored provider item");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_whatsapp_window_is_24_hours_from_the_last_customer_message_and_templates_pass() {
+        let now = time::OffsetDateTime::UNIX_EPOCH + time::Duration::days(10);
+        let text = Content::text("hi");
+        let template = Content::Template {
+            name: "t".into(),
+            language: "en".into(),
+            variables: vec![],
+        };
+        let h = |n: i64| Some(now - time::Duration::hours(n));
+        let cases = [
+            (
+                ChannelKind::Whatsapp,
+                &text,
+                h(23),
+                true,
+                "inside the window",
+            ),
+            (ChannelKind::Whatsapp, &text, h(25), false, "window closed"),
+            (
+                ChannelKind::Whatsapp,
+                &text,
+                None,
+                false,
+                "customer never wrote",
+            ),
+            (
+                ChannelKind::Whatsapp,
+                &template,
+                h(25),
+                true,
+                "templates always go",
+            ),
+            (
+                ChannelKind::Telegram,
+                &text,
+                h(25),
+                true,
+                "no window on Telegram",
+            ),
+        ];
+        for (kind, content, last, expected, why) in cases {
+            assert_eq!(window_allows(kind, content, last, now), expected, "{why}");
+        }
+    }
+}

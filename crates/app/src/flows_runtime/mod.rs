@@ -1,0 +1,563 @@
+//! `app::flows_runtime`: runs the pure flow engine (`switchboard_flows::step`) for
+//! conversations in state `bot`, and carries out what it asks for.
+//!
+//! One job (a customer message, a flow timer, a staff "start flow") is handled like this:
+//! load the tenant's flows (cached per node) and the conversation's stored session, map the
+//! trigger to an [`Input`], `step`, perform any HTTP call the step asked for (behind the
+//! [`ssrf`] guard, with a timeout) and step again with the answer, up to
+//! `flows.max_chained_steps` times, then commit everything in ONE transaction
+//! (`Store::apply_flow_decision`): the new session with its timer, the bot's messages, the
+//! records, consent, contact attributes, the state change and the job's completion. A crash
+//! before the commit reruns the job (so an HTTP GET may run twice; nothing else happens
+//! twice); a session changed meanwhile by another node is a conflict and the job retries.
+//!
+//! What each action becomes:
+//! - `Send` → a bot message in the outbox.
+//! - `Handoff` → state `queued`, and a record of kind `handoff` (queue, skill, priority,
+//!   summary) the agent sees as `bot_summary`; the customer is told a person is joining (the
+//!   flow's hand-off message, or a system notice when the flow sent none).
+//! - `OptOut` → an `opted_out` consent row for the contact on this channel.
+//! - `RecordData` → a record; `SetContactAttribute` → the contact's attributes.
+//! - `ScheduleTimeout` → the session's single timer (a `flow_timeout` job).
+//! - `End` → state `resolved`, unless the same step handed off (then `queued`).
+//! - `Error` → logged, and the customer is handed to a person (state `queued`, a system
+//!   notice, a `handoff` record naming the failure); the session is left as it was.
+//!
+//! Text replies are passed to the engine as text: it matches them to the pending menu itself
+//! (`match_choice`) after checking the global commands, so a customer typing "stop" is never
+//! mistaken for a menu option that starts with "stop".
+
+pub mod admin;
+pub mod ssrf;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use switchboard_core::ports::{
+    ConsentStatus, Decision, FlowEffects, FlowSessionWrite, Job, Lane, NewConsent, NewOutbound,
+    NewRecord, Store, StoreError, TimerChange,
+};
+use switchboard_core::{
+    Channel, Content, ConversationState, ConversationSummary, Event, MessageId, Sender, TenantId,
+};
+use switchboard_flows::{Action, FlowLibrary, FlowSession, Input, SessionState, parse_flow, step};
+
+use crate::config::FlowsConfig;
+use crate::now;
+
+/// The flows shipped with Switchboard (`flows/*.yaml`), embedded so the binary works anywhere.
+pub const BUNDLED_FLOWS: [(&str, &str); 5] = [
+    (
+        "main_menu.yaml",
+        include_str!("../../../../flows/main_menu.yaml"),
+    ),
+    (
+        "balance.yaml",
+        include_str!("../../../../flows/balance.yaml"),
+    ),
+    (
+        "loan_application.yaml",
+        include_str!("../../../../flows/loan_application.yaml"),
+    ),
+    (
+        "collections.yaml",
+        include_str!("../../../../flows/collections.yaml"),
+    ),
+    ("order.yaml", include_str!("../../../../flows/order.yaml")),
+];
+
+/// Customer-facing notice when a flow hands off without saying so itself.
+pub const HANDOFF_NOTICE: &str =
+    "A person from our team is joining this chat; they can see what you told the assistant.";
+/// Customer-facing notice when the bot fails.
+pub const FAILURE_NOTICE: &str =
+    "Sorry, something went wrong on my side. A person from our team will take over this chat.";
+
+/// Largest HTTP answer body a flow reads.
+const MAX_HTTP_BODY: usize = 256 * 1024;
+
+/// What woke the flow.
+#[derive(Debug, Clone)]
+pub enum Trigger {
+    /// A customer message.
+    Message(MessageId),
+    /// The session's timer.
+    Timeout,
+    /// Staff started this flow.
+    Start(String),
+}
+
+/// The state a brand-new conversation on `channel` starts in: `bot` when the channel has a
+/// default flow, else `queued`. Every inbound path (web chat, webhooks) should use this.
+pub fn initial_state(channel: &Channel) -> ConversationState {
+    if channel.settings.default_flow.is_some() {
+        ConversationState::Bot
+    } else {
+        ConversationState::Queued
+    }
+}
+
+/// Runs flows for the job worker. Cheap to share.
+pub struct FlowRuntime {
+    store: Arc<dyn Store>,
+    config: FlowsConfig,
+    own_addr: Arc<OnceLock<SocketAddr>>,
+    cache: Mutex<HashMap<TenantId, (Instant, Arc<FlowLibrary>)>>,
+    http: OnceLock<reqwest::Client>,
+}
+
+impl FlowRuntime {
+    /// A runtime over `store`. `own_addr` is filled in once the server has bound its listener.
+    pub fn new(
+        store: Arc<dyn Store>,
+        config: FlowsConfig,
+        own_addr: Arc<OnceLock<SocketAddr>>,
+    ) -> Self {
+        FlowRuntime {
+            store,
+            config,
+            own_addr,
+            cache: Mutex::new(HashMap::new()),
+            http: OnceLock::new(),
+        }
+    }
+
+    /// Forgets a tenant's cached flows (after loading new versions).
+    pub fn invalidate(&self, tenant: TenantId) {
+        self.cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&tenant);
+    }
+
+    /// The tenant's flows (latest versions), with `env.base_url` set for this deployment.
+    pub async fn library(&self, tenant: TenantId) -> anyhow::Result<Arc<FlowLibrary>> {
+        let ttl = Duration::from_secs(self.config.cache_secs);
+        if let Some((at, lib)) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&tenant)
+            && at.elapsed() < ttl
+        {
+            return Ok(lib.clone());
+        }
+        let mut lib = FlowLibrary::default();
+        for stored in self.store.flows(tenant).await? {
+            match parse_flow(&stored.source) {
+                Ok(def) => lib.insert(def),
+                Err(problems) => tracing::error!(
+                    flow = %stored.flow_id, version = stored.version, ?problems,
+                    "a stored flow no longer parses; it is skipped"
+                ),
+            }
+        }
+        if let Some(base) = self.base_url() {
+            lib.env.insert("base_url".into(), base);
+        }
+        let lib = Arc::new(lib);
+        self.cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(tenant, (Instant::now(), lib.clone()));
+        Ok(lib)
+    }
+
+    fn base_url(&self) -> Option<String> {
+        self.config
+            .base_url
+            .clone()
+            .or_else(|| self.own_addr.get().map(|a| format!("http://{a}")))
+            .map(|u| u.trim_end_matches('/').to_string())
+    }
+
+    fn allowed(&self) -> ssrf::Allowed {
+        let mut hosts = Vec::new();
+        let mut own = None;
+        for h in &self.config.allow_hosts {
+            if h.trim().eq_ignore_ascii_case("self") {
+                own = self.own_addr.get().map(|a| a.to_string());
+            } else {
+                hosts.push(h.trim().to_ascii_lowercase());
+            }
+        }
+        ssrf::Allowed { hosts, own }
+    }
+
+    fn client(&self) -> anyhow::Result<reqwest::Client> {
+        if let Some(c) = self.http.get() {
+            return Ok(c.clone());
+        }
+        let c = base_client()
+            .build()
+            .context("building the flow HTTP client")?;
+        Ok(self.http.get_or_init(|| c).clone())
+    }
+
+    /// Handles one job for a conversation the bot owns (or a timer / start request) and
+    /// commits the result; returns the committed events.
+    pub async fn run(
+        &self,
+        job: &Job,
+        conv: &ConversationSummary,
+        channel: &Channel,
+        trigger: Trigger,
+    ) -> anyhow::Result<Vec<Event>> {
+        let tenant = job.tenant_id;
+        let conv_id = conv.conversation.id;
+        let decision = |new_state, outbound| Decision {
+            job_id: job.id,
+            tenant_id: tenant,
+            conversation_id: conv_id,
+            new_state,
+            outbound,
+        };
+        let stored = self.store.flow_session(tenant, conv_id).await?;
+        let expected_version = stored.as_ref().map(|s| s.version);
+        let stored_session = stored
+            .as_ref()
+            .and_then(|s| serde_json::from_value::<FlowSession>(s.session.clone()).ok());
+        let fresh = |root: &str| {
+            let s = FlowSession::new(conv_id.to_string(), root);
+            match &conv.contact_name {
+                Some(name) => s.with_contact("name", name.clone()),
+                None => s.with_contact("name", "there"),
+            }
+        };
+        let (session, input) = match &trigger {
+            Trigger::Start(flow_id) => (fresh(flow_id), Input::Start),
+            Trigger::Timeout => {
+                let current = stored.as_ref().and_then(|s| s.timer_job) == Some(job.id);
+                match stored_session {
+                    Some(s) if current && conv.conversation.state == ConversationState::Bot => {
+                        (s, Input::Timeout)
+                    }
+                    // A stale timer: complete it and change nothing.
+                    _ => {
+                        let effects = FlowEffects::default();
+                        return Ok(self
+                            .store
+                            .apply_flow_decision(decision(None, vec![]), effects, now())
+                            .await?);
+                    }
+                }
+            }
+            Trigger::Message(message_id) => {
+                let input = self.input_for(tenant, conv_id, *message_id).await?;
+                match stored_session.filter(|s| !s.is_finished()) {
+                    Some(s) => (s, input),
+                    None => match &channel.settings.default_flow {
+                        Some(root) => (fresh(root), input),
+                        None => {
+                            // Nothing to run: give the customer to people rather than drop them.
+                            tracing::warn!(conversation_id = %conv_id, "bot conversation without a flow; queued for people");
+                            return Ok(self
+                                .store
+                                .apply_flow_decision(
+                                    decision(
+                                        Some(ConversationState::Queued),
+                                        vec![system(HANDOFF_NOTICE)],
+                                    ),
+                                    FlowEffects::default(),
+                                    now(),
+                                )
+                                .await?);
+                        }
+                    },
+                }
+            }
+        };
+        let customer_text = match &input {
+            Input::Text { text } => Some(text.clone()),
+            _ => None,
+        };
+        let root = session.root.clone();
+        let lib = self.library(tenant).await?;
+
+        // Step, answering HTTP requests, until the session waits or ends.
+        let mut session = session;
+        let mut input = input;
+        let mut actions = Vec::new();
+        let mut steps = 0u32;
+        loop {
+            steps += 1;
+            let outcome = step(lib.as_ref(), session.clone(), input, now());
+            let failed = outcome
+                .actions
+                .iter()
+                .any(|a| matches!(a, Action::Error { .. }));
+            session = outcome.session;
+            let mut next = None;
+            for a in outcome.actions {
+                match a {
+                    Action::HttpRequest {
+                        request_id,
+                        method,
+                        url,
+                        headers,
+                        body,
+                        timeout_ms,
+                    } if !failed => {
+                        next = Some((request_id, method, url, headers, body, timeout_ms));
+                    }
+                    other => actions.push(other),
+                }
+            }
+            if failed {
+                break;
+            }
+            let Some((request_id, method, url, headers, body, timeout_ms)) = next else {
+                break;
+            };
+            if steps >= self.config.max_chained_steps.max(1) {
+                actions.push(Action::Error {
+                    message: format!(
+                        "more than {} chained steps in one job (flows.max_chained_steps)",
+                        self.config.max_chained_steps
+                    ),
+                });
+                break;
+            }
+            let (ok, status, body) = self
+                .call(&method, &url, &headers, body.as_ref(), timeout_ms)
+                .await;
+            input = Input::HttpResult {
+                request_id,
+                ok,
+                status,
+                body,
+            };
+        }
+
+        // Translate the actions into one decision.
+        let mut outbound = Vec::new();
+        let mut effects = FlowEffects::default();
+        let mut timer = TimerChange::Keep;
+        let mut handed_off = false;
+        let mut ended = false;
+        let mut error = None;
+        for a in actions {
+            match a {
+                Action::Send { content } => match content.validate_outbound() {
+                    Ok(()) => outbound.push(NewOutbound {
+                        sender: Sender::Bot,
+                        content,
+                        lane: Lane::Live,
+                    }),
+                    Err(why) => {
+                        tracing::warn!(conversation_id = %conv_id, flow = %root, %why, "flow message skipped")
+                    }
+                },
+                Action::Handoff {
+                    queue,
+                    skill,
+                    priority,
+                    summary,
+                } => {
+                    handed_off = true;
+                    effects.records.push(NewRecord {
+                        kind: "handoff".into(),
+                        data: serde_json::json!({
+                            "queue": queue, "skill": skill, "priority": priority,
+                            "summary": summary, "flow": root,
+                        }),
+                    });
+                }
+                Action::SetContactAttribute { key, value } => {
+                    effects.contact_attributes.push((key, value))
+                }
+                Action::OptOut => effects.consents.push(NewConsent {
+                    status: ConsentStatus::OptedOut,
+                    source: format!("flow:{root}"),
+                    wording: customer_text.clone(),
+                }),
+                Action::RecordData { kind, data } => effects.records.push(NewRecord { kind, data }),
+                Action::ScheduleTimeout { at } => timer = TimerChange::Set(at),
+                Action::End { .. } => ended = true,
+                Action::Error { message } => error = Some(message),
+                Action::HttpRequest { .. } => {}
+            }
+        }
+        let new_state = if let Some(message) = error {
+            tracing::error!(conversation_id = %conv_id, flow = %root, error = %message, "flow step failed; handing the customer to a person");
+            outbound = vec![system(FAILURE_NOTICE)];
+            effects = FlowEffects::default();
+            effects.records.push(NewRecord {
+                kind: "handoff".into(),
+                data: serde_json::json!({
+                    "queue": null, "skill": null, "priority": 0, "flow": root,
+                    "summary": format!("The assistant failed and handed over: {message}"),
+                }),
+            });
+            // The session stays as it was; only its timer is disarmed.
+            if let Some(prev) = stored.as_ref() {
+                effects.session = Some(FlowSessionWrite {
+                    session: prev.session.clone(),
+                    expected_version,
+                    timer: TimerChange::Cancel,
+                });
+            }
+            Some(ConversationState::Queued)
+        } else {
+            if handed_off && outbound.is_empty() {
+                outbound.push(system(HANDOFF_NOTICE));
+            }
+            if session.is_finished() || matches!(session.state, SessionState::AwaitingHttp { .. }) {
+                timer = TimerChange::Cancel;
+            }
+            effects.session = Some(FlowSessionWrite {
+                session: serde_json::to_value(&session).context("encoding the flow session")?,
+                expected_version,
+                timer,
+            });
+            if handed_off {
+                Some(ConversationState::Queued)
+            } else if ended {
+                Some(ConversationState::Resolved)
+            } else {
+                None
+            }
+        };
+        let new_state = new_state.filter(|s| *s != conv.conversation.state);
+        match self
+            .store
+            .apply_flow_decision(decision(new_state, outbound), effects, now())
+            .await
+        {
+            Ok(events) => Ok(events),
+            Err(StoreError::Conflict(m)) => Err(anyhow::anyhow!("{m}; the job will run again")),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn input_for(
+        &self,
+        tenant: TenantId,
+        conv: switchboard_core::ConversationId,
+        id: MessageId,
+    ) -> anyhow::Result<Input> {
+        // Jobs of a conversation run in order, so its message is almost always among the
+        // newest few; look further back only when a burst arrived meanwhile.
+        let mut content = None;
+        for limit in [8, 1000] {
+            let messages = self.store.list_messages(tenant, conv, limit).await?;
+            content = messages
+                .into_iter()
+                .rev()
+                .find(|m| m.id == id)
+                .map(|m| m.content);
+            if content.is_some() {
+                break;
+            }
+        }
+        Ok(match content {
+            Some(Content::Text { body }) => Input::Text { text: body },
+            Some(Content::ChoiceSelected { id, .. }) => Input::Choice { id },
+            Some(Content::Media {
+                caption: Some(c), ..
+            }) if !c.trim().is_empty() => Input::Text { text: c },
+            Some(other) => Input::Other {
+                kind: other.preview(),
+            },
+            None => Input::Other {
+                kind: "message no longer available".into(),
+            },
+        })
+    }
+
+    /// Performs one flow HTTP call; never fails, the flow gets `ok: false` instead.
+    async fn call(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(String, String)],
+        body: Option<&serde_json::Value>,
+        timeout_ms: u64,
+    ) -> (bool, u16, serde_json::Value) {
+        let failed = (false, 0, serde_json::Value::Null);
+        let Ok(parsed) = reqwest::Url::parse(url) else {
+            tracing::warn!(%url, "flow HTTP call refused: not a URL");
+            return failed;
+        };
+        let client = match ssrf::check(&parsed, &self.allowed()).await {
+            Ok(ssrf::Verdict::Allowed) => self.client(),
+            Ok(ssrf::Verdict::Pinned { host, addrs }) => base_client()
+                .resolve_to_addrs(&host, &addrs)
+                .build()
+                .context("building a pinned HTTP client"),
+            Err(refused) => {
+                tracing::warn!(%url, reason = %refused, "flow HTTP call refused by the SSRF guard");
+                return failed;
+            }
+        };
+        let client = match client {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "flow HTTP client");
+                return failed;
+            }
+        };
+        let Ok(method) = reqwest::Method::from_bytes(method.as_bytes()) else {
+            return failed;
+        };
+        let timeout =
+            Duration::from_millis(timeout_ms.clamp(1, self.config.http_timeout_ms.max(1)));
+        let mut req = client.request(method, parsed).timeout(timeout);
+        for (k, v) in headers {
+            req = req.header(k.as_str(), v.as_str());
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let result = tokio::time::timeout(timeout, async {
+            let mut resp = req.send().await?;
+            let status = resp.status().as_u16();
+            let mut bytes = Vec::new();
+            while let Some(chunk) = resp.chunk().await? {
+                if bytes.len() + chunk.len() > MAX_HTTP_BODY {
+                    break;
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+            Ok::<_, reqwest::Error>((status, bytes))
+        })
+        .await;
+        match result {
+            Ok(Ok((status, bytes))) => (
+                true,
+                status,
+                serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+            ),
+            Ok(Err(e)) => {
+                tracing::warn!(%url, error = %e, "flow HTTP call failed");
+                failed
+            }
+            Err(_) => {
+                tracing::warn!(%url, "flow HTTP call timed out");
+                failed
+            }
+        }
+    }
+}
+
+fn base_client() -> reqwest::ClientBuilder {
+    // reqwest is built without a default TLS provider (see docs/dependencies.md).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(5))
+        .user_agent("Switchboard-flows/1")
+}
+
+fn system(text: &str) -> NewOutbound {
+    NewOutbound {
+        sender: Sender::System,
+        content: Content::System {
+            body: text.to_string(),
+        },
+        lane: Lane::Live,
+    }
+}

@@ -1,0 +1,372 @@
+//! WhatsApp end to end: a signed webhook (real fixture) is stored and shown to the agent, the
+//! agent's reply reaches the mocked Graph API in WhatsApp's format, and status webhooks move
+//! the message to delivered and read. Also: bad signatures, duplicates, the 24 h window and
+//! 429 handling.
+
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, eventually, spawn_app};
+use crate::providers::{
+    Bucket, WA_APP_SECRET, WA_PHONE_ID, WA_TOKEN, fixture, wa_sign, wait_for, whatsapp_mock,
+};
+
+/// The customer of `inbound_text.json`.
+const CUSTOMER: &str = "16505551234";
+
+/// Adds a WhatsApp channel through the admin API; returns its id.
+async fn add_channel(app: &TestApp, api_base: &str) -> String {
+    let (s, body) = app
+        .post(
+            "/api/v1/channels",
+            json!({
+                "kind": "whatsapp",
+                "name": "Support WhatsApp",
+                "credentials": {
+                    "access_token": WA_TOKEN,
+                    "phone_number_id": WA_PHONE_ID,
+                    "app_secret": WA_APP_SECRET,
+                    "verify_token": "verify-me",
+                },
+                "api_base": api_base,
+            }),
+        )
+        .await;
+    assert_eq!(s, 201, "{body}");
+    let id = body["channel"]["id"].as_str().expect("id").to_string();
+    assert!(
+        body["webhook_url"]
+            .as_str()
+            .is_some_and(|u| u.ends_with(&format!("/hooks/whatsapp/{id}"))),
+        "{body}"
+    );
+    assert!(
+        body["channel"].get("credentials").is_none(),
+        "secrets never leave"
+    );
+    id
+}
+
+/// `inbound_text.json` with the message timestamp set to `ts` (unix seconds).
+fn inbound_at(ts: i64) -> Value {
+    let mut v = fixture("whatsapp/inbound_text.json");
+    v["entry"][0]["changes"][0]["value"]["messages"][0]["timestamp"] = json!(ts.to_string());
+    v
+}
+
+fn now_secs() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// POSTs a payload to the channel's webhook, signed unless `signature` is given.
+async fn post_hook(
+    app: &TestApp,
+    channel: &str,
+    payload: &Value,
+    signature: Option<&str>,
+) -> (u16, Value) {
+    let raw = serde_json::to_vec(payload).expect("json");
+    let sig = signature
+        .map(str::to_string)
+        .unwrap_or_else(|| wa_sign(&raw));
+    let r = app
+        .client
+        .post(app.url(&format!("/hooks/whatsapp/{channel}")))
+        .header("content-type", "application/json")
+        .header("x-hub-signature-256", sig)
+        .body(raw)
+        .send()
+        .await
+        .expect("sent");
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn conversations(app: &TestApp) -> Vec<Value> {
+    let (_, b) = app.get("/api/v1/conversations").await;
+    b["conversations"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|c| c["channel_kind"] == "whatsapp")
+        .collect()
+}
+
+async fn messages(app: &TestApp, conv: &str) -> Vec<Value> {
+    let (_, b) = app
+        .get(&format!("/api/v1/conversations/{conv}/messages"))
+        .await;
+    b["messages"].as_array().cloned().unwrap_or_default()
+}
+
+/// A status webhook about our message `wamid`.
+fn status(file: &str, wamid: &str) -> Value {
+    let mut v = fixture(file);
+    let st = &mut v["entry"][0]["changes"][0]["value"]["statuses"][0];
+    st["id"] = json!(wamid);
+    st["recipient_id"] = json!(CUSTOMER);
+    v
+}
+
+#[tokio::test]
+async fn a_whatsapp_message_reaches_the_agent_and_the_reply_is_delivered_and_read() {
+    // Arrange
+    let (mock, provider) = whatsapp_mock().await;
+    let mut app = spawn_app().await;
+    app.login("admin@demo.example").await;
+    let channel = add_channel(&app, &mock.uri()).await;
+
+    // Act: the customer writes.
+    let (s, body) = post_hook(&app, &channel, &inbound_at(now_secs()), None).await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["stored"], 1);
+
+    // Assert: the agent sees it.
+    let convs = conversations(&app).await;
+    assert_eq!(convs.len(), 1);
+    let conv = convs[0]["id"].as_str().unwrap().to_string();
+    assert_eq!(convs[0]["contact_name"], "Sheena Nelson");
+    let msgs = messages(&app, &conv).await;
+    assert_eq!(msgs[0]["content"]["body"], "Does it come in another color?");
+    assert_eq!(
+        msgs[0]["provider_id"],
+        "wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQTRBNjU5OUFFRTAzODEwMTQ0RgA="
+    );
+
+    // Act: the agent answers.
+    let (s, body) = app
+        .post(
+            &format!("/api/v1/conversations/{conv}/messages"),
+            json!({"text": "Yes, in blue."}),
+        )
+        .await;
+    assert_eq!(s, 201, "{body}");
+
+    // Assert: the Graph API got WhatsApp's own format, with our bearer token.
+    let p = provider.clone();
+    wait_for(10, "the send to reach the mock", move || {
+        !p.bodies("/messages").is_empty()
+    })
+    .await;
+    let sent = provider.bodies("/messages");
+    assert_eq!(sent[0]["messaging_product"], "whatsapp");
+    assert_eq!(sent[0]["to"], CUSTOMER);
+    assert_eq!(sent[0]["type"], "text");
+    assert_eq!(sent[0]["text"]["body"], "Yes, in blue.");
+    let app_ref = &app;
+    let conv_ref = conv.as_str();
+    let wamid = eventually(10, "the reply to be marked sent", || async move {
+        let m = messages(app_ref, conv_ref).await;
+        m.iter()
+            .find(|m| m["direction"] == "outbound" && m["status"] == "sent")
+            .and_then(|m| m["provider_id"].as_str().map(str::to_string))
+    })
+    .await;
+    assert_eq!(wamid, "wamid.mock.1");
+
+    // Act: Meta reports delivered, then read (and a late delivered after read).
+    for file in [
+        "whatsapp/status_delivered.json",
+        "whatsapp/status_read.json",
+        "whatsapp/status_delivered.json",
+    ] {
+        let (s, b) = post_hook(&app, &channel, &status(file, &wamid), None).await;
+        assert_eq!(s, 200, "{b}");
+    }
+
+    // Assert: read, and the late delivered did not move it back.
+    let m = messages(&app, &conv).await;
+    let reply = m.iter().find(|m| m["direction"] == "outbound").unwrap();
+    assert_eq!(reply["status"], "read", "{reply}");
+}
+
+#[tokio::test]
+async fn a_bad_or_missing_signature_is_refused_and_nothing_is_stored() {
+    let (mock, _provider) = whatsapp_mock().await;
+    let mut app = spawn_app().await;
+    app.login("admin@demo.example").await;
+    let channel = add_channel(&app, &mock.uri()).await;
+    let payload = inbound_at(now_secs());
+    let forged = format!("sha256={}", "0".repeat(64));
+    let (s, _) = post_hook(&app, &channel, &payload, Some(&forged)).await;
+    assert_eq!(s, 401);
+    let r = app
+        .client
+        .post(app.url(&format!("/hooks/whatsapp/{channel}")))
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(&payload).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401, "missing signature");
+    assert!(conversations(&app).await.is_empty(), "nothing stored");
+
+    // Unknown channel: 404; a body over the limit: 413.
+    let unknown = uuid::Uuid::now_v7();
+    let (s, _) = post_hook(&app, &unknown.to_string(), &payload, None).await;
+    assert_eq!(s, 404);
+    let huge = json!({"object": "whatsapp_business_account", "pad": "x".repeat(4 * 1024 * 1024)});
+    let (s, _) = post_hook(&app, &channel, &huge, None).await;
+    assert_eq!(s, 413);
+}
+
+#[tokio::test]
+async fn a_duplicate_webhook_is_stored_once() {
+    let (mock, _provider) = whatsapp_mock().await;
+    let mut app = spawn_app().await;
+    app.login("admin@demo.example").await;
+    let channel = add_channel(&app, &mock.uri()).await;
+    let payload = inbound_at(now_secs());
+    let (_, first) = post_hook(&app, &channel, &payload, None).await;
+    let (s, second) = post_hook(&app, &channel, &payload, None).await;
+    assert_eq!(s, 200, "a retry is acknowledged");
+    assert_eq!(
+        (first["stored"].clone(), second["duplicates"].clone()),
+        (json!(1), json!(1))
+    );
+    let convs = conversations(&app).await;
+    let conv = convs[0]["id"].as_str().unwrap();
+    assert_eq!(messages(&app, conv).await.len(), 1);
+}
+
+#[tokio::test]
+async fn the_subscription_handshake_answers_the_challenge_only_with_the_verify_token() {
+    let (mock, _provider) = whatsapp_mock().await;
+    let mut app = spawn_app().await;
+    app.login("admin@demo.example").await;
+    let channel = add_channel(&app, &mock.uri()).await;
+    let hook = app.url(&format!("/hooks/whatsapp/{channel}"));
+    let good = app
+        .client
+        .get(format!(
+            "{hook}?hub.mode=subscribe&hub.verify_token=verify-me&hub.challenge=1158201444"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(good.status().as_u16(), 200);
+    assert_eq!(good.text().await.unwrap(), "1158201444");
+    let bad = app
+        .client
+        .get(format!(
+            "{hook}?hub.mode=subscribe&hub.verify_token=nope&hub.challenge=1"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status().as_u16(), 403);
+}
+
+#[tokio::test]
+async fn outside_the_24_hour_window_free_text_is_refused_but_a_template_is_sent() {
+    let (mock, provider) = whatsapp_mock().await;
+    let mut app = spawn_app().await;
+    app.login("admin@demo.example").await;
+    let channel = add_channel(&app, &mock.uri()).await;
+    // The customer last wrote 25 hours ago (provider time).
+    let (s, _) = post_hook(&app, &channel, &inbound_at(now_secs() - 25 * 3600), None).await;
+    assert_eq!(s, 200);
+    let conv = conversations(&app).await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let (s, body) = app
+        .post(
+            &format!("/api/v1/conversations/{conv}/messages"),
+            json!({"text": "Still there?"}),
+        )
+        .await;
+    assert_eq!(s, 422, "{body}");
+    assert_eq!(body["error"]["code"], "template_required");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("template")
+    );
+
+    let (s, body) = app
+        .post(
+            &format!("/api/v1/conversations/{conv}/messages"),
+            json!({"template": {"name": "order_update", "language": "en_US", "variables": ["42"]}}),
+        )
+        .await;
+    assert_eq!(s, 201, "{body}");
+    let p = provider.clone();
+    wait_for(10, "the template to reach the mock", move || {
+        !p.bodies("/messages").is_empty()
+    })
+    .await;
+    let sent = provider.bodies("/messages");
+    assert_eq!(sent.len(), 1, "the refused text never left");
+    assert_eq!(sent[0]["type"], "template");
+    assert_eq!(sent[0]["template"]["name"], "order_update");
+    assert_eq!(sent[0]["template"]["language"]["code"], "en_US");
+}
+
+#[tokio::test]
+async fn a_429_from_whatsapp_is_retried_after_the_wait_and_then_sent() {
+    let (mock, provider) = whatsapp_mock().await;
+    // Meta's default tier, enforced; plus one forced 429 to exercise the retry.
+    *provider.bucket.lock().unwrap() = Some(Bucket::new(80.0, 80.0));
+    *provider.fail_next.lock().unwrap() = 1;
+    let mut app = spawn_app().await;
+    app.login("admin@demo.example").await;
+    let channel = add_channel(&app, &mock.uri()).await;
+    post_hook(&app, &channel, &inbound_at(now_secs()), None).await;
+    let conv = conversations(&app).await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app.post(
+        &format!("/api/v1/conversations/{conv}/messages"),
+        json!({"text": "hello"}),
+    )
+    .await;
+    let app_ref = &app;
+    let conv_ref = conv.as_str();
+    eventually(15, "the reply to be sent after the 429", || async move {
+        let m = messages(app_ref, conv_ref).await;
+        m.iter()
+            .any(|m| m["direction"] == "outbound" && m["status"] == "sent")
+            .then_some(())
+    })
+    .await;
+    assert_eq!(*provider.rejected.lock().unwrap(), 1);
+    assert_eq!(
+        provider.bodies("/messages").len(),
+        2,
+        "one 429, one success"
+    );
+}
+
+#[tokio::test]
+async fn adding_a_channel_with_a_wrong_token_is_refused_by_the_provider_check() {
+    let (mock, _provider) = whatsapp_mock().await;
+    let mut app = spawn_app().await;
+    app.login("admin@demo.example").await;
+    let (s, body) = app
+        .post(
+            "/api/v1/channels",
+            json!({"kind": "whatsapp", "name": "WA", "api_base": mock.uri(), "credentials": {
+                "access_token": "wrong", "phone_number_id": WA_PHONE_ID, "app_secret": "x"}}),
+        )
+        .await;
+    assert_eq!(s, 422, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Invalid OAuth"),
+        "{body}"
+    );
+    app.login("ann@demo.example").await;
+    let (s, _) = app
+        .post(
+            "/api/v1/channels",
+            json!({"kind": "telegram", "name": "x", "credentials": {}}),
+        )
+        .await;
+    assert_eq!(s, 403, "agents cannot add channels");
+}

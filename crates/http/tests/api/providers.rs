@@ -1,0 +1,332 @@
+//! Mock provider APIs (wiremock) for the channel tests. Each mock checks authentication and
+//! request bodies the way the provider does, answers with the real success and error shapes
+//! from `shared/fixtures/*/api/`, and enforces a send rate: past it, 429 with the provider's
+//! own error body. Every request is recorded for assertions.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use wiremock::matchers::{method, path_regex};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+/// A shared fixture file as JSON.
+pub fn fixture(rel: &str) -> Value {
+    let path = format!(
+        "{}/../../../shared/fixtures/{rel}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_json::from_str(&text).expect("fixture is JSON")
+}
+
+/// A token bucket: `capacity` requests at once, refilled at `per_second`.
+pub struct Bucket {
+    per_second: f64,
+    capacity: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl Bucket {
+    /// A full bucket.
+    pub fn new(per_second: f64, capacity: f64) -> Self {
+        Bucket {
+            per_second,
+            capacity,
+            tokens: capacity,
+            last: Instant::now(),
+        }
+    }
+
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        let refill = now.duration_since(self.last).as_secs_f64() * self.per_second;
+        self.tokens = (self.tokens + refill).min(self.capacity);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// What a mock saw and how it behaves.
+#[derive(Default)]
+pub struct MockState {
+    /// `(path, JSON body)` of every request.
+    pub requests: Mutex<Vec<(String, Value)>>,
+    /// Rate limit for send calls (None: unlimited).
+    pub bucket: Mutex<Option<Bucket>>,
+    /// Send calls answered 429 so far.
+    pub rejected: Mutex<u32>,
+    /// Answer the next N send calls with 429 regardless of the rate.
+    pub fail_next: Mutex<u32>,
+    counter: Mutex<u64>,
+}
+
+impl MockState {
+    fn record(&self, req: &Request) -> Value {
+        let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+        self.requests
+            .lock()
+            .unwrap()
+            .push((req.url.path().to_string(), body.clone()));
+        body
+    }
+
+    /// Whether this send call is over the limit.
+    fn limited(&self) -> bool {
+        {
+            let mut f = self.fail_next.lock().unwrap();
+            if *f > 0 {
+                *f -= 1;
+                *self.rejected.lock().unwrap() += 1;
+                return true;
+            }
+        }
+        let over = self
+            .bucket
+            .lock()
+            .unwrap()
+            .as_mut()
+            .is_some_and(|b| !b.take());
+        if over {
+            *self.rejected.lock().unwrap() += 1;
+        }
+        over
+    }
+
+    fn next_id(&self) -> u64 {
+        let mut c = self.counter.lock().unwrap();
+        *c += 1;
+        *c
+    }
+
+    /// Bodies of requests whose path ends with `suffix`.
+    pub fn bodies(&self, suffix: &str) -> Vec<Value> {
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(p, _)| p.ends_with(suffix))
+            .map(|(_, b)| b.clone())
+            .collect()
+    }
+}
+
+// ------------------------------------------------------------------ WhatsApp
+
+/// The WhatsApp Cloud API credentials the mock accepts.
+pub const WA_TOKEN: &str = "EAAG-test-token";
+/// Phone number id of the mocked business number.
+pub const WA_PHONE_ID: &str = "106540352242922";
+/// App secret (webhook signatures).
+pub const WA_APP_SECRET: &str = "test-app-secret";
+
+struct WhatsAppResponder(Arc<MockState>);
+
+fn graph_error(status: u16, code: i64, message: &str) -> ResponseTemplate {
+    ResponseTemplate::new(status).set_body_json(json!({"error": {
+        "message": message, "type": "OAuthException", "code": code, "fbtrace_id": "mock"}}))
+}
+
+impl Respond for WhatsAppResponder {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        let body = self.0.record(req);
+        let auth = req
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok());
+        if auth != Some(&format!("Bearer {WA_TOKEN}")) {
+            return graph_error(401, 190, "Invalid OAuth access token.");
+        }
+        if req.method.as_str() == "GET" {
+            return ResponseTemplate::new(200).set_body_json(json!({
+                "id": WA_PHONE_ID, "display_phone_number": "15550783881",
+                "verified_name": "Demo Bank", "quality_rating": "GREEN"}));
+        }
+        // Mark-as-read calls carry a status instead of a message.
+        if body["status"] == "read" {
+            return ResponseTemplate::new(200).set_body_json(json!({"success": true}));
+        }
+        let ok = body["messaging_product"] == "whatsapp"
+            && body["to"].as_str().is_some_and(|t| !t.is_empty())
+            && body["type"].as_str().is_some_and(|t| body.get(t).is_some());
+        if !ok {
+            return graph_error(400, 100, "(#100) Invalid parameter");
+        }
+        if self.0.limited() {
+            let err = fixture("whatsapp/api/error_response_130429_rate_limit.json");
+            return ResponseTemplate::new(429)
+                .insert_header("retry-after", "1")
+                .set_body_json(err);
+        }
+        let mut ok = fixture("whatsapp/api/send_message_response_200.json");
+        ok["messages"][0]["id"] = json!(format!("wamid.mock.{}", self.0.next_id()));
+        ok["contacts"][0]["input"] = body["to"].clone();
+        ok["contacts"][0]["wa_id"] = body["to"].clone();
+        ResponseTemplate::new(200).set_body_json(ok)
+    }
+}
+
+/// A mocked Graph API: `GET /{phone-number-id}` and `POST /{phone-number-id}/messages`.
+pub async fn whatsapp_mock() -> (MockServer, Arc<MockState>) {
+    let server = MockServer::start().await;
+    let state = Arc::new(MockState::default());
+    Mock::given(path_regex(format!("^/{WA_PHONE_ID}(/messages)?$")))
+        .respond_with(WhatsAppResponder(state.clone()))
+        .mount(&server)
+        .await;
+    (server, state)
+}
+
+/// Signs a webhook body as Meta does.
+pub fn wa_sign(body: &[u8]) -> String {
+    switchboard_channels::whatsapp::inbound::sign(body, WA_APP_SECRET)
+}
+
+// ------------------------------------------------------------------ Telegram
+
+/// The bot token the mock accepts.
+pub const TG_TOKEN: &str = "123456:ABC-test-token";
+/// The webhook secret used in tests.
+pub const TG_SECRET: &str = "tg-secret_123";
+
+struct TelegramResponder(Arc<MockState>);
+
+fn tg_error(status: u16, description: &str) -> ResponseTemplate {
+    ResponseTemplate::new(status)
+        .set_body_json(json!({"ok": false, "error_code": status, "description": description}))
+}
+
+impl Respond for TelegramResponder {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        let body = self.0.record(req);
+        let p = req.url.path().to_string();
+        let Some(rest) = p.strip_prefix(&format!("/bot{TG_TOKEN}/")) else {
+            return tg_error(404, "Not Found");
+        };
+        let ok = |result: Value| {
+            ResponseTemplate::new(200).set_body_json(json!({"ok": true, "result": result}))
+        };
+        match rest {
+            "getMe" => ok(
+                json!({"id": 123456, "is_bot": true, "first_name": "Demo", "username": "demo_bot"}),
+            ),
+            "setWebhook" => {
+                if body["url"].as_str().is_none() {
+                    return tg_error(400, "Bad Request: bad webhook: URL is missing");
+                }
+                ok(json!(true))
+            }
+            "answerCallbackQuery" => ok(json!(true)),
+            "sendMessage" => {
+                let chat = body["chat_id"].clone();
+                let text_ok = body["text"]
+                    .as_str()
+                    .is_some_and(|t| !t.is_empty() && t.chars().count() <= 4096);
+                if chat.is_null() || !text_ok {
+                    return tg_error(400, "Bad Request: message text is empty");
+                }
+                if self.0.limited() {
+                    let mut err = fixture("telegram/api/error_429_too_many_requests.json");
+                    // The fixture says 8 s; tests wait 1.
+                    err["parameters"]["retry_after"] = json!(1);
+                    err["description"] = json!("Too Many Requests: retry after 1");
+                    return ResponseTemplate::new(429).set_body_json(err);
+                }
+                let chat_id = chat
+                    .as_i64()
+                    .or_else(|| chat.as_str().and_then(|s| s.parse().ok()))
+                    .unwrap_or(0);
+                ok(json!({
+                    "message_id": self.0.next_id(),
+                    "from": {"id": 123456, "is_bot": true, "first_name": "Demo"},
+                    "chat": {"id": chat_id, "type": "private"},
+                    "date": 1_700_000_000,
+                    "text": body["text"],
+                }))
+            }
+            _ => tg_error(404, "Not Found: method not found"),
+        }
+    }
+}
+
+/// A mocked Bot API.
+pub async fn telegram_mock() -> (MockServer, Arc<MockState>) {
+    let server = MockServer::start().await;
+    let state = Arc::new(MockState::default());
+    Mock::given(method("POST"))
+        .respond_with(TelegramResponder(state.clone()))
+        .mount(&server)
+        .await;
+    (server, state)
+}
+
+// ------------------------------------------------------------------ Signal
+
+/// Our Signal account.
+pub const SIGNAL_ACCOUNT: &str = "+49987654321";
+
+struct SignalResponder {
+    state: Arc<MockState>,
+    /// Frames handed out by the next receive poll (then drained, like the real queue).
+    queue: Arc<Mutex<Vec<Value>>>,
+}
+
+impl Respond for SignalResponder {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        let p = req.url.path().to_string();
+        if p == "/v1/about" {
+            return ResponseTemplate::new(200)
+                .set_body_json(json!({"versions": ["v1", "v2"], "mode": "normal"}));
+        }
+        if p == format!("/v1/receive/{SIGNAL_ACCOUNT}") {
+            let frames: Vec<Value> = std::mem::take(&mut *self.queue.lock().unwrap());
+            return ResponseTemplate::new(200).set_body_json(Value::Array(frames));
+        }
+        let body = self.state.record(req);
+        if p == "/v2/send" {
+            let ok = body["number"] == SIGNAL_ACCOUNT
+                && body["recipients"].as_array().is_some_and(|r| !r.is_empty())
+                && body["message"].as_str().is_some();
+            if !ok {
+                return ResponseTemplate::new(400).set_body_json(json!({"error": "bad request"}));
+            }
+            if self.state.limited() {
+                return ResponseTemplate::new(429).set_body_json(json!({
+                    "error": "Failed to send message: rate limit", "challenge_tokens": [], "account": SIGNAL_ACCOUNT}));
+            }
+            let ts = 1_700_000_000_000u64 + self.state.next_id();
+            return ResponseTemplate::new(201).set_body_json(json!({"timestamp": ts.to_string()}));
+        }
+        ResponseTemplate::new(404).set_body_json(json!({"error": "not found"}))
+    }
+}
+
+/// A mocked signal-cli-rest-api (normal mode): poll receive, `/v2/send`.
+pub async fn signal_mock() -> (MockServer, Arc<MockState>, Arc<Mutex<Vec<Value>>>) {
+    let server = MockServer::start().await;
+    let state = Arc::new(MockState::default());
+    let queue = Arc::new(Mutex::new(Vec::new()));
+    Mock::given(path_regex("^/v[12]/"))
+        .respond_with(SignalResponder {
+            state: state.clone(),
+            queue: queue.clone(),
+        })
+        .mount(&server)
+        .await;
+    (server, state, queue)
+}
+
+/// Waits until `f` holds, polling every 20 ms, for at most `secs`.
+pub async fn wait_for(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
