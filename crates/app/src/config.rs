@@ -62,6 +62,11 @@ pub struct ChannelsConfig {
     pub signal_poll_interval_ms: u64,
     /// Largest inbound media file kept, in bytes (default 100 MiB).
     pub media_max_bytes: u64,
+    /// Per-deployment secret for cross-channel identity matching: identities store
+    /// HMAC-SHA256(key, E.164 number) as their lookup key, never the number for matching.
+    /// Unset (the default) turns automatic linking by phone number off.
+    /// `SWITCHBOARD__CHANNELS__PHONE_HASH_KEY`.
+    pub phone_hash_key: Option<String>,
 }
 
 /// Self-service flow settings.
@@ -162,6 +167,7 @@ impl Default for ChannelsConfig {
             signal_per_second: 1,
             signal_poll_interval_ms: 1000,
             media_max_bytes: 100 * 1024 * 1024,
+            phone_hash_key: None,
         }
     }
 }

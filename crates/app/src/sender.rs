@@ -1,5 +1,7 @@
 //! `app::sender`: the one way out. Claims outbox rows and hands each to the transport of
-//! its channel kind, then records the outcome.
+//! its channel kind, then records the outcome; the outcomes of sends that finish together
+//! are recorded in one transaction (`Store::outbox_sent_many`), and the next rows are
+//! claimed while a batch is still waiting on a rate-held channel.
 //!
 //! Ordering and exclusivity come from storage: `claim_outbox` returns at most one row per
 //! conversation (the oldest unsent) and leases it, so replies leave in the order they were
@@ -13,9 +15,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use switchboard_channels::webchat::{ChatMessage, ServerFrame};
+use futures::{FutureExt, StreamExt};
 use switchboard_core::ports::{OutboxItem, Store};
 use switchboard_core::retry::{RetryDecision, RetryPolicy};
-use switchboard_core::{ChannelKind, ErrorClass, SendFailure};
+use switchboard_core::{ChannelKind, ErrorClass, OutboxId, SendFailure};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -83,16 +86,36 @@ pub struct Sender {
     pub wake: Arc<Notify>,
 }
 
+/// Outbox rows claimed at once. The claim itself is a write, so larger claims mean fewer of
+/// them; 64 rows keep one batch's sends and its recording transaction short.
+const CLAIM_BATCH: u32 = 64;
+
+/// Claimed batches whose sends may be in flight at once. A batch waiting on a rate-held
+/// channel (WhatsApp's 80/s drains 64 rows in 0.8 s) must not stop the sender from claiming
+/// the next rows, for that channel's limiter queue or for other channels; four batches keep
+/// the limiters fed without claiming (and leasing) far more than can be sent in a lease.
+const BATCHES_IN_FLIGHT: usize = 4;
+
 impl Sender {
-    /// Runs until `shutdown`, finishing the batch in hand first.
+    /// Runs until `shutdown`, finishing the batches in hand first.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) {
+        let this = Arc::new(self);
+        let mut in_flight = tokio::task::JoinSet::new();
         loop {
             if shutdown.is_cancelled() {
                 break;
             }
-            let claimed = match self
+            while in_flight.try_join_next().is_some() {}
+            if in_flight.len() >= BATCHES_IN_FLIGHT {
+                tokio::select! {
+                    _ = in_flight.join_next() => {}
+                    _ = shutdown.cancelled() => break,
+                }
+                continue;
+            }
+            let claimed = match this
                 .store
-                .claim_outbox(&self.node, now(), self.lease, 64)
+                .claim_outbox(&this.node, now(), this.lease, CLAIM_BATCH)
                 .await
             {
                 Ok(rows) => rows,
@@ -104,20 +127,91 @@ impl Sender {
             if claimed.is_empty() {
                 // Poll now and then too: retries become due without anyone waking us.
                 tokio::select! {
-                    _ = self.wake.notified() => {}
+                    _ = this.wake.notified() => {}
                     _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    _ = in_flight.join_next(), if !in_flight.is_empty() => {}
                     _ = shutdown.cancelled() => break,
                 }
                 continue;
             }
-            let sends = claimed.iter().map(|item| self.send_one(item));
-            futures::future::join_all(sends).await;
+            let me = this.clone();
+            in_flight.spawn(async move { me.send_batch(claimed).await });
         }
+        while in_flight.join_next().await.is_some() {}
         tracing::debug!("sender stopped");
     }
 
-    async fn send_one(&self, item: &OutboxItem) {
-        let result = match self.transports.get(&item.channel.kind) {
+    /// Sends a claimed batch concurrently (each row goes through its channel's limiter) and
+    /// records the outcomes as they arrive: every send that has finished by the time the
+    /// previous record committed is recorded in one transaction, so a fast channel's rows
+    /// are recorded together while a rate-held row never delays the others' records (the
+    /// window between "sent" and "recorded", where a crash means a resend, stays short).
+    async fn send_batch(&self, claimed: Vec<OutboxItem>) {
+        let mut pending: futures::stream::FuturesUnordered<_> = claimed
+            .iter()
+            .map(|item| async move { (item, self.attempt(item).await) })
+            .collect();
+        while let Some(first) = pending.next().await {
+            let mut done = vec![first];
+            while let Some(Some(more)) = pending.next().now_or_never() {
+                done.push(more);
+            }
+            let mut sent = Vec::with_capacity(done.len());
+            for (item, result) in done {
+                match result {
+                    Ok(provider_id) => sent.push((item.id, provider_id)),
+                    Err(err) => {
+                        let outcome = self.record_failure(item, err).await;
+                        self.publish(item, outcome);
+                    }
+                }
+            }
+            self.record_sent(&sent).await;
+            // The next row of these conversations may be sendable now.
+            self.wake.notify_one();
+        }
+    }
+
+    /// Records successful sends: in one transaction, or one by one when that fails (a row
+    /// whose lease expired and that another node completed must not lose the others).
+    async fn record_sent(&self, sent: &[(OutboxId, Option<String>)]) {
+        if sent.len() > 1 {
+            match self.store.outbox_sent_many(sent, now()).await {
+                Ok(events) => {
+                    self.bus.publish(&events);
+                    return;
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, rows = sent.len(), "recording a batch of sends failed; recording them one by one")
+                }
+            }
+        }
+        for (id, provider_id) in sent {
+            match self.store.outbox_sent(*id, provider_id.as_deref(), now()).await {
+                Ok(event) => self.bus.publish(std::slice::from_ref(&event)),
+                Err(e) => {
+                    tracing::error!(error = %e, outbox_id = %id, "recording a send failed; the lease will expire and the row will be retried")
+                }
+            }
+        }
+    }
+
+    fn publish(
+        &self,
+        item: &OutboxItem,
+        outcome: Result<Vec<switchboard_core::Event>, switchboard_core::ports::StoreError>,
+    ) {
+        match outcome {
+            Ok(events) => self.bus.publish(&events),
+            Err(e) => {
+                tracing::error!(error = %e, outbox_id = %item.id, "recording a send outcome failed; the lease will expire and the row will be retried")
+            }
+        }
+    }
+
+    /// One attempt through the row's channel transport.
+    async fn attempt(&self, item: &OutboxItem) -> Result<Option<String>, AttemptError> {
+        match self.transports.get(&item.channel.kind) {
             Some(t) => t.send(item).await,
             None => Err(AttemptError {
                 failure: SendFailure {
@@ -130,23 +224,7 @@ impl Sender {
                 },
                 retry_after: None,
             }),
-        };
-        let outcome = match result {
-            Ok(provider_id) => self
-                .store
-                .outbox_sent(item.id, provider_id.as_deref(), now())
-                .await
-                .map(|e| vec![e]),
-            Err(err) => self.record_failure(item, err).await,
-        };
-        match outcome {
-            Ok(events) => self.bus.publish(&events),
-            Err(e) => {
-                tracing::error!(error = %e, outbox_id = %item.id, "recording a send outcome failed; the lease will expire and the row will be retried")
-            }
         }
-        // The next row of this conversation may be sendable now.
-        self.wake.notify_one();
     }
 
     async fn record_failure(

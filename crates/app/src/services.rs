@@ -5,7 +5,7 @@
 use switchboard_channels::webchat::{self, ChatMessage, ClientFrame};
 use switchboard_core::ports::{IngestItem, IngestOutcome, Lane, NewOutbound, Session, StoreError};
 use switchboard_core::{
-    Channel, ChannelId, ChannelKind, Content, ConversationId, ConversationState,
+    Channel, ChannelId, ChannelKind, ContactId, Content, ConversationId, ConversationState,
     ConversationSummary, Email, Message, MessageId, NewUser, Role, Sender, Tenant, Transition,
     User, UserId,
 };
@@ -35,6 +35,9 @@ pub enum ServiceError {
     /// closed); only a template can.
     #[error("{0}")]
     TemplateRequired(String),
+    /// The customer cannot be reached on this channel (e.g. they blocked the bot).
+    #[error("{0}")]
+    Unreachable(String),
     /// Temporarily unable (database down, shutting down): try again.
     #[error("{0}")]
     Unavailable(String),
@@ -76,6 +79,17 @@ pub struct LoggedIn {
     pub token: String,
     /// Anti-CSRF token for the page.
     pub csrf_token: String,
+}
+
+/// A contact as staff see it: identities and conversations on every channel.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ContactOverview {
+    /// The contact.
+    pub contact: switchboard_core::Contact,
+    /// Its addresses on each channel.
+    pub identities: Vec<switchboard_core::Identity>,
+    /// Its conversations, most recent activity first.
+    pub conversations: Vec<ConversationSummary>,
 }
 
 /// An authenticated staff request's identity.
@@ -271,6 +285,9 @@ impl App {
                 crate::channels::WINDOW_CLOSED.to_string(),
             ));
         }
+        if let Some(reason) = self.unreachable_reason(&conv).await? {
+            return Err(ServiceError::Unreachable(reason));
+        }
         if conv.conversation.assignee.is_none() {
             let ev = self
                 .store
@@ -297,6 +314,64 @@ impl App {
         self.bus.publish(&events);
         self.wake_sender();
         Ok(message)
+    }
+
+    /// Why the customer of a conversation cannot be reached on its channel, if they cannot.
+    async fn unreachable_reason(
+        &self,
+        conv: &ConversationSummary,
+    ) -> ServiceResult<Option<String>> {
+        let c = &conv.conversation;
+        Ok(self
+            .store
+            .contact(c.tenant_id, c.contact_id)
+            .await?
+            .and_then(|(_, ids)| {
+                ids.into_iter()
+                    .find(|i| i.channel_id == c.channel_id)
+                    .and_then(|i| i.unreachable)
+            }))
+    }
+
+    /// A contact with its identities (reachability, how each was linked) and its
+    /// conversations on every channel; `NotFound` for another tenant's id.
+    pub async fn contact_overview(
+        &self,
+        staff: &User,
+        id: ContactId,
+    ) -> ServiceResult<ContactOverview> {
+        let (contact, identities) = self
+            .store
+            .contact(staff.tenant_id, id)
+            .await?
+            .ok_or(ServiceError::NotFound("contact"))?;
+        let conversations = self
+            .store
+            .contact_conversations(staff.tenant_id, id)
+            .await?;
+        Ok(ContactOverview {
+            contact,
+            identities,
+            conversations,
+        })
+    }
+
+    /// Merges contact `other` into `id` (any staff role): identities, conversations and
+    /// history move to `id`; the merge is recorded with the staff member for audit and
+    /// logged. `NotFound` for an unknown or foreign id.
+    pub async fn merge_contacts(
+        &self,
+        staff: &User,
+        id: ContactId,
+        other: ContactId,
+    ) -> ServiceResult<ContactOverview> {
+        let merge = self
+            .store
+            .merge_contacts(staff.tenant_id, id, other, Some(staff.id), now())
+            .await?;
+        tracing::info!(tenant_id = %staff.tenant_id, user_id = %staff.id, survivor = %merge.survivor, merged = %merge.merged, conversations = merge.conversations.len(), "contacts merged by staff");
+        self.bus.publish(&merge.events);
+        self.contact_overview(staff, id).await
     }
 
     /// Assigns a conversation. Agents may take conversations for themselves; supervisors and

@@ -37,6 +37,14 @@ pub struct Identity {
     pub external_id: String,
     /// E.164 phone number when the channel verified one.
     pub phone: Option<String>,
+    /// Why the customer cannot be reached here (e.g. they blocked the Telegram bot); `None`
+    /// while reachable. Sends to an unreachable identity fail at once with this reason.
+    #[serde(default)]
+    pub unreachable: Option<String>,
+    /// How this identity was linked to its contact, when it was not first seen there:
+    /// `phone_e164` (equal verified numbers on WhatsApp and Signal) or `merge` (staff).
+    #[serde(default)]
+    pub linked_by: Option<String>,
 }
 
 /// A contact card shared in a message (vCard-like).

@@ -287,7 +287,9 @@ pub trait Store: Send + Sync + 'static {
     /// Stores a batch of inbound messages in ONE transaction (group commit): for each, dedupe
     /// on (channel, provider id), upsert contact and identity, find or open the conversation,
     /// insert the message, a `message_created` event, a `conversation_changed` event and a
-    /// `ProcessInbound` job. Outcomes are returned in input order.
+    /// `ProcessInbound` job, except for a message to an existing conversation in state
+    /// `queued` or `assigned` (nothing to decide: the agent is told by the events). Outcomes
+    /// are returned in input order.
     async fn ingest(&self, items: &[IngestItem]) -> StoreResult<Vec<IngestOutcome>>;
     /// Applies a provider status report to the matching outbound message of that channel,
     /// honouring [`crate::DeliveryStatus::should_advance`]. Returns the event when it changed.
@@ -318,6 +320,8 @@ pub trait Store: Send + Sync + 'static {
         conversation: ConversationId,
         limit: u32,
     ) -> StoreResult<Vec<Message>>;
+    /// One message of a tenant by id (the job worker reads the message a job is about).
+    async fn message(&self, tenant: TenantId, id: MessageId) -> StoreResult<Option<Message>>;
     /// A contact with its identities.
     async fn contact(
         &self,
@@ -376,6 +380,14 @@ pub trait Store: Send + Sync + 'static {
         next_attempt_at: Timestamp,
         failure: &SendFailure,
     ) -> StoreResult<()>;
+    /// [`Store::outbox_sent`] for several rows in ONE transaction (the sender's group
+    /// commit). All or nothing: when any row fails (e.g. it is no longer pending) nothing is
+    /// recorded and the caller records the rows one by one. Returns one event per row.
+    async fn outbox_sent_many(
+        &self,
+        sent: &[(OutboxId, Option<String>)],
+        now: Timestamp,
+    ) -> StoreResult<Vec<Event>>;
     /// Gives up: message `failed` with the reason, outbox row done.
     async fn outbox_failed(
         &self,
@@ -395,6 +407,16 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<Job>>;
     /// Applies a decision and completes its job in one transaction; returns the events.
     async fn apply_decision(&self, decision: Decision, now: Timestamp) -> StoreResult<Vec<Event>>;
+    /// Applies several decisions, each with its flow effects (`FlowEffects::default()` for
+    /// none), and completes their jobs in ONE transaction (the job worker's group commit).
+    /// Each decision keeps the guarantees of [`Store::apply_flow_decision`]; the batch is all
+    /// or nothing, so when one fails (a stale session is `Conflict`) nothing changes and the
+    /// caller applies them one by one. Returns the events of each decision, in input order.
+    async fn apply_decisions(
+        &self,
+        batch: Vec<(Decision, FlowEffects)>,
+        now: Timestamp,
+    ) -> StoreResult<Vec<Vec<Event>>>;
     /// Puts a job back to run at `at` after a failure.
     async fn retry_job(&self, id: JobId, at: Timestamp, error: &str) -> StoreResult<()>;
 
@@ -480,6 +502,62 @@ pub trait Store: Send + Sync + 'static {
     /// A contact's consent history on every channel, oldest first (the latest per channel is
     /// the current state).
     async fn consents(&self, tenant: TenantId, contact: ContactId) -> StoreResult<Vec<Consent>>;
+
+    // ---- contacts across channels ----
+    /// Marks a customer's identity on a channel unreachable with a reason (e.g. they blocked
+    /// the Telegram bot), or reachable again with `None`. Returns whether the identity exists.
+    async fn set_reachability(
+        &self,
+        tenant: TenantId,
+        channel: ChannelId,
+        external_id: &str,
+        unreachable: Option<&str>,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+    /// Records the keyed hash of an identity's verified E.164 number and, for WhatsApp and
+    /// Signal identities, links it: when a live contact of the tenant has an identity of the
+    /// other kind with the same hash, the identity's contact is merged into that one (proof
+    /// `phone_e164`). `None` when nothing was linked (no match, or both contacts have an open
+    /// conversation on one channel). `NotFound` for an unknown identity.
+    async fn link_by_phone(
+        &self,
+        tenant: TenantId,
+        channel: ChannelId,
+        external_id: &str,
+        phone_hash: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<ContactMerge>>;
+    /// Merges contact `other` into `survivor`: identities, conversations, records and consents
+    /// move, `other` is marked merged, and the merge is recorded with its actor for audit.
+    /// `NotFound` when either is not a live contact of the tenant, `Invalid` for the same id
+    /// twice, `Conflict` when both have an open conversation on one channel.
+    async fn merge_contacts(
+        &self,
+        tenant: TenantId,
+        survivor: ContactId,
+        other: ContactId,
+        actor: Option<UserId>,
+        now: Timestamp,
+    ) -> StoreResult<ContactMerge>;
+    /// Every conversation of a contact on every channel, most recent activity first.
+    async fn contact_conversations(
+        &self,
+        tenant: TenantId,
+        contact: ContactId,
+    ) -> StoreResult<Vec<ConversationSummary>>;
+}
+
+/// What a contact merge did.
+#[derive(Debug, Clone)]
+pub struct ContactMerge {
+    /// The contact that remains.
+    pub survivor: ContactId,
+    /// The contact merged into it.
+    pub merged: ContactId,
+    /// Conversations that moved to the survivor.
+    pub conversations: Vec<ConversationId>,
+    /// `conversation_changed` events of the moved conversations.
+    pub events: Vec<Event>,
 }
 
 /// One stored version of a flow definition.

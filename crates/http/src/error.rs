@@ -82,6 +82,9 @@ impl From<ServiceError> for ApiError {
             ServiceError::TemplateRequired(m) => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "template_required", m)
             }
+            ServiceError::Unreachable(m) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "recipient_unreachable", m)
+            }
             ServiceError::Unavailable(m) => {
                 tracing::warn!(error = %m, "service unavailable");
                 ApiError::new(

@@ -68,6 +68,94 @@ pub(crate) async fn lock(
     })
 }
 
+/// [`lock`] for several conversations of a tenant with one statement, in id order (so
+/// PostgreSQL nodes lock in the same order); `NotFound` when any is missing.
+pub(crate) async fn lock_many(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    tenant: TenantId,
+    ids: &[ConversationId],
+) -> StoreResult<std::collections::HashMap<ConversationId, Locked>> {
+    let mut found = std::collections::HashMap::with_capacity(ids.len());
+    for chunk in crate::sql::chunks(ids) {
+        let mut sql = Sql::new(
+            "SELECT id, tenant_id, channel_id, contact_id, state, assignee, last_inbound_at, \
+             last_message_at, created_at, last_message_preview FROM conversations WHERE tenant_id = ",
+        );
+        sql.bind(tenant.to_string())
+            .push(" AND id IN (")
+            .list(chunk.iter().map(|c| c.to_string()))
+            .push(") ORDER BY id")
+            .push(backend.for_update());
+        for row in sql.fetch_all(&mut *conn).await.db()? {
+            let locked = Locked {
+                conversation: rows::conversation(&row)?,
+                preview: row.opt_text("last_message_preview")?,
+            };
+            found.insert(locked.conversation.id, locked);
+        }
+    }
+    if ids.iter().any(|id| !found.contains_key(id)) {
+        return Err(StoreError::NotFound("conversation"));
+    }
+    Ok(found)
+}
+
+/// [`save`] for several locked conversations with one statement per 500.
+pub(crate) async fn save_many(conn: &mut AnyConnection, locked: &[&Locked]) -> StoreResult<()> {
+    for chunk in locked.chunks(500) {
+        let mut sql = Sql::new(
+            "UPDATE conversations SET state = v.column2, assignee = v.column3, \
+             last_message_at = v.column4, last_inbound_at = v.column5, \
+             last_message_preview = v.column6 FROM (VALUES ",
+        );
+        sql.rows(chunk.iter().map(|l| {
+            let c = &l.conversation;
+            vec![
+                crate::sql::Val::from(c.id.to_string()),
+                c.state.as_str().into(),
+                c.assignee.map(|u| u.to_string()).into(),
+                ms(c.last_message_at).into(),
+                c.last_inbound_at.map(ms).into(),
+                l.preview.clone().into(),
+            ]
+        }))
+        .push(") AS v WHERE conversations.id = v.column1");
+        match sql.execute(&mut *conn).await {
+            Ok(_) => {}
+            Err(e) if is_unique_violation(&e) => {
+                return Err(StoreError::Conflict(
+                    "the contact already has an open conversation on this channel".into(),
+                ));
+            }
+            Err(e) => return Err(crate::sql::db(e)),
+        }
+    }
+    Ok(())
+}
+
+/// [`summary`] for several conversations of a tenant with one statement.
+pub(crate) async fn summaries(
+    conn: &mut AnyConnection,
+    tenant: TenantId,
+    ids: &[ConversationId],
+) -> StoreResult<std::collections::HashMap<ConversationId, ConversationSummary>> {
+    let mut found = std::collections::HashMap::with_capacity(ids.len());
+    for chunk in crate::sql::chunks(ids) {
+        let mut sql = Sql::new(SUMMARY_SELECT);
+        sql.push(" WHERE c.tenant_id = ")
+            .bind(tenant.to_string())
+            .push(" AND c.id IN (")
+            .list(chunk.iter().map(|c| c.to_string()))
+            .push(")");
+        for row in sql.fetch_all(&mut *conn).await.db()? {
+            let summary = rows::summary(&row)?;
+            found.insert(summary.conversation.id, summary);
+        }
+    }
+    Ok(found)
+}
+
 /// Writes back the mutable columns of a conversation read with [`lock`].
 pub(crate) async fn save(conn: &mut AnyConnection, locked: &Locked) -> StoreResult<()> {
     let c = &locked.conversation;
@@ -210,6 +298,26 @@ impl SqlStore {
             .collect::<StoreResult<_>>()?;
         messages.reverse();
         Ok(messages)
+    }
+
+    pub(crate) async fn message_impl(
+        &self,
+        tenant: TenantId,
+        id: switchboard_core::MessageId,
+    ) -> StoreResult<Option<Message>> {
+        let mut conn = self.conn().await?;
+        let mut sql = Sql::new(&format!(
+            "SELECT {MESSAGE_COLS} FROM messages m WHERE m.tenant_id = "
+        ));
+        sql.bind(tenant.to_string())
+            .push(" AND m.id = ")
+            .bind(id.to_string());
+        sql.fetch_optional(&mut conn)
+            .await
+            .db()?
+            .as_ref()
+            .map(rows::message)
+            .transpose()
     }
 
     pub(crate) async fn contact_impl(

@@ -8,10 +8,12 @@
 //! so a timer waiting for its time never holds back the conversation's other jobs; the
 //! session row names its current timer, and arming a new one deletes the old one.
 
+use std::collections::HashMap;
+
 use sqlx::AnyConnection;
 use switchboard_core::ports::{
-    Consent, FlowEffects, FlowRecord, JobKind, SavedFlow, StoreError, StoreResult, StoredFlow,
-    StoredFlowSession, TimerChange,
+    Consent, FlowEffects, FlowRecord, FlowSessionWrite, JobKind, SavedFlow, StoreError,
+    StoreResult, StoredFlow, StoredFlowSession, TimerChange,
 };
 use switchboard_core::{
     Channel, ChannelId, ChannelSettings, ContactId, ConversationId, JobId, RecordId, TenantId,
@@ -234,6 +236,144 @@ pub(crate) async fn apply_effects(
     Ok(())
 }
 
+/// The session writes of a batch of decisions for one tenant's conversations (one write per
+/// conversation), with a handful of statements for the whole batch: the same checks and
+/// timer handling as [`apply_effects`] (a stale `expected_version` is `Conflict`), for the
+/// job worker's group commit. `writes` holds (conversation, job being completed, write).
+pub(crate) async fn apply_session_writes(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    tenant: TenantId,
+    writes: Vec<(ConversationId, JobId, FlowSessionWrite)>,
+    now: Timestamp,
+) -> StoreResult<()> {
+    if writes.is_empty() {
+        return Ok(());
+    }
+    let mut ids: Vec<String> = writes.iter().map(|(c, _, _)| c.to_string()).collect();
+    ids.sort();
+    let mut current: HashMap<ConversationId, (i64, Option<JobId>)> = HashMap::new();
+    for chunk in crate::sql::chunks(&ids) {
+        let mut sql = Sql::new(
+            "SELECT conversation_id, version, timer_job_id FROM flow_sessions WHERE tenant_id = ",
+        );
+        sql.bind(tenant.to_string())
+            .push(" AND conversation_id IN (")
+            .list(chunk)
+            .push(") ORDER BY conversation_id")
+            .push(backend.for_update());
+        for row in sql.fetch_all(&mut *conn).await.db()? {
+            current.insert(
+                row.parse("conversation_id")?,
+                (row.int("version")?, row.opt_parse::<JobId>("timer_job_id")?),
+            );
+        }
+    }
+    let mut old_timers = Vec::new();
+    let mut new_timers = Vec::new();
+    let mut updates = Vec::new();
+    let mut inserts = Vec::new();
+    for (conv, job, write) in writes {
+        let (version, old_timer) = match current.get(&conv) {
+            Some((v, t)) => (Some(*v), *t),
+            None => (None, None),
+        };
+        if version != write.expected_version {
+            return Err(StoreError::Conflict(format!(
+                "the flow session of conversation {conv} changed meanwhile (version {version:?}, expected {:?})",
+                write.expected_version
+            )));
+        }
+        let timer = match write.timer {
+            TimerChange::Keep => old_timer,
+            TimerChange::Cancel | TimerChange::Set(_) => {
+                if let Some(old) = old_timer.filter(|t| *t != job) {
+                    old_timers.push(old.to_string());
+                }
+                match write.timer {
+                    TimerChange::Set(at) => {
+                        let kind = JobKind::FlowTimeout {
+                            conversation_id: conv,
+                        };
+                        let id = JobId::from_uuid(new_uuid(now));
+                        new_timers.push(vec![
+                            Val::from(id.to_string()),
+                            tenant.to_string().into(),
+                            kind.tag().into(),
+                            to_json(&kind)?.into(),
+                            kind.ordering_key().map(|c| c.to_string()).into(),
+                            ms(at).into(),
+                            0i64.into(),
+                            ms(now).into(),
+                        ]);
+                        Some(id)
+                    }
+                    _ => None,
+                }
+            }
+        };
+        let session = to_json(&write.session)?;
+        let timer = timer.map(|t| t.to_string());
+        match version {
+            Some(v) => updates.push(vec![
+                Val::from(conv.to_string()),
+                session.into(),
+                (v + 1).into(),
+                timer.into(),
+                ms(now).into(),
+                v.into(),
+            ]),
+            None => inserts.push(vec![
+                Val::from(conv.to_string()),
+                tenant.to_string().into(),
+                session.into(),
+                1i64.into(),
+                timer.into(),
+                ms(now).into(),
+            ]),
+        }
+    }
+    for chunk in crate::sql::chunks(&old_timers) {
+        let mut sql = Sql::new("DELETE FROM jobs WHERE id IN (");
+        sql.list(chunk).push(")");
+        sql.execute(&mut *conn).await.db()?;
+    }
+    insert_rows(
+        &mut *conn,
+        "INSERT INTO jobs (id, tenant_id, kind, payload, conversation_id, run_at, attempts, \
+         created_at) VALUES ",
+        new_timers,
+    )
+    .await
+    .db()?;
+    for chunk in updates.chunks(500) {
+        let mut sql = Sql::new(
+            "UPDATE flow_sessions SET session = v.column2, version = v.column3, \
+             timer_job_id = v.column4, updated_at = v.column5 FROM (VALUES ",
+        );
+        sql.rows(chunk.to_vec()).push(
+            ") AS v WHERE flow_sessions.conversation_id = v.column1 \
+             AND flow_sessions.version = v.column6",
+        );
+        if sql.execute(&mut *conn).await.db()? != chunk.len() as u64 {
+            return Err(StoreError::Conflict(
+                "a flow session changed meanwhile".into(),
+            ));
+        }
+    }
+    let mut sql_rows = inserts.into_iter().peekable();
+    while sql_rows.peek().is_some() {
+        let chunk: Vec<Vec<Val>> = sql_rows.by_ref().take(500).collect();
+        let mut sql = Sql::new(
+            "INSERT INTO flow_sessions (conversation_id, tenant_id, session, version, \
+             timer_job_id, updated_at) VALUES ",
+        );
+        sql.rows(chunk);
+        sql.execute(&mut *conn).await.unique("flow session")?;
+    }
+    Ok(())
+}
+
 fn stored_flow(row: &sqlx::any::AnyRow) -> StoreResult<StoredFlow> {
     Ok(StoredFlow {
         tenant_id: row.parse("tenant_id")?,
@@ -394,7 +534,7 @@ impl SqlStore {
         kind: JobKind,
         run_at: Timestamp,
     ) -> StoreResult<JobId> {
-        let mut conn = self.conn().await?;
+        let mut conn = self.write_conn().await?;
         insert_job(&mut conn, tenant, &kind, run_at, run_at).await
     }
 

@@ -8,7 +8,8 @@
 //! 2. existing messages with the same (channel, provider id): `Duplicate`;
 //! 3. identities, then new contacts + identities for unknown senders;
 //! 4. open conversations of those contacts, then new ones where there is none;
-//! 5. messages, conversation activity, events (one counter bump per tenant), jobs.
+//! 5. messages, conversation activity, events (one counter bump per tenant), jobs (none for
+//!    a message to an ongoing conversation people own: there is nothing to decide).
 //!
 //! On PostgreSQL two nodes may race on the same new sender, conversation or provider id.
 //! The unique constraints catch it; the batch then rolls back and runs again, and the
@@ -19,8 +20,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use sqlx::AnyConnection;
 use switchboard_core::ports::{IngestItem, IngestOutcome, JobKind, StoreError, StoreResult};
 use switchboard_core::{
-    ChannelId, ChannelKind, ContactId, Conversation, ConversationId, ConversationSummary,
-    DeliveryStatus, Direction, EventKind, JobId, Message, MessageId, Sender, TenantId, Timestamp,
+    ChannelId, ChannelKind, ContactId, Conversation, ConversationId, ConversationState,
+    ConversationSummary, DeliveryStatus, Direction, EventKind, JobId, Message, MessageId, Sender,
+    TenantId, Timestamp,
 };
 
 use crate::SqlStore;
@@ -406,21 +408,31 @@ async fn ingest_once(
             message.provider_ts.map(ms).into(),
             ms(message.created_at).into(),
         ]);
+        // A message to an ongoing conversation that people own (queued or assigned) decides
+        // nothing: the agent learns of it from the events below, published at commit. Only
+        // the bot (state `bot`) and a new conversation (welcome message) need the job.
+        let needs_job = new_conversation
+            || !matches!(
+                c.state,
+                ConversationState::Queued | ConversationState::Assigned
+            );
         let job = JobKind::ProcessInbound {
             conversation_id: c.id,
             message_id: message.id,
             new_conversation,
         };
-        jobs.push(vec![
-            Val::from(JobId::from_uuid(new_uuid(item.received_at)).to_string()),
-            item.tenant_id.to_string().into(),
-            "process_inbound".into(),
-            to_json(&job)?.into(),
-            c.id.to_string().into(),
-            ms(received).into(),
-            0i64.into(),
-            ms(received).into(),
-        ]);
+        if needs_job {
+            jobs.push(vec![
+                Val::from(JobId::from_uuid(new_uuid(item.received_at)).to_string()),
+                item.tenant_id.to_string().into(),
+                "process_inbound".into(),
+                to_json(&job)?.into(),
+                c.id.to_string().into(),
+                ms(received).into(),
+                0i64.into(),
+                ms(received).into(),
+            ]);
+        }
         let summary = ConversationSummary {
             conversation: c.clone(),
             channel_kind: channels

@@ -21,6 +21,7 @@
 
 mod accounts;
 mod channels;
+mod contacts;
 mod conversations;
 mod events;
 mod flows;
@@ -105,6 +106,45 @@ pub enum OpenError {
 pub struct SqlStore {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite only: this process's writers take turns here before `BEGIN IMMEDIATE`.
+    /// SQLite admits one writer at a time and makes the others wait in its busy handler,
+    /// which sleeps (1, 2, 5, 10 … ms) and retries; with the ingest writer, the job worker
+    /// and the sender all writing, those sleeps left the CPU half idle. A FIFO async mutex
+    /// hands the lock over at once instead. Other processes still meet the busy handler.
+    write_turn: std::sync::Arc<tokio::sync::Mutex<()>>,
+}
+
+/// A write transaction or connection holding this process's SQLite write turn (see
+/// [`SqlStore`]); dereferences to the transaction or connection. The turn is released
+/// after the inner value is dropped (fields drop in declaration order).
+pub(crate) struct Turn<T> {
+    inner: T,
+    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl<T> std::ops::Deref for Turn<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.inner
+    }
+}
+
+impl<T> std::ops::DerefMut for Turn<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.inner
+    }
+}
+
+impl Turn<Transaction<'static, Any>> {
+    /// Commits, then gives the turn to the next writer.
+    pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
+        self.inner.commit().await
+    }
+
+    /// Rolls back, then gives the turn to the next writer.
+    pub(crate) async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.inner.rollback().await
+    }
 }
 
 /// Runs the migrations of the backend named by `database_url` (creating a SQLite file and
@@ -178,7 +218,11 @@ pub async fn open(database_url: &str) -> Result<SqlStore, OpenError> {
             .await
             .map_err(connect)?,
     };
-    Ok(SqlStore { pool, backend })
+    Ok(SqlStore {
+        pool,
+        backend,
+        write_turn: Default::default(),
+    })
 }
 
 impl SqlStore {
@@ -198,10 +242,32 @@ impl SqlStore {
     }
 
     /// Starts a write transaction (`BEGIN IMMEDIATE` on SQLite, see the module docs).
-    pub(crate) async fn begin(&self) -> StoreResult<Transaction<'static, Any>> {
+    pub(crate) async fn begin(&self) -> StoreResult<Turn<Transaction<'static, Any>>> {
+        let turn = self.turn().await;
+        let inner = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await.db()?,
+            Backend::Postgres => self.pool.begin().await.db()?,
+        };
+        Ok(Turn {
+            inner,
+            _turn: turn,
+        })
+    }
+
+    /// A pooled connection for a single-statement write (claims, retries), holding the
+    /// SQLite write turn like [`SqlStore::begin`].
+    pub(crate) async fn write_conn(&self) -> StoreResult<Turn<sqlx::pool::PoolConnection<Any>>> {
+        let turn = self.turn().await;
+        Ok(Turn {
+            inner: self.pool.acquire().await.db()?,
+            _turn: turn,
+        })
+    }
+
+    async fn turn(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
         match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await.db(),
-            Backend::Postgres => self.pool.begin().await.db(),
+            Backend::Sqlite => Some(self.write_turn.clone().lock_owned().await),
+            Backend::Postgres => None,
         }
     }
 
@@ -311,6 +377,13 @@ impl Store for SqlStore {
     ) -> StoreResult<Vec<Message>> {
         self.list_messages_impl(tenant, conversation, limit).await
     }
+    async fn message(
+        &self,
+        tenant: TenantId,
+        id: switchboard_core::MessageId,
+    ) -> StoreResult<Option<Message>> {
+        self.message_impl(tenant, id).await
+    }
     async fn contact(
         &self,
         tenant: TenantId,
@@ -365,6 +438,13 @@ impl Store for SqlStore {
     ) -> StoreResult<Event> {
         self.outbox_sent_impl(id, provider_id, now).await
     }
+    async fn outbox_sent_many(
+        &self,
+        sent: &[(OutboxId, Option<String>)],
+        now: Timestamp,
+    ) -> StoreResult<Vec<Event>> {
+        self.outbox_sent_many_impl(sent, now).await
+    }
     async fn outbox_retry(
         &self,
         id: OutboxId,
@@ -393,6 +473,13 @@ impl Store for SqlStore {
     }
     async fn apply_decision(&self, decision: Decision, now: Timestamp) -> StoreResult<Vec<Event>> {
         self.apply_decision_impl(decision, now).await
+    }
+    async fn apply_decisions(
+        &self,
+        batch: Vec<(Decision, switchboard_core::ports::FlowEffects)>,
+        now: Timestamp,
+    ) -> StoreResult<Vec<Vec<Event>>> {
+        self.apply_decisions_impl(batch, now).await
     }
     async fn retry_job(&self, id: JobId, at: Timestamp, error: &str) -> StoreResult<()> {
         self.retry_job_impl(id, at, error).await
@@ -494,5 +581,45 @@ impl Store for SqlStore {
         contact: ContactId,
     ) -> StoreResult<Vec<switchboard_core::ports::Consent>> {
         self.consents_impl(tenant, contact).await
+    }
+    async fn set_reachability(
+        &self,
+        tenant: TenantId,
+        channel: ChannelId,
+        external_id: &str,
+        unreachable: Option<&str>,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        self.set_reachability_impl(tenant, channel, external_id, unreachable, now)
+            .await
+    }
+    async fn link_by_phone(
+        &self,
+        tenant: TenantId,
+        channel: ChannelId,
+        external_id: &str,
+        phone_hash: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<switchboard_core::ports::ContactMerge>> {
+        self.link_by_phone_impl(tenant, channel, external_id, phone_hash, now)
+            .await
+    }
+    async fn merge_contacts(
+        &self,
+        tenant: TenantId,
+        survivor: ContactId,
+        other: ContactId,
+        actor: Option<UserId>,
+        now: Timestamp,
+    ) -> StoreResult<switchboard_core::ports::ContactMerge> {
+        self.merge_contacts_impl(tenant, survivor, other, actor, now)
+            .await
+    }
+    async fn contact_conversations(
+        &self,
+        tenant: TenantId,
+        contact: ContactId,
+    ) -> StoreResult<Vec<ConversationSummary>> {
+        self.contact_conversations_impl(tenant, contact).await
     }
 }

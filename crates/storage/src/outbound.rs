@@ -5,6 +5,7 @@
 //! flight and replies arrive in the order they were written. Live rows go before bulk ones.
 //! A crashed node's lease simply expires and the row is claimed again.
 
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use sqlx::AnyConnection;
@@ -16,7 +17,9 @@ use switchboard_core::{
 
 use crate::conversations::{self, Locked};
 use crate::rows::{self, MESSAGE_COLS};
-use crate::sql::{DbResult, RowExt, Sql, Val, insert_rows, ms, new_uuid, to_json, trunc};
+use crate::sql::{
+    DbResult, RowExt, Sql, Val, chunks, insert_rows, ms, new_uuid, to_json, trunc,
+};
 use crate::{Backend, SqlStore, events};
 
 fn priority(lane: Lane) -> i64 {
@@ -33,6 +36,59 @@ pub(crate) async fn create(
     locked: &mut Locked,
     out: NewOutbound,
     now: Timestamp,
+) -> StoreResult<Message> {
+    let mut rows = OutboundRows::default();
+    let message = prepare(locked, out, now, &mut rows)?;
+    rows.insert(conn).await?;
+    Ok(message)
+}
+
+/// Rows of outbound messages gathered for one multi-row insert per table (a batch of job
+/// decisions writes all its replies with three statements).
+#[derive(Default)]
+pub(crate) struct OutboundRows {
+    messages: Vec<Vec<Val>>,
+    statuses: Vec<Vec<Val>>,
+    outbox: Vec<Vec<Val>>,
+}
+
+impl OutboundRows {
+    /// Inserts the gathered rows (messages first: the other two refer to them).
+    pub(crate) async fn insert(self, conn: &mut AnyConnection) -> StoreResult<()> {
+        insert_rows(
+            &mut *conn,
+            "INSERT INTO messages (id, tenant_id, conversation_id, channel_id, direction, sender, \
+             content, provider_id, status, failure, provider_ts, created_at) VALUES ",
+            self.messages,
+        )
+        .await
+        .db()?;
+        insert_rows(
+            &mut *conn,
+            "INSERT INTO message_status (message_id, status, at, failure) VALUES ",
+            self.statuses,
+        )
+        .await
+        .db()?;
+        insert_rows(
+            conn,
+            "INSERT INTO outbox (id, tenant_id, conversation_id, message_id, channel_id, priority, \
+             state, attempts, next_attempt_at, idempotency_key, created_at) VALUES ",
+            self.outbox,
+        )
+        .await
+        .db()?;
+        Ok(())
+    }
+}
+
+/// Builds an outbound message and its rows into `rows`, and moves the conversation's
+/// activity forward (in memory; the caller saves it and inserts the rows).
+pub(crate) fn prepare(
+    locked: &mut Locked,
+    out: NewOutbound,
+    now: Timestamp,
+    rows: &mut OutboundRows,
 ) -> StoreResult<Message> {
     out.content
         .validate_outbound()
@@ -53,60 +109,40 @@ pub(crate) async fn create(
         provider_ts: None,
         created_at: now,
     };
-    insert_rows(
-        conn,
-        "INSERT INTO messages (id, tenant_id, conversation_id, channel_id, direction, sender, \
-         content, provider_id, status, failure, provider_ts, created_at) VALUES ",
-        vec![vec![
-            Val::from(message.id.to_string()),
-            message.tenant_id.to_string().into(),
-            message.conversation_id.to_string().into(),
-            message.channel_id.to_string().into(),
-            "outbound".into(),
-            to_json(&message.sender)?.into(),
-            to_json(&message.content)?.into(),
-            Option::<String>::None.into(),
-            "queued".into(),
-            Option::<String>::None.into(),
-            Option::<i64>::None.into(),
-            ms(now).into(),
-        ]],
-    )
-    .await
-    .db()?;
-    insert_rows(
-        conn,
-        "INSERT INTO message_status (message_id, status, at, failure) VALUES ",
-        vec![vec![
-            Val::from(message.id.to_string()),
-            "queued".into(),
-            ms(now).into(),
-            Option::<String>::None.into(),
-        ]],
-    )
-    .await
-    .db()?;
-    insert_rows(
-        conn,
-        "INSERT INTO outbox (id, tenant_id, conversation_id, message_id, channel_id, priority, \
-         state, attempts, next_attempt_at, idempotency_key, created_at) VALUES ",
-        vec![vec![
-            Val::from(OutboxId::from_uuid(new_uuid(now)).to_string()),
-            message.tenant_id.to_string().into(),
-            message.conversation_id.to_string().into(),
-            message.id.to_string().into(),
-            message.channel_id.to_string().into(),
-            priority(out.lane).into(),
-            "pending".into(),
-            0i64.into(),
-            ms(now).into(),
-            // The message id is stable across every retry of this row.
-            message.id.to_string().into(),
-            ms(now).into(),
-        ]],
-    )
-    .await
-    .db()?;
+    rows.messages.push(vec![
+        Val::from(message.id.to_string()),
+        message.tenant_id.to_string().into(),
+        message.conversation_id.to_string().into(),
+        message.channel_id.to_string().into(),
+        "outbound".into(),
+        to_json(&message.sender)?.into(),
+        to_json(&message.content)?.into(),
+        Option::<String>::None.into(),
+        "queued".into(),
+        Option::<String>::None.into(),
+        Option::<i64>::None.into(),
+        ms(now).into(),
+    ]);
+    rows.statuses.push(vec![
+        Val::from(message.id.to_string()),
+        "queued".into(),
+        ms(now).into(),
+        Option::<String>::None.into(),
+    ]);
+    rows.outbox.push(vec![
+        Val::from(OutboxId::from_uuid(new_uuid(now)).to_string()),
+        message.tenant_id.to_string().into(),
+        message.conversation_id.to_string().into(),
+        message.id.to_string().into(),
+        message.channel_id.to_string().into(),
+        priority(out.lane).into(),
+        "pending".into(),
+        0i64.into(),
+        ms(now).into(),
+        // The message id is stable across every retry of this row.
+        message.id.to_string().into(),
+        ms(now).into(),
+    ]);
     if now >= c.last_message_at {
         c.last_message_at = now;
         locked.preview = Some(message.content.preview());
@@ -185,6 +221,54 @@ async fn pending_row(
     })
 }
 
+/// Marks a pending outbox row sent and advances its message to `sent`; returns the
+/// tenant and the `message_status` event to append (the caller numbers it).
+async fn mark_sent(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    id: OutboxId,
+    provider_id: Option<&str>,
+    now: Timestamp,
+) -> StoreResult<(TenantId, EventKind)> {
+    let row = pending_row(&mut *conn, backend, id).await?;
+    let mut sql = Sql::new(
+        "UPDATE outbox SET state = 'sent', lease_until = NULL, leased_by = NULL, done_at = ",
+    );
+    sql.bind(ms(now)).push(" WHERE id = ").bind(id.to_string());
+    sql.execute(&mut *conn).await.db()?;
+    if let Some(p) = provider_id {
+        lock_status_key(&mut *conn, backend, row.message, p).await?;
+    }
+    let mut status = if row.status.should_advance(DeliveryStatus::Sent) {
+        set_status(
+            conn,
+            row.message,
+            DeliveryStatus::Sent,
+            now,
+            None,
+            provider_id,
+        )
+        .await?;
+        DeliveryStatus::Sent
+    } else {
+        row.status
+    };
+    // Reports the provider sent before we recorded its id apply now, in this transaction;
+    // the one event carries the resulting status.
+    let mut failure = None;
+    if let Some(p) = provider_id {
+        (status, failure) = apply_pending_statuses(&mut *conn, row.message, p, status).await?;
+    }
+    let kind = EventKind::MessageStatus {
+        message_id: row.message,
+        conversation_id: row.conversation,
+        status,
+        failure,
+        provider_id: provider_id.map(str::to_string),
+    };
+    Ok((row.tenant, kind))
+}
+
 impl SqlStore {
     pub(crate) async fn enqueue_outbound_impl(
         &self,
@@ -218,7 +302,7 @@ impl SqlStore {
     ) -> StoreResult<Vec<OutboxItem>> {
         let now_ms = ms(now);
         let until = now_ms.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
-        let mut conn = self.conn().await?;
+        let mut conn = self.write_conn().await?;
         let mut sql = Sql::new("UPDATE outbox SET lease_until = ");
         sql.bind(until)
             .push(", leased_by = ")
@@ -305,36 +389,125 @@ impl SqlStore {
         now: Timestamp,
     ) -> StoreResult<Event> {
         let mut tx = self.begin().await?;
-        let row = pending_row(&mut tx, self.backend, id).await?;
-        let mut sql = Sql::new(
-            "UPDATE outbox SET state = 'sent', lease_until = NULL, leased_by = NULL, done_at = ",
-        );
-        sql.bind(ms(now)).push(" WHERE id = ").bind(id.to_string());
-        sql.execute(&mut tx).await.db()?;
-        let status = if row.status.should_advance(DeliveryStatus::Sent) {
-            set_status(
-                &mut tx,
-                row.message,
-                DeliveryStatus::Sent,
-                now,
-                None,
-                provider_id,
-            )
-            .await?;
-            DeliveryStatus::Sent
-        } else {
-            row.status
-        };
-        let kind = EventKind::MessageStatus {
-            message_id: row.message,
-            conversation_id: row.conversation,
-            status,
-            failure: None,
-            provider_id: provider_id.map(str::to_string),
-        };
-        let event = single(events::append(&mut tx, row.tenant, now, vec![kind]).await?)?;
+        let (tenant, kind) = mark_sent(&mut tx, self.backend, id, provider_id, now).await?;
+        let event = single(events::append(&mut tx, tenant, now, vec![kind]).await?)?;
         tx.commit().await.db()?;
         Ok(event)
+    }
+
+    /// Records several providers' acceptances in ONE transaction (group commit for the
+    /// sender), with a handful of statements for the whole batch. All or nothing: a row that
+    /// is no longer pending fails the whole batch, and the caller records the rows one by
+    /// one instead. Rows are locked in id order (no deadlock between PostgreSQL nodes) and
+    /// each tenant's event counter is bumped once.
+    pub(crate) async fn outbox_sent_many_impl(
+        &self,
+        sent: &[(OutboxId, Option<String>)],
+        now: Timestamp,
+    ) -> StoreResult<Vec<Event>> {
+        if sent.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut ids: Vec<String> = sent.iter().map(|(id, _)| id.to_string()).collect();
+        ids.sort();
+        ids.dedup();
+        if ids.len() != sent.len() {
+            return Err(StoreError::Invalid("an outbox row is listed twice".into()));
+        }
+        let mut tx = self.begin().await?;
+        let mut rows: HashMap<OutboxId, PendingRow> = HashMap::with_capacity(sent.len());
+        for chunk in chunks(&ids) {
+            let mut sql = Sql::new(
+                "SELECT o.id, o.tenant_id, o.message_id, o.conversation_id, o.state, m.status \
+                 FROM outbox o JOIN messages m ON m.id = o.message_id WHERE o.id IN (",
+            );
+            sql.list(chunk).push(") ORDER BY o.id");
+            if self.backend == Backend::Postgres {
+                sql.push(" FOR UPDATE OF o");
+            }
+            for row in sql.fetch_all(&mut tx).await.db()? {
+                let id: OutboxId = row.parse("id")?;
+                let state = row.text("state")?;
+                if state != "pending" {
+                    return Err(StoreError::Invalid(format!(
+                        "outbox row {id} is already {state}"
+                    )));
+                }
+                rows.insert(
+                    id,
+                    PendingRow {
+                        tenant: row.parse("tenant_id")?,
+                        message: row.parse("message_id")?,
+                        conversation: row.parse("conversation_id")?,
+                        status: row.parse("status")?,
+                    },
+                );
+            }
+        }
+        if rows.len() != sent.len() {
+            return Err(StoreError::NotFound("outbox row"));
+        }
+        for chunk in chunks(&ids) {
+            let mut sql = Sql::new(
+                "UPDATE outbox SET state = 'sent', lease_until = NULL, leased_by = NULL, done_at = ",
+            );
+            sql.bind(ms(now)).push(" WHERE id IN (").list(chunk).push(")");
+            sql.execute(&mut tx).await.db()?;
+        }
+        // Messages whose status moves to `sent`, with the provider's id when it gave one.
+        let mut advance = Vec::new();
+        let mut timeline = Vec::new();
+        let mut per_tenant: BTreeMap<TenantId, Vec<EventKind>> = BTreeMap::new();
+        for (id, provider_id) in sent {
+            let row = rows.get(id).ok_or(StoreError::NotFound("outbox row"))?;
+            let status = if row.status.should_advance(DeliveryStatus::Sent) {
+                advance.push(vec![
+                    Val::from(row.message.to_string()),
+                    provider_id.clone().into(),
+                ]);
+                timeline.push(vec![
+                    Val::from(row.message.to_string()),
+                    DeliveryStatus::Sent.as_str().into(),
+                    ms(now).into(),
+                    Option::<String>::None.into(),
+                ]);
+                DeliveryStatus::Sent
+            } else {
+                row.status
+            };
+            per_tenant
+                .entry(row.tenant)
+                .or_default()
+                .push(EventKind::MessageStatus {
+                    message_id: row.message,
+                    conversation_id: row.conversation,
+                    status,
+                    failure: None,
+                    provider_id: provider_id.clone(),
+                });
+        }
+        for chunk in advance.chunks(500) {
+            // A missing provider id keeps the stored one (as `set_status` does).
+            let mut sql = Sql::new(
+                "UPDATE messages SET status = 'sent', failure = NULL, \
+                 provider_id = COALESCE(v.column2, messages.provider_id) FROM (VALUES ",
+            );
+            sql.rows(chunk.to_vec())
+                .push(") AS v WHERE messages.id = v.column1");
+            sql.execute(&mut tx).await.unique("provider message id")?;
+        }
+        for chunk in timeline.chunks(500) {
+            let mut sql =
+                Sql::new("INSERT INTO message_status (message_id, status, at, failure) VALUES ");
+            sql.rows(chunk.to_vec()).push(" ON CONFLICT DO NOTHING");
+            sql.execute(&mut tx).await.db()?;
+        }
+        let mut events = Vec::with_capacity(sent.len());
+        for (tenant, kinds) in per_tenant {
+            events.extend(events::append(&mut tx, tenant, now, kinds).await?);
+        }
+        tx.commit().await.db()?;
+        Ok(events)
     }
 
     pub(crate) async fn outbox_retry_impl(
@@ -343,7 +516,7 @@ impl SqlStore {
         next_attempt_at: Timestamp,
         failure: &SendFailure,
     ) -> StoreResult<()> {
-        let mut conn = self.conn().await?;
+        let mut conn = self.write_conn().await?;
         let mut sql = Sql::new(
             "UPDATE outbox SET attempts = attempts + 1, lease_until = NULL, leased_by = NULL, next_attempt_at = ",
         );
@@ -404,6 +577,13 @@ impl SqlStore {
         report: &StatusReport,
     ) -> StoreResult<Option<Event>> {
         let mut tx = self.begin().await?;
+        lock_status_key(
+            &mut tx,
+            self.backend,
+            channel,
+            report.provider_message_id.as_str(),
+        )
+        .await?;
         let mut sql = Sql::new(
             "SELECT id, conversation_id, status, provider_id FROM messages \
              WHERE direction = 'outbound' AND tenant_id = ",
@@ -415,6 +595,8 @@ impl SqlStore {
             .bind(report.provider_message_id.as_str())
             .push(self.backend.for_update());
         let Some(row) = sql.fetch_optional(&mut tx).await.db()? else {
+            keep_pending_status(&mut tx, tenant, channel, report, now()).await?;
+            tx.commit().await.db()?;
             return Ok(None);
         };
         let current: DeliveryStatus = row.parse("status")?;
@@ -439,6 +621,133 @@ impl SqlStore {
         tx.commit().await.db()?;
         Ok(Some(event))
     }
+}
+
+/// How long an unmatched status report is kept for a late `outbox_sent` (Meta retries
+/// webhooks for up to 7 days).
+const PENDING_STATUS_TTL_MS: i64 = 7 * 24 * 3600 * 1000;
+
+/// The wall clock, for purging kept reports (the store takes no clock otherwise; a report's
+/// own time is the provider's and may be far off).
+fn now() -> Timestamp {
+    time::OffsetDateTime::now_utc()
+}
+
+/// Serialises `apply_status` and `outbox_sent` on one (channel, provider id) on PostgreSQL,
+/// so a report that finds no message is either seen by the sender's transaction or sees the
+/// sender's id: without it both could commit unaware of each other and the report would be
+/// lost. `owner` is the channel id or the outbound message (whose channel is read). SQLite
+/// write transactions already hold the single write lock.
+async fn lock_status_key(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    owner: impl std::fmt::Display,
+    provider_id: &str,
+) -> StoreResult<()> {
+    if backend != Backend::Postgres {
+        return Ok(());
+    }
+    let channel = channel_of(&mut *conn, owner.to_string()).await?;
+    // Wrapped so the result has a plain column (the function returns `void`).
+    let mut sql =
+        Sql::new("SELECT 1 AS locked FROM (SELECT pg_advisory_xact_lock(hashtextextended(");
+    sql.bind(format!("status:{channel}:{provider_id}"))
+        .push(", 0))) AS l");
+    sql.execute(conn).await.db()?;
+    Ok(())
+}
+
+/// The channel of `owner`: an outbound message's channel, or `owner` itself (a channel id).
+async fn channel_of(conn: &mut AnyConnection, owner: String) -> StoreResult<String> {
+    let mut sql = Sql::new("SELECT channel_id FROM messages WHERE id = ");
+    sql.bind(owner.clone());
+    match sql.fetch_optional(conn).await.db()? {
+        Some(row) => row.text("channel_id"),
+        None => Ok(owner),
+    }
+}
+
+/// Keeps a status report whose provider id no message carries yet (table
+/// `pending_statuses`), and purges reports nobody claimed within the TTL.
+async fn keep_pending_status(
+    conn: &mut AnyConnection,
+    tenant: TenantId,
+    channel: ChannelId,
+    report: &StatusReport,
+    now: Timestamp,
+) -> StoreResult<()> {
+    let received = ms(now);
+    let mut sql = Sql::new("DELETE FROM pending_statuses WHERE received_at < ");
+    sql.bind(received.saturating_sub(PENDING_STATUS_TTL_MS));
+    sql.execute(&mut *conn).await.db()?;
+    let failure = report.failure.as_ref().map(to_json).transpose()?;
+    let mut sql = Sql::new(
+        "INSERT INTO pending_statuses \
+         (channel_id, provider_id, tenant_id, status, at, failure, received_at) VALUES (",
+    );
+    sql.list::<Val>(vec![
+        channel.to_string().into(),
+        report.provider_message_id.clone().into(),
+        tenant.to_string().into(),
+        report.status.as_str().into(),
+        ms(report.at).into(),
+        failure.into(),
+        received.into(),
+    ])
+    .push(") ON CONFLICT DO NOTHING");
+    sql.execute(conn).await.db()?;
+    Ok(())
+}
+
+/// Applies (and deletes) the kept reports of a message that just got its provider id, in
+/// the caller's transaction, in provider time order and only forward. Returns the message's
+/// resulting status and, when that is `failed`, the failure.
+async fn apply_pending_statuses(
+    conn: &mut AnyConnection,
+    message: MessageId,
+    provider_id: &str,
+    mut status: DeliveryStatus,
+) -> StoreResult<(DeliveryStatus, Option<SendFailure>)> {
+    let channel = channel_of(&mut *conn, message.to_string()).await?;
+    let mut sql = Sql::new("SELECT status, at, failure FROM pending_statuses WHERE channel_id = ");
+    sql.bind(channel.clone())
+        .push(" AND provider_id = ")
+        .bind(provider_id)
+        .push(" ORDER BY at");
+    let rows = sql.fetch_all(&mut *conn).await.db()?;
+    let mut failure = None;
+    for row in &rows {
+        let reported: DeliveryStatus = row.parse("status")?;
+        if !status.should_advance(reported) {
+            continue;
+        }
+        let reported_failure: Option<SendFailure> = match row.opt_text("failure")? {
+            Some(raw) if reported == DeliveryStatus::Failed => Some(
+                serde_json::from_str(&raw)
+                    .map_err(|e| StoreError::Backend(format!("stored status failure: {e}")))?,
+            ),
+            _ => None,
+        };
+        set_status(
+            &mut *conn,
+            message,
+            reported,
+            row.ts("at")?,
+            reported_failure.as_ref(),
+            None,
+        )
+        .await?;
+        status = reported;
+        failure = reported_failure;
+    }
+    if !rows.is_empty() {
+        let mut sql = Sql::new("DELETE FROM pending_statuses WHERE channel_id = ");
+        sql.bind(channel)
+            .push(" AND provider_id = ")
+            .bind(provider_id);
+        sql.execute(conn).await.db()?;
+    }
+    Ok((status, failure))
 }
 
 /// The one event of a single-event append.

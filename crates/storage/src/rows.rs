@@ -62,7 +62,8 @@ pub(crate) fn contact(row: &AnyRow) -> StoreResult<Contact> {
     })
 }
 
-pub(crate) const IDENTITY_COLS: &str = "contact_id, channel_id, kind, external_id, phone";
+pub(crate) const IDENTITY_COLS: &str =
+    "contact_id, channel_id, kind, external_id, phone, unreachable_reason, linked_by";
 
 pub(crate) fn identity(row: &AnyRow) -> StoreResult<Identity> {
     Ok(Identity {
@@ -71,6 +72,8 @@ pub(crate) fn identity(row: &AnyRow) -> StoreResult<Identity> {
         kind: row.parse("kind")?,
         external_id: row.text("external_id")?,
         phone: row.opt_text("phone")?,
+        unreachable: row.opt_text("unreachable_reason")?,
+        linked_by: row.opt_text("linked_by")?,
     })
 }
 

@@ -144,6 +144,14 @@ contract!(
     a_stale_flow_session_write_changes_nothing,
     a_flow_timer_is_a_due_job_that_never_holds_back_the_conversation,
     channel_settings_are_replaced_within_the_tenant,
+    a_status_report_before_the_provider_id_is_recorded_applies_when_it_is,
+    equal_phone_hashes_on_whatsapp_and_signal_link_the_contacts,
+    a_merge_moves_identities_and_conversations_and_stays_in_the_tenant,
+    an_unreachable_identity_shows_its_reason_until_it_is_reachable_again,
+    a_batch_of_decisions_commits_together_with_each_decisions_events,
+    a_batch_with_one_stale_session_write_changes_nothing,
+    sends_recorded_in_one_batch_are_all_recorded_or_none,
+    messages_to_conversations_people_own_create_no_job,
 );
 
 // ---------------------------------------------------------------- fixtures
@@ -1736,5 +1744,568 @@ async fn channel_settings_are_replaced_within_the_tenant(s: SqlStore) {
         s.set_channel_settings(b.tenant.id, a.channel.id, &settings)
             .await,
         Err(StoreError::NotFound(_))
+    ));
+}
+
+// ---------------------------------------------------------------- issue 3: status race, identity
+
+async fn a_status_report_before_the_provider_id_is_recorded_applies_when_it_is(s: SqlStore) {
+    // Arrange: a reply is claimed but its send result is not recorded yet.
+    let w = world(&s, "a").await;
+    let conv = customer_writes(&s, &w, "1", "p1", t(1)).await;
+    let (msg, _) = s
+        .enqueue_outbound(w.tenant.id, conv, reply("hello", Lane::Live), t(2))
+        .await
+        .unwrap();
+    let claimed = s.claim_outbox("node", t(3), LEASE, 10).await.unwrap();
+
+    // Act: the provider's "delivered" and "read" beat our own commit.
+    for (status, secs) in [(DeliveryStatus::Delivered, 4), (DeliveryStatus::Read, 5)] {
+        let r = s
+            .apply_status(
+                w.tenant.id,
+                w.channel.id,
+                &StatusReport {
+                    provider_message_id: "wamid.early".into(),
+                    status,
+                    at: t(secs),
+                    failure: None,
+                },
+            )
+            .await
+            .unwrap();
+        assert!(r.is_none(), "no message carries the id yet");
+    }
+    let event = s
+        .outbox_sent(claimed[0].id, Some("wamid.early"), t(6))
+        .await
+        .unwrap();
+
+    // Assert: the kept reports applied in the same transaction, and only once.
+    assert!(
+        matches!(
+            event.kind,
+            EventKind::MessageStatus {
+                status: DeliveryStatus::Read,
+                ..
+            }
+        ),
+        "{:?}",
+        event.kind
+    );
+    let list = s.list_messages(w.tenant.id, conv, 10).await.unwrap();
+    let m = list.into_iter().find(|m| m.id == msg.id).unwrap();
+    assert_eq!(m.status, DeliveryStatus::Read);
+    let (msg2, _) = s
+        .enqueue_outbound(w.tenant.id, conv, reply("again", Lane::Live), t(7))
+        .await
+        .unwrap();
+    let claimed = s.claim_outbox("node", t(8), LEASE, 10).await.unwrap();
+    let event = s
+        .outbox_sent(claimed[0].id, Some("wamid.other"), t(9))
+        .await
+        .unwrap();
+    assert!(matches!(
+        event.kind,
+        EventKind::MessageStatus {
+            status: DeliveryStatus::Sent,
+            ..
+        }
+    ));
+    let list = s.list_messages(w.tenant.id, conv, 10).await.unwrap();
+    assert_eq!(
+        list.iter().find(|m| m.id == msg2.id).unwrap().status,
+        DeliveryStatus::Sent
+    );
+}
+
+/// A Signal channel in the world's tenant.
+async fn signal_channel(s: &SqlStore, w: &World) -> Channel {
+    s.create_channel(
+        NewChannel {
+            tenant_id: w.tenant.id,
+            kind: ChannelKind::Signal,
+            name: "Signal".into(),
+            credentials: serde_json::json!({}),
+            settings: ChannelSettings::default(),
+        },
+        t(0),
+    )
+    .await
+    .expect("signal channel")
+}
+
+/// A message from `from` on `channel`, and its contact.
+async fn writes_on(
+    s: &SqlStore,
+    w: &World,
+    channel: &Channel,
+    from: &str,
+    pid: &str,
+) -> (switchboard_core::ContactId, ConversationId) {
+    let mut item = inbound(w, from, pid, "hi", t(1));
+    item.channel_id = channel.id;
+    let out = s.ingest(&[item]).await.expect("ingest");
+    let conv = stored(&out[0]).0.conversation_id;
+    let summary = s.conversation(w.tenant.id, conv).await.unwrap().unwrap();
+    (summary.conversation.contact_id, conv)
+}
+
+async fn equal_phone_hashes_on_whatsapp_and_signal_link_the_contacts(s: SqlStore) {
+    // Arrange
+    let w = world(&s, "a").await;
+    let signal = signal_channel(&s, &w).await;
+    let (wa_contact, wa_conv) = writes_on(&s, &w, &w.channel, "491511", "wa1").await;
+    let (sig_contact, sig_conv) = writes_on(&s, &w, &signal, "uuid-1", "sig1").await;
+    assert_ne!(wa_contact, sig_contact);
+
+    // Act
+    let first = s
+        .link_by_phone(w.tenant.id, w.channel.id, "491511", "hash-a", t(2))
+        .await
+        .unwrap();
+    let linked = s
+        .link_by_phone(w.tenant.id, signal.id, "uuid-1", "hash-a", t(3))
+        .await
+        .unwrap()
+        .expect("linked");
+    let other = s
+        .link_by_phone(w.tenant.id, signal.id, "uuid-1", "hash-b", t(4))
+        .await
+        .unwrap();
+
+    // Assert
+    assert!(first.is_none(), "nothing to link with yet");
+    assert!(other.is_none(), "a different number links nothing");
+    assert_eq!(linked.survivor, wa_contact, "the earlier contact survives");
+    assert_eq!(linked.merged, sig_contact);
+    let (_, ids) = s.contact(w.tenant.id, wa_contact).await.unwrap().unwrap();
+    assert_eq!(ids.len(), 2);
+    let sig = ids.iter().find(|i| i.channel_id == signal.id).unwrap();
+    assert_eq!(sig.linked_by.as_deref(), Some("phone_e164"));
+    let convs = s
+        .contact_conversations(w.tenant.id, wa_contact)
+        .await
+        .unwrap();
+    let ids: Vec<ConversationId> = convs.iter().map(|c| c.conversation.id).collect();
+    assert!(ids.contains(&wa_conv) && ids.contains(&sig_conv), "{ids:?}");
+    assert!(matches!(
+        s.link_by_phone(w.tenant.id, signal.id, "nobody", "hash-a", t(5))
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+async fn a_merge_moves_identities_and_conversations_and_stays_in_the_tenant(s: SqlStore) {
+    // Arrange
+    let w = world(&s, "a").await;
+    let b = world(&s, "b").await;
+    let signal = signal_channel(&s, &w).await;
+    let (keep, _) = writes_on(&s, &w, &w.channel, "491511", "wa1").await;
+    let (gone, conv) = writes_on(&s, &w, &signal, "uuid-1", "sig1").await;
+    let (foreign, _) = writes_on(&s, &b, &b.channel, "491511", "wa1").await;
+
+    // Act / Assert: foreign and unknown ids change nothing.
+    for (x, y) in [(keep, foreign), (foreign, gone)] {
+        assert!(matches!(
+            s.merge_contacts(w.tenant.id, x, y, Some(w.agent.id), t(2))
+                .await,
+            Err(StoreError::NotFound(_))
+        ));
+    }
+    assert!(matches!(
+        s.merge_contacts(w.tenant.id, keep, keep, None, t(2)).await,
+        Err(StoreError::Invalid(_))
+    ));
+    let (_, ids) = s.contact(w.tenant.id, gone).await.unwrap().unwrap();
+    assert_eq!(ids.len(), 1, "nothing moved");
+
+    let merged = s
+        .merge_contacts(w.tenant.id, keep, gone, Some(w.agent.id), t(3))
+        .await
+        .unwrap();
+    assert_eq!(merged.conversations, vec![conv]);
+    assert_eq!(merged.events.len(), 1);
+    let (_, ids) = s.contact(w.tenant.id, keep).await.unwrap().unwrap();
+    assert_eq!(ids.len(), 2);
+    assert_eq!(
+        s.conversation(w.tenant.id, conv)
+            .await
+            .unwrap()
+            .unwrap()
+            .conversation
+            .contact_id,
+        keep
+    );
+    assert!(
+        matches!(
+            s.merge_contacts(w.tenant.id, keep, gone, None, t(4)).await,
+            Err(StoreError::NotFound(_))
+        ),
+        "a merged contact cannot be merged again"
+    );
+}
+
+async fn an_unreachable_identity_shows_its_reason_until_it_is_reachable_again(s: SqlStore) {
+    let w = world(&s, "a").await;
+    let b = world(&s, "b").await;
+    let (contact, _) = writes_on(&s, &w, &w.channel, "491511", "wa1").await;
+    assert!(
+        !s.set_reachability(b.tenant.id, w.channel.id, "491511", Some("x"), t(2))
+            .await
+            .unwrap(),
+        "another tenant"
+    );
+    assert!(
+        s.set_reachability(w.tenant.id, w.channel.id, "491511", Some("blocked"), t(2))
+            .await
+            .unwrap()
+    );
+    let (_, ids) = s.contact(w.tenant.id, contact).await.unwrap().unwrap();
+    assert_eq!(ids[0].unreachable.as_deref(), Some("blocked"));
+    s.set_reachability(w.tenant.id, w.channel.id, "491511", None, t(3))
+        .await
+        .unwrap();
+    let (_, ids) = s.contact(w.tenant.id, contact).await.unwrap().unwrap();
+    assert_eq!(ids[0].unreachable, None);
+}
+
+// ---------------------------------------------------------------- group commit
+
+async fn a_batch_of_decisions_commits_together_with_each_decisions_events(s: SqlStore) {
+    use switchboard_core::ports::{FlowEffects, FlowSessionWrite, TimerChange};
+    let w = world(&s, "a").await;
+    let c1 = customer_writes(&s, &w, "1", "p1", t(1)).await;
+    let c2 = customer_writes(&s, &w, "2", "p2", t(1)).await;
+    let c3 = customer_writes(&s, &w, "3", "p3", t(1)).await;
+    let jobs = s.claim_jobs("node", t(2), LEASE, 10).await.unwrap();
+    assert_eq!(jobs.len(), 3);
+    let job_of = |c: ConversationId| {
+        jobs.iter()
+            .find(|j| j.kind.ordering_key() == Some(c))
+            .expect("a job per conversation")
+    };
+    let session = FlowEffects {
+        session: Some(FlowSessionWrite {
+            session: serde_json::json!({"root": "main_menu"}),
+            expected_version: None,
+            timer: TimerChange::Keep,
+        }),
+        ..FlowEffects::default()
+    };
+    let before = s.last_event_seq(w.tenant.id).await.unwrap();
+    // Input order differs from conversation order on purpose: events come back per input.
+    let events = s
+        .apply_decisions(
+            vec![
+                (
+                    Decision {
+                        outbound: vec![reply("menu for 3", Lane::Live)],
+                        ..decide(&w, job_of(c3), c3)
+                    },
+                    session.clone(),
+                ),
+                (decide(&w, job_of(c1), c1), FlowEffects::default()),
+                (
+                    Decision {
+                        new_state: Some(ConversationState::Queued),
+                        outbound: vec![reply("a person joins", Lane::Live)],
+                        ..decide(&w, job_of(c2), c2)
+                    },
+                    FlowEffects::default(),
+                ),
+            ],
+            t(3),
+        )
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 3);
+    assert!(events[1].is_empty(), "a decision that changes nothing");
+    for (list, conv) in [(&events[0], c3), (&events[2], c2)] {
+        assert_eq!(list.len(), 2, "message created + conversation changed");
+        assert!(list.iter().all(|e| e.kind.conversation_id() == conv));
+    }
+    let mut seqs: Vec<i64> = events.iter().flatten().map(|e| e.seq).collect();
+    seqs.sort_unstable();
+    assert_eq!(
+        seqs,
+        (before + 1..=before + 4).collect::<Vec<_>>(),
+        "gap-free"
+    );
+    assert_eq!(
+        s.conversation(w.tenant.id, c2)
+            .await
+            .unwrap()
+            .unwrap()
+            .conversation
+            .state,
+        ConversationState::Queued
+    );
+    assert_eq!(
+        s.flow_session(w.tenant.id, c3)
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        1
+    );
+    assert_eq!(
+        s.claim_outbox("node", t(4), LEASE, 10).await.unwrap().len(),
+        2
+    );
+    assert!(
+        s.claim_jobs("node", t(100), LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "every job completed"
+    );
+    assert!(s.apply_decisions(vec![], t(5)).await.unwrap().is_empty());
+
+    // A second round updates the session (version checked) and arms its timer, in a batch.
+    customer_writes(&s, &w, "3", "p4", t(6)).await;
+    customer_writes(&s, &w, "1", "p5", t(6)).await;
+    let jobs = s.claim_jobs("node", t(7), LEASE, 10).await.unwrap();
+    assert_eq!(jobs.len(), 2);
+    let batch = jobs
+        .iter()
+        .map(|j| {
+            let conv = j.kind.ordering_key().expect("a conversation job");
+            let effects = if conv == c3 {
+                FlowEffects {
+                    session: Some(FlowSessionWrite {
+                        session: serde_json::json!({"root": "main_menu", "n": 2}),
+                        expected_version: Some(1),
+                        timer: TimerChange::Set(t(100)),
+                    }),
+                    ..FlowEffects::default()
+                }
+            } else {
+                FlowEffects::default()
+            };
+            (decide(&w, j, conv), effects)
+        })
+        .collect();
+    s.apply_decisions(batch, t(8)).await.unwrap();
+    let stored = s.flow_session(w.tenant.id, c3).await.unwrap().unwrap();
+    assert_eq!(stored.version, 2);
+    assert_eq!(stored.session["n"], 2);
+    let timer = stored.timer_job.expect("timer armed");
+    let due = s.claim_jobs("node", t(100), LEASE, 10).await.unwrap();
+    assert_eq!(due.iter().map(|j| j.id).collect::<Vec<_>>(), [timer]);
+}
+
+async fn a_batch_with_one_stale_session_write_changes_nothing(s: SqlStore) {
+    use switchboard_core::ports::{FlowEffects, FlowSessionWrite, NewRecord, TimerChange};
+    let w = world(&s, "a").await;
+    let c1 = customer_writes(&s, &w, "1", "p1", t(1)).await;
+    let c2 = customer_writes(&s, &w, "2", "p2", t(1)).await;
+    let first = s.claim_jobs("node", t(2), LEASE, 10).await.unwrap();
+    let job_of = |c: ConversationId| {
+        first
+            .iter()
+            .find(|j| j.kind.ordering_key() == Some(c))
+            .expect("a job per conversation")
+            .clone()
+    };
+    let (j1, j2) = (job_of(c1), job_of(c2));
+    s.apply_flow_decision(
+        decide(&w, &j1, c1),
+        FlowEffects {
+            session: Some(FlowSessionWrite {
+                session: serde_json::json!({"n": 1}),
+                expected_version: None,
+                timer: TimerChange::Keep,
+            }),
+            ..FlowEffects::default()
+        },
+        t(3),
+    )
+    .await
+    .unwrap();
+    customer_writes(&s, &w, "1", "p3", t(4)).await;
+    let j3 = claim_one(&s, t(5)).await;
+    let good = (
+        Decision {
+            outbound: vec![reply("fine", Lane::Live)],
+            ..decide(&w, &j2, c2)
+        },
+        FlowEffects {
+            records: vec![NewRecord {
+                kind: "order".into(),
+                data: serde_json::json!({}),
+            }],
+            ..FlowEffects::default()
+        },
+    );
+    let stale = (
+        Decision {
+            outbound: vec![reply("never sent", Lane::Live)],
+            ..decide(&w, &j3, c1)
+        },
+        FlowEffects {
+            session: Some(FlowSessionWrite {
+                session: serde_json::json!({"n": 2}),
+                expected_version: None,
+                timer: TimerChange::Keep,
+            }),
+            ..FlowEffects::default()
+        },
+    );
+    let before = s.last_event_seq(w.tenant.id).await.unwrap();
+    let err = s
+        .apply_decisions(vec![good.clone(), stale], t(6))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    // Nothing of the batch happened: no replies, records, events; both jobs still there.
+    assert!(
+        s.claim_outbox("node", t(7), LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(s.records(w.tenant.id, c2).await.unwrap().is_empty());
+    assert_eq!(s.last_event_seq(w.tenant.id).await.unwrap(), before);
+    assert_eq!(
+        s.flow_session(w.tenant.id, c1)
+            .await
+            .unwrap()
+            .unwrap()
+            .session,
+        serde_json::json!({"n": 1})
+    );
+    // The good decision alone still goes through (what the worker does on a failed batch).
+    s.apply_flow_decision(good.0, good.1, t(8)).await.unwrap();
+    assert_eq!(s.records(w.tenant.id, c2).await.unwrap().len(), 1);
+    let again = s.claim_jobs("node", t(6) + LEASE, LEASE, 10).await.unwrap();
+    assert_eq!(
+        again.iter().map(|j| j.id).collect::<Vec<_>>(),
+        [j3.id],
+        "the stale job is left to run again"
+    );
+}
+
+async fn sends_recorded_in_one_batch_are_all_recorded_or_none(s: SqlStore) {
+    let w = world(&s, "a").await;
+    let mut rows = Vec::new();
+    for (from, pid) in [("1", "p1"), ("2", "p2"), ("3", "p3")] {
+        let conv = customer_writes(&s, &w, from, pid, t(1)).await;
+        s.enqueue_outbound(w.tenant.id, conv, reply("hi", Lane::Live), t(2))
+            .await
+            .unwrap();
+    }
+    rows.extend(s.claim_outbox("node", t(3), LEASE, 10).await.unwrap());
+    assert_eq!(rows.len(), 3);
+    let before = s.last_event_seq(w.tenant.id).await.unwrap();
+    let events = s
+        .outbox_sent_many(
+            &[
+                (rows[0].id, Some("wamid.1".to_string())),
+                (rows[1].id, None),
+            ],
+            t(4),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        [before + 1, before + 2]
+    );
+    for (e, row) in events.iter().zip(&rows) {
+        match &e.kind {
+            EventKind::MessageStatus {
+                message_id, status, ..
+            } => assert_eq!(
+                (message_id, *status),
+                (&row.message.id, DeliveryStatus::Sent)
+            ),
+            other => panic!("expected a status event, got {other:?}"),
+        }
+    }
+    let sent = s
+        .list_messages(w.tenant.id, rows[0].message.conversation_id, 10)
+        .await
+        .unwrap();
+    let out = sent.iter().find(|m| m.id == rows[0].message.id).unwrap();
+    assert_eq!(
+        (out.status, out.provider_id.as_deref()),
+        (DeliveryStatus::Sent, Some("wamid.1"))
+    );
+    // One row already recorded: the whole batch is refused, the other row stays pending.
+    let err = s
+        .outbox_sent_many(&[(rows[2].id, None), (rows[0].id, None)], t(5))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
+    assert_eq!(s.last_event_seq(w.tenant.id).await.unwrap(), before + 2);
+    s.outbox_sent(rows[2].id, None, t(6)).await.unwrap();
+    assert!(s.outbox_sent_many(&[], t(7)).await.unwrap().is_empty());
+}
+
+async fn messages_to_conversations_people_own_create_no_job(s: SqlStore) {
+    let w = world(&s, "a").await;
+    // A bot conversation: every message is a job.
+    let conv = customer_writes(&s, &w, "1", "p1", t(1)).await;
+    let job = claim_one(&s, t(2)).await;
+    s.apply_decision(decide(&w, &job, conv), t(3))
+        .await
+        .unwrap();
+    customer_writes(&s, &w, "1", "p2", t(4)).await;
+    let job = claim_one(&s, t(5)).await;
+    s.apply_decision(
+        Decision {
+            new_state: Some(ConversationState::Queued),
+            ..decide(&w, &job, conv)
+        },
+        t(6),
+    )
+    .await
+    .unwrap();
+    // Queued, then assigned: stored and announced, but nothing to decide.
+    for (pid, at) in [("p3", 7), ("p4", 9)] {
+        let out = s
+            .ingest(&[inbound(&w, "1", pid, "still there?", t(at))])
+            .await
+            .unwrap();
+        let (message, new_conversation, events) = stored(&out[0]);
+        assert_eq!((message.conversation_id, new_conversation), (conv, false));
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(&e.kind, EventKind::MessageCreated { message: m } if m.id == message.id)),
+            "the agent is told by the event"
+        );
+        let jobs = s.claim_jobs("node", t(at + 1), LEASE, 10).await.unwrap();
+        assert!(jobs.is_empty(), "{jobs:?}");
+        assert_eq!(
+            s.message(w.tenant.id, message.id).await.unwrap().as_ref(),
+            Some(message),
+            "a message is read by id"
+        );
+        if pid == "p3" {
+            s.assign(w.tenant.id, conv, w.agent.id, t(8)).await.unwrap();
+        }
+    }
+    let other = world(&s, "b").await;
+    let mine = s.list_messages(w.tenant.id, conv, 1).await.unwrap();
+    assert!(
+        s.message(other.tenant.id, mine[0].id)
+            .await
+            .unwrap()
+            .is_none(),
+        "not across tenants"
+    );
+    // A new conversation that starts queued still gets its job (the welcome message).
+    let mut item = inbound(&w, "2", "p5", "hello", t(10));
+    item.new_conversation_state = ConversationState::Queued;
+    s.ingest(&[item]).await.unwrap();
+    let job = claim_one(&s, t(11)).await;
+    assert!(matches!(
+        job.kind,
+        JobKind::ProcessInbound {
+            new_conversation: true,
+            ..
+        }
     ));
 }

@@ -30,8 +30,7 @@ use switchboard_channels::{
 };
 use switchboard_core::ports::{IngestItem, Lane, OutboxItem};
 use switchboard_core::{
-    Channel, ChannelId, ChannelKind, Content, ConversationState, ErrorClass, InboundEvent,
-    SendFailure, Timestamp,
+    Channel, ChannelId, ChannelKind, Content, ErrorClass, InboundEvent, SendFailure, Timestamp,
 };
 
 use crate::config::ChannelsConfig;
@@ -135,6 +134,34 @@ pub fn window_allows(
 
 /// The message an agent sees when the window is closed.
 pub const WINDOW_CLOSED: &str = "the customer's last message is more than 24 hours old, so WhatsApp only accepts an approved template now: send {\"template\": {\"name\", \"language\", \"variables\"}} or wait for the customer to write";
+
+/// Why an identity is unreachable after the provider said the customer blocked us.
+pub const UNREACHABLE_BLOCKED: &str =
+    "the customer blocked this channel (e.g. stopped the Telegram bot); they must write first";
+
+/// A phone number in E.164 (`+` and 8–15 digits), from WhatsApp's `wa_id` (digits without
+/// `+`) or Signal's `+`-prefixed number; spaces and dashes are dropped. `None` otherwise.
+pub fn normalise_e164(raw: &str) -> Option<String> {
+    let digits: String = raw
+        .trim()
+        .trim_start_matches('+')
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-'))
+        .collect();
+    let ok = (8..=15).contains(&digits.len())
+        && digits.chars().all(|c| c.is_ascii_digit())
+        && !digits.starts_with('0');
+    ok.then(|| format!("+{digits}"))
+}
+
+/// The lookup key stored for a number: HMAC-SHA256(key, E.164), hex.
+pub fn phone_hash(key: &str, e164: &str) -> String {
+    use hmac::{KeyInit, Mac};
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes())
+        .expect("HMAC accepts keys of any length");
+    mac.update(e164.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
 
 /// Maps an adapter error to the sender's attempt error.
 fn attempt_error(e: &SendError) -> AttemptError {
@@ -320,20 +347,44 @@ impl App {
                     tenant_id: channel.tenant_id,
                     channel_id: channel.id,
                     message,
-                    new_conversation_state: ConversationState::Queued,
+                    // A channel with a default flow answers new conversations with its bot,
+                    // exactly like the web chat.
+                    new_conversation_state: crate::flows_runtime::initial_state(channel),
                     received_at,
                 }),
                 InboundEvent::Status(report) => statuses.push(report),
             }
         }
         let mut receipt = HookReceipt::default();
+        // Numbers to match across channels: the sender's verified phone, once per new
+        // conversation (a later change of number arrives with a new conversation too).
+        let phones: Vec<Option<(String, String)>> = items
+            .iter()
+            .map(|i| {
+                i.message
+                    .phone
+                    .clone()
+                    .map(|p| (i.message.external_contact_id.clone(), p))
+            })
+            .collect();
         let outcomes =
             futures::future::join_all(items.into_iter().map(|i| ingestor.ingest(i))).await;
-        for outcome in outcomes {
+        let mut to_link = Vec::new();
+        for (outcome, phone) in outcomes.into_iter().zip(phones) {
             match outcome.map_err(|e| HookError::Unavailable(e.to_string()))? {
-                switchboard_core::ports::IngestOutcome::Stored { .. } => receipt.stored += 1,
+                switchboard_core::ports::IngestOutcome::Stored {
+                    new_conversation, ..
+                } => {
+                    receipt.stored += 1;
+                    if new_conversation && let Some(p) = phone {
+                        to_link.push(p);
+                    }
+                }
                 switchboard_core::ports::IngestOutcome::Duplicate { .. } => receipt.duplicates += 1,
             }
+        }
+        for (external_id, phone) in to_link {
+            self.link_by_phone(channel, &external_id, &phone).await;
         }
         for report in &statuses {
             let event = self
@@ -347,12 +398,44 @@ impl App {
             }
         }
         for notice in parsed.notices {
-            self.act_on_notice(channel, notice);
+            self.act_on_notice(channel, notice).await;
         }
         Ok(receipt)
     }
 
-    fn act_on_notice(&self, channel: &Channel, notice: Notice) {
+    /// Records the keyed hash of a sender's verified number and links their contact to one
+    /// with the same number on the other channel kind (channels.md §7: WhatsApp and Signal
+    /// numbers are verified by the provider). Runs after the message is committed and never
+    /// fails the webhook: a failure is logged, and the next new conversation tries again.
+    async fn link_by_phone(&self, channel: &Channel, external_id: &str, phone: &str) {
+        if !matches!(channel.kind, ChannelKind::Whatsapp | ChannelKind::Signal) {
+            return;
+        }
+        let Some(key) = self.config.channels.phone_hash_key.as_deref() else {
+            return;
+        };
+        let Some(e164) = normalise_e164(phone) else {
+            tracing::debug!(channel_id = %channel.id, "phone number is not E.164; not linked");
+            return;
+        };
+        let hash = phone_hash(key, &e164);
+        match self
+            .store
+            .link_by_phone(channel.tenant_id, channel.id, external_id, &hash, now())
+            .await
+        {
+            Ok(Some(merge)) => {
+                tracing::info!(tenant_id = %channel.tenant_id, survivor = %merge.survivor, merged = %merge.merged, proof = "phone_e164", "contacts linked by verified phone number");
+                self.bus.publish(&merge.events);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(channel_id = %channel.id, error = %e, "linking by phone number failed");
+            }
+        }
+    }
+
+    async fn act_on_notice(&self, channel: &Channel, notice: Notice) {
         match notice {
             Notice::AnswerCallback { callback_query_id } => {
                 // Answered right away but off the request path: the customer's spinner stops
@@ -378,8 +461,21 @@ impl App {
                 reachable,
                 ..
             } => {
-                // Not persisted yet (see the open items); logged for supervisors.
                 tracing::info!(channel_id = %channel.id, contact = %external_contact_id, reachable, "customer reachability changed");
+                let reason = (!reachable).then_some(UNREACHABLE_BLOCKED);
+                if let Err(e) = self
+                    .store
+                    .set_reachability(
+                        channel.tenant_id,
+                        channel.id,
+                        &external_contact_id,
+                        reason,
+                        now(),
+                    )
+                    .await
+                {
+                    tracing::warn!(channel_id = %channel.id, error = %e, "could not record reachability");
+                }
             }
             Notice::ProviderError { failure } => {
                 tracing::warn!(channel_id = %channel.id, kind = %channel.kind, code = ?failure.code, class = ?failure.class, reason = %failure.reason, "provider reported an error");
@@ -394,6 +490,34 @@ impl App {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn phone_numbers_normalise_to_e164_from_every_channel_spelling() {
+        let cases = [
+            ("4915112345678", Some("+4915112345678"), "WhatsApp wa_id"),
+            ("+4915112345678", Some("+4915112345678"), "Signal number"),
+            (
+                "+49 151-1234 5678",
+                Some("+4915112345678"),
+                "spaces and dashes",
+            ),
+            ("12345", None, "too short"),
+            ("+49abc12345678", None, "letters"),
+            ("0151123456789", None, "national format"),
+        ];
+        for (raw, expected, why) in cases {
+            assert_eq!(normalise_e164(raw).as_deref(), expected, "{why}");
+        }
+        assert_eq!(
+            phone_hash("k", "+4915112345678"),
+            phone_hash("k", "+4915112345678")
+        );
+        assert_ne!(
+            phone_hash("k", "+4915112345678"),
+            phone_hash("other", "+4915112345678"),
+            "the hash depends on the deployment key"
+        );
+    }
 
     #[test]
     fn the_whatsapp_window_is_24_hours_from_the_last_customer_message_and_templates_pass() {

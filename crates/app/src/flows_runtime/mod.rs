@@ -5,8 +5,8 @@
 //! load the tenant's flows (cached per node) and the conversation's stored session, map the
 //! trigger to an [`Input`], `step`, perform any HTTP call the step asked for (behind the
 //! [`ssrf`] guard, with a timeout) and step again with the answer, up to
-//! `flows.max_chained_steps` times, then commit everything in ONE transaction
-//! (`Store::apply_flow_decision`): the new session with its timer, the bot's messages, the
+//! `flows.max_chained_steps` times, then hand the job worker everything to commit in ONE
+//! transaction (`Store::apply_decisions`, with other jobs' decisions): the new session with its timer, the bot's messages, the
 //! records, consent, contact attributes, the state change and the job's completion. A crash
 //! before the commit reruns the job (so an HTTP GET may run twice; nothing else happens
 //! twice); a session changed meanwhile by another node is a conflict and the job retries.
@@ -38,10 +38,10 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use switchboard_core::ports::{
     ConsentStatus, Decision, FlowEffects, FlowSessionWrite, Job, Lane, NewConsent, NewOutbound,
-    NewRecord, Store, StoreError, TimerChange,
+    NewRecord, Store, TimerChange,
 };
 use switchboard_core::{
-    Channel, Content, ConversationState, ConversationSummary, Event, MessageId, Sender, TenantId,
+    Channel, Content, ConversationState, ConversationSummary, MessageId, Sender, TenantId,
 };
 use switchboard_flows::{Action, FlowLibrary, FlowSession, Input, SessionState, parse_flow, step};
 
@@ -197,15 +197,16 @@ impl FlowRuntime {
         Ok(self.http.get_or_init(|| c).clone())
     }
 
-    /// Handles one job for a conversation the bot owns (or a timer / start request) and
-    /// commits the result; returns the committed events.
-    pub async fn run(
+    /// Takes the decision for one job of a conversation the bot owns (or a timer / start
+    /// request): steps the flow, performing its HTTP calls, and returns what to commit. The
+    /// job worker commits it (`Store::apply_decisions`, batched with other jobs' decisions).
+    pub async fn decide(
         &self,
         job: &Job,
         conv: &ConversationSummary,
         channel: &Channel,
         trigger: Trigger,
-    ) -> anyhow::Result<Vec<Event>> {
+    ) -> anyhow::Result<(Decision, FlowEffects)> {
         let tenant = job.tenant_id;
         let conv_id = conv.conversation.id;
         let decision = |new_state, outbound| Decision {
@@ -236,13 +237,7 @@ impl FlowRuntime {
                         (s, Input::Timeout)
                     }
                     // A stale timer: complete it and change nothing.
-                    _ => {
-                        let effects = FlowEffects::default();
-                        return Ok(self
-                            .store
-                            .apply_flow_decision(decision(None, vec![]), effects, now())
-                            .await?);
-                    }
+                    _ => return Ok((decision(None, vec![]), FlowEffects::default())),
                 }
             }
             Trigger::Message(message_id) => {
@@ -254,17 +249,13 @@ impl FlowRuntime {
                         None => {
                             // Nothing to run: give the customer to people rather than drop them.
                             tracing::warn!(conversation_id = %conv_id, "bot conversation without a flow; queued for people");
-                            return Ok(self
-                                .store
-                                .apply_flow_decision(
-                                    decision(
-                                        Some(ConversationState::Queued),
-                                        vec![system(HANDOFF_NOTICE)],
-                                    ),
-                                    FlowEffects::default(),
-                                    now(),
-                                )
-                                .await?);
+                            return Ok((
+                                decision(
+                                    Some(ConversationState::Queued),
+                                    vec![system(HANDOFF_NOTICE)],
+                                ),
+                                FlowEffects::default(),
+                            ));
                         }
                     },
                 }
@@ -422,15 +413,7 @@ impl FlowRuntime {
             }
         };
         let new_state = new_state.filter(|s| *s != conv.conversation.state);
-        match self
-            .store
-            .apply_flow_decision(decision(new_state, outbound), effects, now())
-            .await
-        {
-            Ok(events) => Ok(events),
-            Err(StoreError::Conflict(m)) => Err(anyhow::anyhow!("{m}; the job will run again")),
-            Err(e) => Err(e.into()),
-        }
+        Ok((decision(new_state, outbound), effects))
     }
 
     async fn input_for(
@@ -439,20 +422,13 @@ impl FlowRuntime {
         conv: switchboard_core::ConversationId,
         id: MessageId,
     ) -> anyhow::Result<Input> {
-        // Jobs of a conversation run in order, so its message is almost always among the
-        // newest few; look further back only when a burst arrived meanwhile.
-        let mut content = None;
-        for limit in [8, 1000] {
-            let messages = self.store.list_messages(tenant, conv, limit).await?;
-            content = messages
-                .into_iter()
-                .rev()
-                .find(|m| m.id == id)
-                .map(|m| m.content);
-            if content.is_some() {
-                break;
-            }
-        }
+        // Read by id: after a burst the message may be far from the conversation's newest.
+        let content = self
+            .store
+            .message(tenant, id)
+            .await?
+            .filter(|m| m.conversation_id == conv)
+            .map(|m| m.content);
         Ok(match content {
             Some(Content::Text { body }) => Input::Text { text: body },
             Some(Content::ChoiceSelected { id, .. }) => Input::Choice { id },

@@ -3,6 +3,7 @@
 pub mod assets;
 pub mod auth;
 pub mod channels;
+pub mod contacts;
 pub mod conversations;
 pub mod demo;
 pub mod events;

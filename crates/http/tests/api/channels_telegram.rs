@@ -226,3 +226,47 @@ async fn a_429_from_telegram_waits_retry_after_and_then_sends() {
     );
     assert_eq!(provider.bodies("/sendMessage").len(), 2);
 }
+
+#[tokio::test]
+async fn a_new_telegram_conversation_on_a_channel_with_a_default_flow_starts_in_the_bot() {
+    // Arrange: the demo tenant has the bundled flows loaded; the bot's default flow is the
+    // main menu.
+    let (mock, provider) = telegram_mock().await;
+    let mut app = spawn_app().await;
+    app.login("admin@demo.example").await;
+    let channel = add_channel(&app, &mock.uri()).await;
+    let channel_id: switchboard_core::ChannelId = channel.parse().expect("channel id");
+    let row = app
+        .app
+        .store
+        .channel(channel_id)
+        .await
+        .expect("store")
+        .expect("channel");
+    let settings = switchboard_core::ChannelSettings {
+        default_flow: Some("main_menu".into()),
+        ..row.settings.clone()
+    };
+    app.app
+        .store
+        .set_channel_settings(row.tenant_id, row.id, &settings)
+        .await
+        .expect("settings saved");
+
+    // Act
+    let update = fixture("telegram/update_message_text.json");
+    assert_eq!(
+        post_update(&app, &channel, &update, Some(TG_SECRET)).await,
+        200
+    );
+
+    // Assert: the conversation is the bot's, and the flow's menu reaches the customer.
+    let convs = telegram_conversations(&app).await;
+    assert_eq!(convs.len(), 1);
+    assert_eq!(convs[0]["state"], "bot", "{}", convs[0]);
+    let p = provider.clone();
+    wait_for(10, "the flow's first message", move || {
+        !p.bodies("/sendMessage").is_empty()
+    })
+    .await;
+}

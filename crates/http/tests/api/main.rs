@@ -11,6 +11,7 @@ mod browser;
 mod channels_signal;
 mod channels_telegram;
 mod channels_whatsapp;
+mod contacts;
 mod conversations;
 mod flows;
 mod health;
