@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use switchboard_channels::webchat::{ChatMessage, ServerFrame};
 use futures::{FutureExt, StreamExt};
+use switchboard_channels::webchat::{ChatMessage, ServerFrame};
 use switchboard_core::ports::{OutboxItem, Store};
 use switchboard_core::retry::{RetryDecision, RetryPolicy};
 use switchboard_core::{ChannelKind, ErrorClass, OutboxId, SendFailure};
@@ -187,7 +187,11 @@ impl Sender {
             }
         }
         for (id, provider_id) in sent {
-            match self.store.outbox_sent(*id, provider_id.as_deref(), now()).await {
+            match self
+                .store
+                .outbox_sent(*id, provider_id.as_deref(), now())
+                .await
+            {
                 Ok(event) => self.bus.publish(std::slice::from_ref(&event)),
                 Err(e) => {
                     tracing::error!(error = %e, outbox_id = %id, "recording a send failed; the lease will expire and the row will be retried")

@@ -131,7 +131,11 @@ impl JobWorker {
         }
         for (job, decision, effects) in taken {
             let sends = !decision.outbound.is_empty();
-            match self.store.apply_flow_decision(decision, effects, now()).await {
+            match self
+                .store
+                .apply_flow_decision(decision, effects, now())
+                .await
+            {
                 Ok(events) => {
                     self.bus.publish(&events);
                     if sends {

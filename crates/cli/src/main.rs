@@ -53,6 +53,26 @@ enum FlowsCommand {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Load flow files into a business (checked first; a changed file becomes a new version).
+    Load {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Tenant slug.
+        #[arg(long)]
+        tenant: String,
+        /// Also make this flow id the default flow of `--channel` (new conversations start in it).
+        #[arg(long, requires = "channel")]
+        default_flow: Option<String>,
+        /// Channel id whose default flow to set.
+        #[arg(long, requires = "default_flow")]
+        channel: Option<String>,
+        /// Print the loaded versions as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Flow files (YAML).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 #[derive(Args, Clone)]
@@ -281,6 +301,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Users(cmd) => users(cmd).await,
         Command::Channels(cmd) => channels(cmd).await,
         Command::Flows(FlowsCommand::Check { files }) => flows_check(&files),
+        Command::Flows(FlowsCommand::Load {
+            store,
+            tenant,
+            default_flow,
+            channel,
+            json,
+            files,
+        }) => flows_load(&store, &tenant, default_flow, channel, json, &files).await,
         Command::Config(ConfigCommand::Example) => {
             print!("{}", Config::example_toml());
             Ok(())
@@ -637,5 +665,87 @@ fn flows_check(files: &[PathBuf]) -> anyhow::Result<()> {
         anyhow::bail!("{problems} problem(s) in {} file(s)", files.len());
     }
     println!("{} flow file(s) OK.", files.len());
+    Ok(())
+}
+
+/// `switchboard flows load`: checks and stores flow files for a tenant, optionally making one
+/// the default flow of a channel.
+async fn flows_load(
+    store: &StoreArgs,
+    tenant: &str,
+    default_flow: Option<String>,
+    channel: Option<String>,
+    json: bool,
+    files: &[PathBuf],
+) -> anyhow::Result<()> {
+    let mut sources = Vec::new();
+    for file in files {
+        let text =
+            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        sources.push((file.display().to_string(), text));
+    }
+    let app = open_app(store).await?;
+    let t = tenant_by_slug(&app, tenant).await?;
+    let refs: Vec<(&str, &str)> = sources
+        .iter()
+        .map(|(n, s)| (n.as_str(), s.as_str()))
+        .collect();
+    let saved = app.load_flows(t.id, &refs).await.map_err(|e| {
+        anyhow::anyhow!("{e} (run `switchboard flows check FILE…` for every problem with its line)")
+    })?;
+    let mut channel_set = None;
+    if let (Some(flow_id), Some(channel)) = (default_flow, channel) {
+        let channel_id: switchboard_core::ChannelId = channel
+            .parse()
+            .map_err(|e| anyhow::anyhow!("--channel: {e}"))?;
+        let known = app
+            .store
+            .flows(t.id)
+            .await?
+            .into_iter()
+            .any(|f| f.flow_id == flow_id);
+        anyhow::ensure!(
+            known,
+            "flow `{flow_id}` is not loaded in {tenant}; load its file first"
+        );
+        let ch = app
+            .store
+            .channel(channel_id)
+            .await?
+            .filter(|c| c.tenant_id == t.id)
+            .with_context(|| format!("no channel {channel_id} in {tenant}"))?;
+        let mut settings = ch.settings.clone();
+        settings.default_flow = Some(flow_id.clone());
+        app.store
+            .set_channel_settings(t.id, channel_id, &settings)
+            .await?;
+        channel_set = Some((channel_id, flow_id));
+    }
+    if json {
+        let flows: Vec<_> = saved
+            .iter()
+            .map(|s| serde_json::json!({"flow_id": s.flow.flow_id, "version": s.flow.version, "created": s.created}))
+            .collect();
+        let out = serde_json::json!({
+            "flows": flows,
+            "default_flow": channel_set.as_ref().map(|(c, f)| serde_json::json!({"channel_id": c, "flow_id": f})),
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    for s in &saved {
+        let what = if s.created {
+            "loaded as version"
+        } else {
+            "unchanged, version"
+        };
+        println!("{} {what} {}", s.flow.flow_id, s.flow.version);
+    }
+    match channel_set {
+        Some((c, f)) => println!("New conversations on channel {c} now start in `{f}`."),
+        None => println!(
+            "Next: make one the default of a channel with --default-flow FLOW --channel ID."
+        ),
+    }
     Ok(())
 }

@@ -248,10 +248,7 @@ impl SqlStore {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await.db()?,
             Backend::Postgres => self.pool.begin().await.db()?,
         };
-        Ok(Turn {
-            inner,
-            _turn: turn,
-        })
+        Ok(Turn { inner, _turn: turn })
     }
 
     /// A pooled connection for a single-statement write (claims, retries), holding the

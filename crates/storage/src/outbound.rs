@@ -17,9 +17,7 @@ use switchboard_core::{
 
 use crate::conversations::{self, Locked};
 use crate::rows::{self, MESSAGE_COLS};
-use crate::sql::{
-    DbResult, RowExt, Sql, Val, chunks, insert_rows, ms, new_uuid, to_json, trunc,
-};
+use crate::sql::{DbResult, RowExt, Sql, Val, chunks, insert_rows, ms, new_uuid, to_json, trunc};
 use crate::{Backend, SqlStore, events};
 
 fn priority(lane: Lane) -> i64 {
@@ -451,7 +449,10 @@ impl SqlStore {
             let mut sql = Sql::new(
                 "UPDATE outbox SET state = 'sent', lease_until = NULL, leased_by = NULL, done_at = ",
             );
-            sql.bind(ms(now)).push(" WHERE id IN (").list(chunk).push(")");
+            sql.bind(ms(now))
+                .push(" WHERE id IN (")
+                .list(chunk)
+                .push(")");
             sql.execute(&mut tx).await.db()?;
         }
         // Messages whose status moves to `sent`, with the provider's id when it gave one.

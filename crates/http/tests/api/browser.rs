@@ -109,6 +109,28 @@ async fn wait_text(c: &Client, css: &str, text: &str) {
     }
 }
 
+/// Types `text` into the element matching `css`.
+async fn type_into(c: &Client, css: &str, text: &str) {
+    let el = c
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("`{css}` not found: {e}"));
+    el.send_keys(text)
+        .await
+        .unwrap_or_else(|e| panic!("typing into `{css}`: {e}"));
+}
+
+/// Clicks the element matching `css`.
+async fn click(c: &Client, css: &str) {
+    let el = c
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("`{css}` not found: {e}"));
+    el.click()
+        .await
+        .unwrap_or_else(|e| panic!("clicking `{css}`: {e}"));
+}
+
 #[tokio::test]
 async fn a_customer_page_and_an_agent_page_exchange_messages_in_chromium() {
     let Some(driver) = start_driver().await else {
@@ -125,20 +147,8 @@ async fn a_customer_page_and_an_agent_page_exchange_messages_in_chromium() {
         .unwrap();
     wait_text(&customer, "#chat-title", "Demo Bank").await;
     let said = "Hello <img src=x onerror=alert(1)> from the browser";
-    customer
-        .find(Locator::Css("#chat-text"))
-        .await
-        .unwrap()
-        .send_keys(said)
-        .await
-        .unwrap();
-    customer
-        .find(Locator::Css("#chat-send"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    type_into(&customer, "#chat-text", said).await;
+    click(&customer, "#chat-send").await;
     wait_text(
         &customer,
         "#chat-messages .message.outbound",
@@ -148,72 +158,24 @@ async fn a_customer_page_and_an_agent_page_exchange_messages_in_chromium() {
 
     // The agent logs in and sees it live.
     agent.goto(&app.url("/agent")).await.unwrap();
-    agent
-        .find(Locator::Css("#login-email"))
-        .await
-        .unwrap()
-        .send_keys("ann@demo.example")
-        .await
-        .unwrap();
-    agent
-        .find(Locator::Css("#login-password"))
-        .await
-        .unwrap()
-        .send_keys(DEMO_PASSWORD)
-        .await
-        .unwrap();
-    agent
-        .find(Locator::Css("#login-submit"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    type_into(&agent, "#login-email", "ann@demo.example").await;
+    type_into(&agent, "#login-password", DEMO_PASSWORD).await;
+    click(&agent, "#login-submit").await;
     // The inbox row previews the last message: the demo flow's main menu.
     wait_text(&agent, "#inbox .conversation", "How can we help you today?").await;
-    agent
-        .find(Locator::Css("#inbox .conversation"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&agent, "#inbox .conversation").await;
     wait_text(&agent, "#messages .message.inbound", said).await;
 
     // The agent replies; the customer's page shows it.
     let reply = "Hi! Ann here, how can I help?";
-    agent
-        .find(Locator::Css("#composer-text"))
-        .await
-        .unwrap()
-        .send_keys(reply)
-        .await
-        .unwrap();
-    agent
-        .find(Locator::Css("#composer-send"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    type_into(&agent, "#composer-text", reply).await;
+    click(&agent, "#composer-send").await;
     wait_text(&customer, "#chat-messages .message.outbound", reply).await;
     wait_text(&agent, "#messages .message.outbound .status", "sent").await;
 
     // A second customer message arrives at the open agent page without a reload.
-    customer
-        .find(Locator::Css("#chat-text"))
-        .await
-        .unwrap()
-        .send_keys("Thanks, Ann")
-        .await
-        .unwrap();
-    customer
-        .find(Locator::Css("#chat-send"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    type_into(&customer, "#chat-text", "Thanks, Ann").await;
+    click(&customer, "#chat-send").await;
     wait_text(&agent, "#messages .message.inbound", "Thanks, Ann").await;
 
     // The markup was shown as text, never executed or turned into an element.

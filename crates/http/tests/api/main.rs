@@ -16,5 +16,6 @@ mod conversations;
 mod flows;
 mod health;
 mod outbox;
+mod postgres;
 mod restart;
 mod webchat;

@@ -222,6 +222,45 @@ async fn agents_get_live_events_and_resume_after_a_reconnect() {
 }
 
 #[tokio::test]
+async fn a_customer_message_to_an_agents_conversation_reaches_the_agent_live() {
+    // Messages to queued or assigned conversations create no job (nothing to decide); the
+    // agent must still see them live, from the events published at ingest.
+    let mut app = spawn_app().await;
+    let token = app.new_visitor().await;
+    app.customer_says(&token, "q-1", "hello").await;
+    app.login("ann@demo.example").await;
+    let (_, list) = app.get("/api/v1/conversations?view=open").await;
+    let conv = list["conversations"][0]["id"].as_str().unwrap().to_string();
+    // The agent steps in (replying assigns the conversation to them).
+    let (s, _) = app
+        .post(
+            &format!("/api/v1/conversations/{conv}/messages"),
+            json!({"text": "Ann here"}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let app_ref = &app;
+    eventually(5, "conversation assigned", || async {
+        let (_, c) = app_ref.get(&format!("/api/v1/conversations/{conv}")).await;
+        (c["conversation"]["state"] == "assigned").then_some(())
+    })
+    .await;
+
+    let cookie = session_cookie(&app, "ann@demo.example").await;
+    let mut events = connect(&app.ws_url("/api/v1/events"), Some(&cookie)).await;
+    app.customer_says(&token, "q-2", "my card is blocked").await;
+    let created = next_matching(&mut events, |v| {
+        v["type"] == "message_created" && v["data"]["message"]["direction"] == "inbound"
+    })
+    .await;
+    assert_eq!(
+        created["data"]["message"]["content"]["body"],
+        "my card is blocked"
+    );
+    assert_eq!(created["data"]["message"]["conversation_id"], conv.as_str());
+}
+
+#[tokio::test]
 async fn the_events_socket_refuses_strangers() {
     let app = spawn_app().await;
     let req = app.ws_url("/api/v1/events").into_client_request().unwrap();
