@@ -24,6 +24,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// `postgres://…` to use PostgreSQL; unset means SQLite in `data_dir/switchboard.db`.
     pub database_url: Option<String>,
+    /// `nats://…` to share live events between several nodes through NATS JetStream; unset
+    /// means the in-process bus (one node).
+    pub nats_url: Option<String>,
     /// The URL people use to reach this server (printed links, webhook URLs).
     /// Default: `http://<listen>`.
     pub public_url: Option<String>,
@@ -62,6 +65,11 @@ pub struct ChannelsConfig {
     pub signal_poll_interval_ms: u64,
     /// Largest inbound media file kept, in bytes (default 100 MiB).
     pub media_max_bytes: u64,
+    /// MIME types of inbound media that are downloaded and kept (`type/subtype`, or `type/*`
+    /// for a whole family). Default: images, audio (including ogg/opus voice notes),
+    /// video/mp4 and 3gpp, PDF, common office documents and plain text. Anything else stays
+    /// a message saying the file was refused.
+    pub media_allowed_types: Vec<String>,
     /// Per-deployment secret for cross-channel identity matching: identities store
     /// HMAC-SHA256(key, E.164 number) as their lookup key, never the number for matching.
     /// Unset (the default) turns automatic linking by phone number off.
@@ -146,6 +154,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("./data"),
             database_url: None,
+            nats_url: None,
             public_url: None,
             limits: Limits::default(),
             sender: SenderConfig::default(),
@@ -167,9 +176,39 @@ impl Default for ChannelsConfig {
             signal_per_second: 1,
             signal_poll_interval_ms: 1000,
             media_max_bytes: 100 * 1024 * 1024,
+            media_allowed_types: default_media_types(),
             phone_hash_key: None,
         }
     }
+}
+
+/// The default `channels.media_allowed_types`.
+pub fn default_media_types() -> Vec<String> {
+    [
+        "image/jpeg",
+        "image/png",
+        "image/webp",
+        "image/gif",
+        "audio/aac",
+        "audio/amr",
+        "audio/mpeg",
+        "audio/mp4",
+        "audio/ogg",
+        "audio/opus",
+        "video/mp4",
+        "video/3gpp",
+        "application/pdf",
+        "application/msword",
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "application/vnd.ms-excel",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "application/vnd.ms-powerpoint",
+        "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+        "text/plain",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect()
 }
 
 impl Default for Limits {
@@ -211,6 +250,8 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     /// `--database-url`.
     pub database_url: Option<String>,
+    /// `--nats-url`.
+    pub nats_url: Option<String>,
 }
 
 impl Config {
@@ -236,6 +277,7 @@ impl Config {
             ("SWITCHBOARD_DATA_DIR", "data_dir"),
             ("DATABASE_URL", "database_url"),
             ("SWITCHBOARD_DATABASE_URL", "database_url"),
+            ("SWITCHBOARD_NATS_URL", "nats_url"),
             ("SWITCHBOARD_PUBLIC_URL", "public_url"),
         ] {
             if let Ok(v) = std::env::var(var)
@@ -255,6 +297,9 @@ impl Config {
         }
         if let Some(u) = &overrides.database_url {
             config.database_url = Some(u.clone());
+        }
+        if let Some(u) = &overrides.nats_url {
+            config.nats_url = Some(u.clone());
         }
         Ok(config)
     }

@@ -4,6 +4,7 @@
 //! - [`config`]: the typed configuration and its layers.
 //! - [`ingest`]: inbound messages committed in batches before they are acknowledged.
 //! - [`worker`]: durable jobs (decisions after a customer message).
+//! - [`media`]: inbound media downloaded by a job into the content-addressed media store.
 //! - [`sender`]: the outbox sender and the per-kind transports.
 //! - [`bus`]: live event notifications; [`webchat`]: open customer pages.
 //! - [`flows_runtime`]: runs bot flows for conversations in state `bot` (HTTP calls behind
@@ -16,12 +17,14 @@
 
 pub mod auth;
 pub mod bus;
+pub mod bus_nats;
 pub mod cache;
 pub mod channels;
 pub mod config;
 pub mod demo;
 pub mod flows_runtime;
 pub mod ingest;
+pub mod media;
 pub mod sender;
 pub mod services;
 pub mod webchat;
@@ -117,7 +120,12 @@ impl App {
             .await
             .with_context(|| format!("opening the database {}", redact_url(&url)))?;
         let backend = store.backend_name();
-        Ok(Self::with_store(Arc::new(store), backend, config))
+        let nats_url = config.nats_url.clone();
+        let mut app = Self::with_store(Arc::new(store), backend, config);
+        if let Some(url) = nats_url {
+            app.bus = Arc::new(bus_nats::NatsBus::connect(&url).await?);
+        }
+        Ok(app)
     }
 
     /// Builds the runtime over an already opened store (tests, benchmarks).
@@ -155,6 +163,11 @@ impl App {
         }
     }
 
+    /// The media store under `<data_dir>/media/` (downloaded inbound files).
+    pub fn media_store(&self) -> media::MediaStore {
+        media::MediaStore::new(self.config.data_dir.join("media"))
+    }
+
     /// Registers (or replaces) the transport used for a channel kind. Must be called before
     /// [`App::start_workers`].
     pub fn set_transport(&self, kind: ChannelKind, transport: Arc<dyn Transport>) {
@@ -183,6 +196,12 @@ impl App {
             wake: self.wake_jobs.clone(),
             wake_sender: self.wake_sender.clone(),
             flows: self.flows.clone(),
+            media: Arc::new(media::MediaFetcher::new(
+                self.store.clone(),
+                self.bus.clone(),
+                self.channels.clone(),
+                self.media_store(),
+            )),
         };
         let mut transports: Transports = Transports::new();
         transports.insert(

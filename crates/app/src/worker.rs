@@ -40,6 +40,8 @@ pub struct JobWorker {
     pub wake_sender: Arc<Notify>,
     /// Runs bot flows.
     pub flows: Arc<FlowRuntime>,
+    /// Downloads inbound media (`JobKind::DownloadMedia`).
+    pub media: Arc<crate::media::MediaFetcher>,
 }
 
 /// Jobs claimed (and so decided and committed) together. One batch is one transaction, so
@@ -92,6 +94,27 @@ impl JobWorker {
     /// message of one conversation in the same batch make the session write of one of them
     /// stale, which fails the batch, and the one-by-one fallback then retries only that job.
     async fn run_batch(&self, jobs: Vec<Job>) {
+        // Media downloads are IO, not decisions: they run beside the batch and commit on
+        // their own (`crate::media`).
+        let (downloads, jobs): (Vec<Job>, Vec<Job>) = jobs
+            .into_iter()
+            .partition(|j| matches!(j.kind, JobKind::DownloadMedia { .. }));
+        let downloads = futures::stream::iter(downloads)
+            .map(|job| async move {
+                if let Err(e) = self.media.run(&job).await {
+                    self.retry(&job, &e).await;
+                }
+            })
+            .buffer_unordered(DECIDE_CONCURRENCY)
+            .collect::<Vec<()>>();
+        let _ = tokio::join!(downloads, self.decide_batch(jobs));
+    }
+
+    /// Decides and commits a batch of decision jobs (see [`JobWorker::run_batch`]).
+    async fn decide_batch(&self, jobs: Vec<Job>) {
+        if jobs.is_empty() {
+            return;
+        }
         let decided: Vec<(Job, anyhow::Result<(Decision, FlowEffects)>)> =
             futures::stream::iter(jobs)
                 .map(|job| async move {
@@ -174,6 +197,9 @@ impl JobWorker {
             | JobKind::StartFlow {
                 conversation_id, ..
             } => *conversation_id,
+            JobKind::DownloadMedia { .. } => {
+                anyhow::bail!("a media download is not a decision (run_batch routes it)")
+            }
         };
         let conv = self
             .store
@@ -193,8 +219,24 @@ impl JobWorker {
             {
                 Some(Trigger::Message(*message_id))
             }
+            // A brand-new conversation that started `queued` (the channel has no default
+            // flow) can still be started by a keyword; otherwise people's conversations stay
+            // theirs (an ongoing queued or assigned one never even gets a job).
+            JobKind::ProcessInbound {
+                message_id,
+                new_conversation: true,
+                ..
+            } if conv.conversation.state == switchboard_core::ConversationState::Queued
+                && conv.conversation.assignee.is_none() =>
+            {
+                self.flows
+                    .keyword_flow(job.tenant_id, conversation_id, &channel, *message_id)
+                    .await?
+                    .map(Trigger::Keyword)
+            }
             JobKind::ProcessInbound { .. } => None,
             JobKind::FlowTimeout { .. } => Some(Trigger::Timeout),
+            JobKind::DownloadMedia { .. } => None,
             JobKind::StartFlow { flow_id, .. } => Some(Trigger::Start(flow_id.clone())),
         };
         if let Some(trigger) = trigger {
@@ -207,7 +249,9 @@ impl JobWorker {
                 *new_conversation,
                 channel.settings.welcome_message.as_deref(),
             ),
-            JobKind::FlowTimeout { .. } | JobKind::StartFlow { .. } => Vec::new(),
+            JobKind::FlowTimeout { .. }
+            | JobKind::StartFlow { .. }
+            | JobKind::DownloadMedia { .. } => Vec::new(),
         };
         let decision = Decision {
             job_id: job.id,

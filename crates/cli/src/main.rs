@@ -95,6 +95,10 @@ struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:8080].
     #[arg(long, env = "SWITCHBOARD_LISTEN")]
     listen: Option<SocketAddr>,
+    /// Share live events with other nodes through NATS JetStream: nats://host:4222
+    /// [default: in-process, one node].
+    #[arg(long, env = "SWITCHBOARD_NATS_URL")]
+    nats_url: Option<String>,
 }
 
 #[derive(Args, Clone)]
@@ -259,12 +263,21 @@ fn init_logging() {
 }
 
 fn load_config(store: &StoreArgs, listen: Option<SocketAddr>) -> anyhow::Result<Config> {
+    load_config_with(store, listen, None)
+}
+
+fn load_config_with(
+    store: &StoreArgs,
+    listen: Option<SocketAddr>,
+    nats_url: Option<String>,
+) -> anyhow::Result<Config> {
     Config::load(
         store.config.as_deref(),
         &Overrides {
             listen,
             data_dir: store.data_dir.clone(),
             database_url: store.database_url.clone(),
+            nats_url,
         },
     )
 }
@@ -319,7 +332,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 /// Serves; `demo` also lets flows call this server itself (its demo account endpoint),
 /// which the SSRF guard refuses otherwise (`flows.allow_hosts = ["self"]`).
 async fn serve(args: ServeArgs, banner: Option<String>, demo: bool) -> anyhow::Result<()> {
-    let mut config = load_config(&args.store, args.listen)?;
+    let mut config = load_config_with(&args.store, args.listen, args.nats_url.clone())?;
     if demo && !config.flows.allow_hosts.iter().any(|h| h == "self") {
         config.flows.allow_hosts.push("self".into());
     }
@@ -382,7 +395,11 @@ async fn wait_for_signal() {
 }
 
 async fn demo(args: DemoArgs) -> anyhow::Result<()> {
-    let config = load_config(&args.serve.store, args.serve.listen)?;
+    let config = load_config_with(
+        &args.serve.store,
+        args.serve.listen,
+        args.serve.nats_url.clone(),
+    )?;
     let app = App::open(config.clone()).await?;
     let info = app.seed_demo(args.admin_password.as_deref()).await?;
     drop(app);

@@ -113,6 +113,12 @@ pub enum JobKind {
         /// The flow to start.
         flow_id: String,
     },
+    /// Download an inbound message's media from the provider into the media store. Runs
+    /// whenever due (no conversation ordering): a slow download never holds back replies.
+    DownloadMedia {
+        /// The inbound message whose `MediaRef` has a provider id and no `stored_key`.
+        message_id: MessageId,
+    },
 }
 
 impl JobKind {
@@ -122,6 +128,7 @@ impl JobKind {
             JobKind::ProcessInbound { .. } => "process_inbound",
             JobKind::FlowTimeout { .. } => "flow_timeout",
             JobKind::StartFlow { .. } => "start_flow",
+            JobKind::DownloadMedia { .. } => "download_media",
         }
     }
 
@@ -134,7 +141,7 @@ impl JobKind {
             | JobKind::StartFlow {
                 conversation_id, ..
             } => Some(*conversation_id),
-            JobKind::FlowTimeout { .. } => None,
+            JobKind::FlowTimeout { .. } | JobKind::DownloadMedia { .. } => None,
         }
     }
 }
@@ -419,6 +426,22 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<Vec<Event>>>;
     /// Puts a job back to run at `at` after a failure.
     async fn retry_job(&self, id: JobId, at: Timestamp, error: &str) -> StoreResult<()>;
+
+    /// Records the outcome of an inbound media download: replaces the `MediaRef` of the
+    /// message's `Content::Media` (only that message, only in `tenant`), sets or clears the
+    /// message's `failure` (a refused file), deletes `job` when given, and emits
+    /// `message_created` again with the updated message (the desk replaces it in place), all
+    /// in one transaction. `NotFound` for an unknown or another tenant's message, `Invalid`
+    /// when the message holds no media.
+    async fn record_media(
+        &self,
+        tenant: TenantId,
+        message: MessageId,
+        media: crate::MediaRef,
+        failure: Option<crate::SendFailure>,
+        job: Option<JobId>,
+        now: Timestamp,
+    ) -> StoreResult<Vec<Event>>;
 
     // ---- events ----
     /// Events of a tenant with `seq > after`, in order, at most `limit`.

@@ -4,18 +4,20 @@
 //! what is wrong and what to do. Checks: duplicate and unknown node ids, unreachable nodes,
 //! nodes that fall off the end of the file, bad expressions and templates, variables read but
 //! never set (nor declared as `inputs`), undeclared `env.*` values, cycles that never wait for
-//! the customer, and per-node sanity (empty menus, inverted ranges, handoff priorities).
+//! the customer, per-node sanity (empty menus, inverted ranges, handoff priorities), and
+//! keyword triggers (empty keywords or channels, keywords that are command words).
 //! [`check_library`] adds what needs several flows: subflows that do not exist or call
-//! themselves in a loop.
+//! themselves in a loop, and a keyword two flows claim on a common channel.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
 
 use serde::Serialize;
 
-use crate::definition::{FlowDefinition, FlowLibrary, Node, Validator, parse_flow};
+use crate::definition::{CommandWords, FlowDefinition, FlowLibrary, Node, Validator, parse_flow};
 use crate::expr::{self, Root};
 use crate::template;
+use crate::trigger::normalize;
 
 /// One thing wrong with a flow.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -288,6 +290,8 @@ pub fn check(def: &FlowDefinition) -> Vec<Problem> {
     // Cycles that never stop for the customer.
     out.extend(cycles_without_input(def));
 
+    out.extend(trigger_problems(def));
+
     // Expressions, templates and variables.
     let mut assigned: BTreeSet<String> = def.inputs.iter().cloned().collect();
     for n in &def.nodes {
@@ -340,6 +344,58 @@ pub fn check(def: &FlowDefinition) -> Vec<Problem> {
         out.extend(node_sanity(def, n));
     }
     out.sort_by_key(|p| p.line.unwrap_or(0));
+    out
+}
+
+/// Keyword triggers: no empty keywords or channel names, and no keyword that is also one of
+/// the global command words (outside a flow it would start this flow instead of the command).
+fn trigger_problems(def: &FlowDefinition) -> Vec<Problem> {
+    let line = def.triggers_line();
+    let p = |message: String, hint: &str| Problem {
+        line,
+        node: None,
+        message,
+        hint: hint.to_string(),
+    };
+    let mut out = Vec::new();
+    let mut commands: HashSet<String> = CommandWords::ENGLISH_AGENT
+        .iter()
+        .chain(CommandWords::ENGLISH_MENU)
+        .chain(CommandWords::ENGLISH_STOP)
+        .map(|w| normalize(w))
+        .collect();
+    for words in def.settings.commands.values() {
+        commands.extend(
+            words
+                .agent
+                .iter()
+                .chain(&words.menu)
+                .chain(&words.stop)
+                .map(|w| normalize(w)),
+        );
+    }
+    for (language, words) in &def.triggers.keywords {
+        for word in words {
+            let key = normalize(word);
+            if key.is_empty() {
+                out.push(p(
+                    format!("an empty keyword under `triggers.keywords.{language}`"),
+                    "remove it or write the word customers send",
+                ));
+            } else if commands.contains(&key) {
+                out.push(p(
+                    format!("keyword `{word}` is also a command word (agent, menu or stop)"),
+                    "choose another keyword; customers rely on the command words",
+                ));
+            }
+        }
+    }
+    if def.triggers.channels.iter().any(|c| c.trim().is_empty()) {
+        out.push(p(
+            "an empty entry under `triggers.channels`".into(),
+            "list channel kinds (webchat, whatsapp, telegram, signal) or channel ids, or leave `channels` out for every channel",
+        ));
+    }
     out
 }
 
@@ -569,8 +625,47 @@ pub fn check_source(yaml: &str) -> Vec<Problem> {
     }
 }
 
-/// Checks what needs several flows: each `subflow` names a flow of the library, and flows do
-/// not call each other in a loop. Returns `(flow id, problem)` pairs.
+/// Keywords that two flows claim on a common channel: the customer could not tell which flow
+/// starts. Reported on both flows (so loading either one shows it). Two flows limited to
+/// disjoint `channels` lists may share a keyword.
+fn duplicate_keywords(lib: &FlowLibrary) -> Vec<(String, Problem)> {
+    let overlap = |a: &[String], b: &[String]| {
+        a.is_empty()
+            || b.is_empty()
+            || a.iter()
+                .any(|x| b.iter().any(|y| x.trim().eq_ignore_ascii_case(y.trim())))
+    };
+    let mut out = Vec::new();
+    let flows: Vec<&FlowDefinition> = lib.flows.values().collect();
+    for (i, a) in flows.iter().enumerate() {
+        let mine: BTreeSet<String> = a.triggers.normalized_keywords().collect();
+        for (j, b) in flows.iter().enumerate() {
+            if i == j || !overlap(&a.triggers.channels, &b.triggers.channels) {
+                continue;
+            }
+            let theirs: BTreeSet<String> = b.triggers.normalized_keywords().collect();
+            for word in mine.intersection(&theirs) {
+                out.push((
+                    a.id.clone(),
+                    Problem {
+                        line: a.triggers_line(),
+                        node: None,
+                        message: format!(
+                            "keyword `{word}` also starts flow `{}` on the same channels",
+                            b.id
+                        ),
+                        hint: "keep the keyword in one flow, or limit each flow to different `triggers.channels`".into(),
+                    },
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Checks what needs several flows: each `subflow` names a flow of the library, flows do not
+/// call each other in a loop, and no keyword starts two flows on one channel. Returns
+/// `(flow id, problem)` pairs.
 pub fn check_library(lib: &FlowLibrary) -> Vec<(String, Problem)> {
     let mut out = Vec::new();
     let mut calls: HashMap<&str, Vec<&str>> = HashMap::new();
@@ -592,6 +687,7 @@ pub fn check_library(lib: &FlowLibrary) -> Vec<(String, Problem)> {
             }
         }
     }
+    out.extend(duplicate_keywords(lib));
     // A flow reachable from itself through subflow calls would grow the call stack forever.
     for fid in lib.flows.keys() {
         let mut seen = HashSet::new();

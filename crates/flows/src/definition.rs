@@ -1,6 +1,7 @@
 //! The flow format: what a YAML flow file deserialises into, and [`parse_flow`].
 //!
-//! One file holds one flow: an `id`, optional `settings`, and a list of `nodes`, each with a
+//! One file holds one flow: an `id`, optional `settings` and keyword `triggers`
+//! ([`Triggers`]), and a list of `nodes`, each with a
 //! unique `id` and a `type`. Linear nodes (`send`, `set`, `record`, `subflow`, `http` on
 //! success) go to `next`, or to the node below them when `next` is left out. The JSON Schema
 //! at `flows/flow.schema.json` describes the same format for editors.
@@ -249,6 +250,28 @@ impl Default for Settings {
             handoff: HandoffDefaults::default(),
         }
     }
+}
+
+/// `triggers:`: what starts this flow for a customer who is not already talking to the bot
+/// or a person (besides a channel's default flow and staff).
+///
+/// ```yaml
+/// triggers:
+///   keywords: { en: [balance, my balance], af: [saldo] }
+///   channels: [webchat, whatsapp]   # optional: channel kinds or channel ids
+/// ```
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Triggers {
+    /// Keywords per language code. A customer message that is a keyword (any language; case,
+    /// surrounding spaces and trailing punctuation ignored), or starts with one followed by a
+    /// space, starts the flow. See [`crate::trigger::match_keyword`].
+    #[serde(default)]
+    pub keywords: BTreeMap<String, Vec<String>>,
+    /// Channel kinds (`webchat`, `whatsapp`, `telegram`, `signal`) or channel ids where the
+    /// keywords apply; empty means every channel.
+    #[serde(default)]
+    pub channels: Vec<String>,
 }
 
 /// Media to send.
@@ -761,6 +784,8 @@ pub struct FlowDefinition {
     pub env: BTreeMap<String, String>,
     /// Settings.
     pub settings: Settings,
+    /// Keyword triggers (empty when the flow has none).
+    pub triggers: Triggers,
     /// Nodes, in file order.
     pub nodes: Vec<Node>,
     pub(crate) index: HashMap<String, usize>,
@@ -778,6 +803,14 @@ impl FlowDefinition {
     /// Position of a node in file order.
     pub fn position(&self, id: &str) -> Option<usize> {
         self.index.get(id).copied()
+    }
+
+    /// The line of the `triggers:` block, when known.
+    pub fn triggers_line(&self) -> Option<usize> {
+        self.header_lines
+            .get("triggers")
+            .or_else(|| self.header_lines.get("id"))
+            .copied()
     }
 
     /// The line where a node starts, when known.
@@ -820,6 +853,7 @@ impl FlowDefinition {
                 inputs: Vec::new(),
                 env: BTreeMap::new(),
                 settings,
+                triggers: Triggers::default(),
             },
             nodes,
             lines,
@@ -885,6 +919,8 @@ struct RawFlow {
     env: BTreeMap<String, String>,
     #[serde(default)]
     settings: Settings,
+    #[serde(default)]
+    triggers: Option<serde_saphyr::Spanned<Triggers>>,
     nodes: Vec<serde_saphyr::Spanned<Node>>,
 }
 
@@ -896,6 +932,7 @@ struct RawHeader {
     inputs: Vec<String>,
     env: BTreeMap<String, String>,
     settings: Settings,
+    triggers: Triggers,
 }
 
 fn build(
@@ -920,6 +957,7 @@ fn build(
         inputs: h.inputs,
         env: h.env,
         settings: h.settings,
+        triggers: h.triggers,
         nodes,
         index,
         lines,
@@ -954,6 +992,9 @@ pub fn parse_flow(yaml: &str) -> Result<FlowDefinition, Vec<Problem>> {
     if let Some(s) = &raw.start {
         header_lines.insert("start", s.referenced.line() as usize);
     }
+    if let Some(t) = &raw.triggers {
+        header_lines.insert("triggers", t.referenced.line() as usize);
+    }
     let lines: Vec<Option<usize>> = raw
         .nodes
         .iter()
@@ -968,6 +1009,7 @@ pub fn parse_flow(yaml: &str) -> Result<FlowDefinition, Vec<Problem>> {
         inputs: raw.inputs,
         env: raw.env,
         settings: raw.settings,
+        triggers: raw.triggers.map(|t| t.value).unwrap_or_default(),
     };
     Ok(build(header, nodes, lines, header_lines))
 }

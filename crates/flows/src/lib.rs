@@ -9,6 +9,7 @@
 //! - [`template`]: `{{vars.x}}` placeholders in messages.
 //! - [`validate`]: `ask` validators (number, money, date, yes/no, e-mail, phone, SA ID, ...).
 //! - [`choice`]: [`match_choice`], mapping a typed reply to a menu option.
+//! - [`trigger`]: [`match_keyword`], the flow a customer's keyword starts (`triggers:`).
 //! - [`value`]: variable values; money as integer cents.
 //!
 //! No IO and no clock: the runtime (`app`) executes the actions (send through the outbox, call
@@ -23,6 +24,7 @@ pub mod engine;
 pub mod expr;
 pub mod session;
 pub mod template;
+pub mod trigger;
 pub mod validate;
 pub mod value;
 
@@ -31,4 +33,5 @@ pub use choice::match_choice;
 pub use definition::{FlowDefinition, FlowLibrary, Flows, Node, parse_flow};
 pub use engine::{StepError, step};
 pub use session::{Action, FlowSession, Frame, Input, SessionState, StepOutcome};
+pub use trigger::match_keyword;
 pub use value::{Money, Value};

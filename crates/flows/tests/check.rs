@@ -190,3 +190,99 @@ fn problems_print_as_line_node_message_and_hint() {
         "3: node `a`: `next` names unknown node `b` (add a node with id `b` or fix the name)"
     );
 }
+
+#[test]
+fn keyword_triggers_are_checked() {
+    let yaml = r#"
+id: kw
+triggers:
+  keywords:
+    en: [balance, "  ", agent]
+  channels: [webchat, ""]
+nodes:
+  - id: bye
+    type: end
+"#;
+    let found = problems(yaml);
+    let line = found.first().and_then(|p| p.0);
+    assert!(
+        matches!(line, Some(3) | Some(4)),
+        "reported at the triggers block: {found:#?}"
+    );
+    for (needle, why) in [
+        (
+            "an empty keyword under `triggers.keywords.en`",
+            "blank keyword",
+        ),
+        ("keyword `agent` is also a command word", "command word"),
+        ("an empty entry under `triggers.channels`", "blank channel"),
+    ] {
+        assert!(
+            found
+                .iter()
+                .any(|(_, n, m)| n.is_none() && m.contains(needle)),
+            "{why}: {found:#?}"
+        );
+    }
+    assert_eq!(found.len(), 3, "`balance` is fine: {found:#?}");
+    expect(
+        "id: x\ntriggers: {keywords: {en: [x]}, channel: [webchat]}\nnodes:\n  - {id: e, type: end}\n",
+        2,
+        None,
+        "unknown field `channel`",
+        "a misspelt triggers field is refused",
+    );
+}
+
+#[test]
+fn a_keyword_of_two_flows_is_reported_on_both() {
+    use switchboard_flows::{FlowLibrary, check_library, parse_flow};
+    let flow = |id: &str, triggers: &str| {
+        parse_flow(&format!(
+            "id: {id}\n{triggers}\nnodes:\n  - {{id: e, type: end}}\n"
+        ))
+        .expect("parses")
+    };
+    let cases = [
+        (
+            "triggers: {keywords: {en: [Balance]}}",
+            "triggers: {keywords: {af: [saldo], en: [' balance ']}}",
+            2,
+            "same keyword (case and spaces ignored), every channel",
+        ),
+        (
+            "triggers: {keywords: {en: [balance]}, channels: [webchat]}",
+            "triggers: {keywords: {en: [balance]}, channels: [whatsapp]}",
+            0,
+            "disjoint channels may share a keyword",
+        ),
+        (
+            "triggers: {keywords: {en: [balance]}, channels: [WebChat]}",
+            "triggers: {keywords: {en: [balance]}}",
+            2,
+            "one flow on every channel overlaps",
+        ),
+        (
+            "triggers: {keywords: {en: [balance]}}",
+            "triggers: {keywords: {en: [my balance]}}",
+            0,
+            "different keywords",
+        ),
+    ];
+    for (a, b, n, why) in cases {
+        let mut lib = FlowLibrary::default();
+        lib.insert(flow("a", a));
+        lib.insert(flow("b", b));
+        let found = check_library(&lib);
+        assert_eq!(found.len(), n, "{why}: {found:#?}");
+        for (id, p) in &found {
+            assert_eq!(p.line, Some(2), "{why}: line of `triggers:`");
+            assert!(p.message.contains("keyword `balance`"), "{why}: {p}");
+            let other = if id == "a" { "`b`" } else { "`a`" };
+            assert!(
+                p.message.contains(other),
+                "{why}: names the other flow: {p}"
+            );
+        }
+    }
+}

@@ -40,6 +40,7 @@ pub fn router(app: App) -> Router {
         .merge(routes::auth::router())
         .merge(routes::conversations::router())
         .merge(routes::contacts::router())
+        .merge(routes::media::router())
         .merge(routes::demo::router())
         .merge(routes::users::router())
         .merge(routes::channels::router())

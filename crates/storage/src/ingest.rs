@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use sqlx::AnyConnection;
 use switchboard_core::ports::{IngestItem, IngestOutcome, JobKind, StoreError, StoreResult};
 use switchboard_core::{
-    ChannelId, ChannelKind, ContactId, Conversation, ConversationId, ConversationState,
+    ChannelId, ChannelKind, ContactId, Content, Conversation, ConversationId, ConversationState,
     ConversationSummary, DeliveryStatus, Direction, EventKind, JobId, Message, MessageId, Sender,
     TenantId, Timestamp,
 };
@@ -428,6 +428,26 @@ async fn ingest_once(
                 "process_inbound".into(),
                 to_json(&job)?.into(),
                 c.id.to_string().into(),
+                ms(received).into(),
+                0i64.into(),
+                ms(received).into(),
+            ]);
+        }
+        // Inbound media is fetched from the provider by its own job, committed with the
+        // message (never during the webhook request); it needs no conversation ordering.
+        if let Content::Media { media, .. } = &message.content
+            && media.provider_id.is_some()
+            && media.stored_key.is_none()
+        {
+            let download = JobKind::DownloadMedia {
+                message_id: message.id,
+            };
+            jobs.push(vec![
+                Val::from(JobId::from_uuid(new_uuid(item.received_at)).to_string()),
+                item.tenant_id.to_string().into(),
+                download.tag().into(),
+                to_json(&download)?.into(),
+                Option::<String>::None.into(),
                 ms(received).into(),
                 0i64.into(),
                 ms(received).into(),

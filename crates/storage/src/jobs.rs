@@ -21,6 +21,12 @@ use crate::{Backend, SqlStore, events, flows, outbound};
 
 /// The transition that takes `from` to `to`, if the state machine has one.
 fn transition_to(from: ConversationState, to: ConversationState) -> Option<Transition> {
+    // A decision may move a conversation to the bot only from `queued` (a customer's keyword
+    // on a new conversation of a channel without a default flow), never from `assigned`: a
+    // conversation an agent took meanwhile stays theirs (the decision fails and is retaken).
+    if (from, to) == (ConversationState::Queued, ConversationState::Bot) {
+        return Some(Transition::StartBot);
+    }
     [
         Transition::Handoff,
         Transition::Assign,

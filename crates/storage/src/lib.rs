@@ -27,6 +27,7 @@ mod events;
 mod flows;
 mod ingest;
 mod jobs;
+mod media;
 mod outbound;
 mod rows;
 mod sql;
@@ -480,6 +481,18 @@ impl Store for SqlStore {
     }
     async fn retry_job(&self, id: JobId, at: Timestamp, error: &str) -> StoreResult<()> {
         self.retry_job_impl(id, at, error).await
+    }
+    async fn record_media(
+        &self,
+        tenant: TenantId,
+        message: switchboard_core::MessageId,
+        media: switchboard_core::MediaRef,
+        failure: Option<switchboard_core::SendFailure>,
+        job: Option<JobId>,
+        now: Timestamp,
+    ) -> StoreResult<Vec<Event>> {
+        self.record_media_impl(tenant, message, media, failure, job, now)
+            .await
     }
 
     async fn events_after(

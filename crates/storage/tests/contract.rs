@@ -152,6 +152,7 @@ contract!(
     a_batch_with_one_stale_session_write_changes_nothing,
     sends_recorded_in_one_batch_are_all_recorded_or_none,
     messages_to_conversations_people_own_create_no_job,
+    inbound_media_gets_a_download_job_and_its_stored_copy_is_recorded_in_the_tenant,
 );
 
 // ---------------------------------------------------------------- fixtures
@@ -1093,7 +1094,8 @@ async fn a_decision_changes_state_queues_replies_and_completes_the_job_together(
         Content::text("An agent will join shortly")
     );
 
-    // An impossible state change is refused and leaves the job in place.
+    // An impossible state change is refused and leaves the job in place: a decision may move
+    // a `queued` conversation to the bot (a keyword), never one an agent has taken meanwhile.
     let conv3 = customer_writes(&s, &w, "2", "p3", t(20)).await;
     let job3 = s
         .claim_jobs("node", t(21), LEASE, 10)
@@ -1101,6 +1103,9 @@ async fn a_decision_changes_state_queues_replies_and_completes_the_job_together(
         .unwrap()
         .remove(0);
     s.transition(w.tenant.id, conv3, Transition::Handoff, t(22))
+        .await
+        .unwrap();
+    s.assign(w.tenant.id, conv3, w.agent.id, t(22))
         .await
         .unwrap();
     let err = s
@@ -2308,4 +2313,123 @@ async fn messages_to_conversations_people_own_create_no_job(s: SqlStore) {
             ..
         }
     ));
+}
+
+// ---------------------------------------------------------------- inbound media
+
+async fn inbound_media_gets_a_download_job_and_its_stored_copy_is_recorded_in_the_tenant(
+    s: SqlStore,
+) {
+    use switchboard_core::{MediaKind, MediaRef};
+    let w = world(&s, "a").await;
+    let other = world(&s, "b").await;
+    let mut item = inbound(&w, "1", "wamid.media", "", t(1));
+    item.message.content = Content::Media {
+        kind: MediaKind::Image,
+        media: MediaRef {
+            provider_id: Some("1003383421387256".into()),
+            mime_type: Some("image/jpeg".into()),
+            ..Default::default()
+        },
+        caption: Some("Taj Mahal".into()),
+    };
+    let out = s.ingest(&[item]).await.expect("ingest");
+    let message = stored(&out[0]).0.clone();
+    let text_conv = customer_writes(&s, &w, "2", "wamid.text", t(1)).await;
+
+    // The download job is committed with the message and due at once, beside the decision.
+    let jobs = s.claim_jobs("node", t(2), LEASE, 10).await.unwrap();
+    let download = jobs
+        .iter()
+        .find(|j| {
+            j.kind
+                == JobKind::DownloadMedia {
+                    message_id: message.id,
+                }
+        })
+        .expect("a download job for the media message");
+    assert_eq!(
+        jobs.iter()
+            .filter(|j| matches!(j.kind, JobKind::DownloadMedia { .. }))
+            .count(),
+        1,
+        "a text message gets no download job"
+    );
+    assert_eq!(download.kind.ordering_key(), None);
+
+    let done = MediaRef {
+        provider_id: Some("1003383421387256".into()),
+        stored_key: Some(format!("ab/cd/abcd{}", "0".repeat(60))),
+        mime_type: Some("image/jpeg".into()),
+        size: Some(4),
+        sha256: Some(format!("abcd{}", "0".repeat(60))),
+        ..Default::default()
+    };
+
+    // Another tenant can neither see nor change it.
+    let foreign = s
+        .record_media(other.tenant.id, message.id, done.clone(), None, None, t(3))
+        .await;
+    assert!(
+        matches!(foreign, Err(StoreError::NotFound(_))),
+        "{foreign:?}"
+    );
+
+    // A message without media is refused.
+    let text = s
+        .list_messages(w.tenant.id, text_conv, 10)
+        .await
+        .unwrap()
+        .remove(0);
+    let refused = s
+        .record_media(w.tenant.id, text.id, done.clone(), None, None, t(3))
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::Invalid(_))),
+        "{refused:?}"
+    );
+
+    // The owner records it: content updated, job gone, one event with the new message.
+    let events = s
+        .record_media(
+            w.tenant.id,
+            message.id,
+            done.clone(),
+            None,
+            Some(download.id),
+            t(3),
+        )
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 1);
+    let EventKind::MessageCreated { message: updated } = &events[0].kind else {
+        panic!("expected message_created, got {:?}", events[0].kind);
+    };
+    let reread = s.message(w.tenant.id, message.id).await.unwrap().unwrap();
+    assert_eq!(&reread, updated);
+    match &reread.content {
+        Content::Media { media, caption, .. } => {
+            assert_eq!(media, &done);
+            assert_eq!(
+                caption.as_deref(),
+                Some("Taj Mahal"),
+                "only the media ref changes"
+            );
+        }
+        other => panic!("expected media, got {other:?}"),
+    }
+    assert_eq!(reread.failure, None);
+    let left = s.claim_jobs("node", t(3) + LEASE, LEASE, 10).await.unwrap();
+    assert!(
+        left.iter().all(|j| j.id != download.id),
+        "the download job is completed"
+    );
+
+    // A refusal keeps the message and says why.
+    let why = failure(ErrorClass::Permanent, "the file is too large");
+    s.record_media(w.tenant.id, message.id, done, Some(why.clone()), None, t(4))
+        .await
+        .unwrap();
+    let reread = s.message(w.tenant.id, message.id).await.unwrap().unwrap();
+    assert_eq!(reread.failure, Some(why));
 }

@@ -72,6 +72,11 @@ impl ChannelRuntime {
         &self.http
     }
 
+    /// The channel settings this runtime was built with.
+    pub fn config(&self) -> &ChannelsConfig {
+        &self.config
+    }
+
     /// The adapter of a channel row.
     pub fn adapter(&self, channel: &Channel) -> Result<Box<dyn Adapter>, String> {
         adapter_for(channel, self.http.clone()).map_err(|e| e.to_string())

@@ -1,8 +1,10 @@
 //! Flow use cases for the CLI and the HTTP layer: load flow definitions (checked, versioned),
 //! start a flow on a conversation, and read what the bot collected.
 
-use switchboard_core::ports::{FlowRecord, JobKind, SavedFlow};
-use switchboard_core::{ConversationId, ConversationState, TenantId, Transition, User};
+use switchboard_core::ports::{ConsentStatus, FlowRecord, JobKind, SavedFlow};
+use switchboard_core::{
+    ChannelId, ContactId, ConversationId, ConversationState, Role, TenantId, Transition, User,
+};
 use switchboard_flows::{FlowLibrary, check, check_library, parse_flow};
 
 use crate::services::{ServiceError, ServiceResult};
@@ -93,6 +95,75 @@ impl App {
             .await?;
         self.wake_jobs();
         self.conversation_for(staff, conversation).await
+    }
+
+    /// Starts `flow_id` for a contact on a channel (the campaign trigger; supervisors and
+    /// admins): the contact's open conversation on that channel is reused and the flow starts
+    /// there as with [`App::start_flow`]. Refused with `Conflict` when the contact's latest
+    /// consent on that channel is `opted_out` or the conversation is with people (queued or
+    /// assigned); `NotFound` for an unknown flow or contact;
+    /// `Invalid` when the contact has no address or no open conversation on the channel
+    /// (opening a new conversation from here is not supported yet).
+    pub async fn start_flow_for_contact(
+        &self,
+        staff: &User,
+        flow_id: &str,
+        contact: ContactId,
+        channel: ChannelId,
+    ) -> ServiceResult<switchboard_core::ConversationSummary> {
+        if !staff.role.includes(Role::Supervisor) {
+            return Err(ServiceError::Forbidden(
+                "starting a flow for a contact needs the supervisor role".into(),
+            ));
+        }
+        let tenant = staff.tenant_id;
+        let lib = self.flows.library(tenant).await?;
+        if !lib.flows.contains_key(flow_id) {
+            return Err(ServiceError::NotFound("flow"));
+        }
+        let Some((_, identities)) = self.store.contact(tenant, contact).await? else {
+            return Err(ServiceError::NotFound("contact"));
+        };
+        if !identities.iter().any(|i| i.channel_id == channel) {
+            return Err(ServiceError::Invalid(
+                "the contact has no address on this channel".into(),
+            ));
+        }
+        let opted_out = self
+            .store
+            .consents(tenant, contact)
+            .await?
+            .iter()
+            .rfind(|c| c.channel_id == channel)
+            .is_some_and(|c| c.status == ConsentStatus::OptedOut);
+        if opted_out {
+            return Err(ServiceError::Conflict(
+                "this contact opted out of messages on this channel; a flow cannot be started for them until they write to you again".into(),
+            ));
+        }
+        let open = self
+            .store
+            .contact_conversations(tenant, contact)
+            .await?
+            .into_iter()
+            .find(|c| {
+                c.conversation.channel_id == channel
+                    && c.conversation.state != ConversationState::Resolved
+            });
+        let Some(conv) = open else {
+            return Err(ServiceError::Invalid(
+                "the contact has no open conversation on this channel; starting a new one from a campaign is not supported yet".into(),
+            ));
+        };
+        if matches!(
+            conv.conversation.state,
+            ConversationState::Queued | ConversationState::Assigned
+        ) {
+            return Err(ServiceError::Conflict(
+                "the contact's conversation on this channel is with people (queued or assigned); a campaign does not take it from them".into(),
+            ));
+        }
+        self.start_flow(staff, conv.conversation.id, flow_id).await
     }
 
     /// What the bot collected in a conversation (records, oldest first) and the latest

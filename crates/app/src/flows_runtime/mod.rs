@@ -23,6 +23,16 @@
 //! - `Error` → logged, and the customer is handed to a person (state `queued`, a system
 //!   notice, a `handoff` record naming the failure); the session is left as it was.
 //!
+//! Keyword triggers (`triggers.keywords` of a flow, matched by `switchboard_flows::match_keyword`)
+//! apply only while nobody talks to the customer: a message to a `bot` conversation without an
+//! active session (new, or its session ended) that is a keyword starts that flow instead of the
+//! channel's default flow, the keyword message being consumed as the start; the job worker also
+//! asks [`FlowRuntime::keyword_flow`] for a brand-new conversation that started `queued` (a
+//! channel without a default flow) and, on a match, runs [`Trigger::Keyword`], which moves it
+//! to `bot`. Inside an active session keywords are ordinary replies, and `queued`/`assigned`
+//! conversations are never taken from people. A keyword-started flow on a new conversation is
+//! preceded by the channel's `welcome_message`, since it does not introduce the business itself.
+//!
 //! Text replies are passed to the engine as text: it matches them to the pending menu itself
 //! (`match_choice`) after checking the global commands, so a customer typing "stop" is never
 //! mistaken for a menu option that starts with "stop".
@@ -37,13 +47,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use switchboard_core::ports::{
-    ConsentStatus, Decision, FlowEffects, FlowSessionWrite, Job, Lane, NewConsent, NewOutbound,
-    NewRecord, Store, TimerChange,
+    ConsentStatus, Decision, FlowEffects, FlowSessionWrite, Job, JobKind, Lane, NewConsent,
+    NewOutbound, NewRecord, Store, TimerChange,
 };
 use switchboard_core::{
     Channel, Content, ConversationState, ConversationSummary, MessageId, Sender, TenantId,
 };
-use switchboard_flows::{Action, FlowLibrary, FlowSession, Input, SessionState, parse_flow, step};
+use switchboard_flows::{
+    Action, FlowLibrary, FlowSession, Input, SessionState, match_keyword, parse_flow, step,
+};
 
 use crate::config::FlowsConfig;
 use crate::now;
@@ -88,6 +100,9 @@ pub enum Trigger {
     Timeout,
     /// Staff started this flow.
     Start(String),
+    /// A customer's keyword (the job's message) starts this flow on a conversation that is
+    /// not with the bot yet (a new conversation that started `queued`); it moves to `bot`.
+    Keyword(String),
 }
 
 /// The state a brand-new conversation on `channel` starts in: `bot` when the channel has a
@@ -197,6 +212,25 @@ impl FlowRuntime {
         Ok(self.http.get_or_init(|| c).clone())
     }
 
+    /// The flow a customer message starts by keyword on this channel, if any (see
+    /// `switchboard_flows::match_keyword`). Only text (or a media caption) can be a keyword.
+    pub async fn keyword_flow(
+        &self,
+        tenant: TenantId,
+        conv: switchboard_core::ConversationId,
+        channel: &Channel,
+        message: MessageId,
+    ) -> anyhow::Result<Option<String>> {
+        let lib = self.library(tenant).await?;
+        if lib.flows.values().all(|f| f.triggers.keywords.is_empty()) {
+            return Ok(None); // no keywords: spare the message read
+        }
+        let Input::Text { text } = self.input_for(tenant, conv, message).await? else {
+            return Ok(None);
+        };
+        Ok(keyword_in(&lib, channel, &text))
+    }
+
     /// Takes the decision for one job of a conversation the bot owns (or a timer / start
     /// request): steps the flow, performing its HTTP calls, and returns what to commit. The
     /// job worker commits it (`Store::apply_decisions`, batched with other jobs' decisions).
@@ -228,8 +262,13 @@ impl FlowRuntime {
                 None => s.with_contact("name", "there"),
             }
         };
+        let mut by_keyword = false;
         let (session, input) = match &trigger {
             Trigger::Start(flow_id) => (fresh(flow_id), Input::Start),
+            Trigger::Keyword(flow_id) => {
+                by_keyword = true;
+                (fresh(flow_id), Input::Start)
+            }
             Trigger::Timeout => {
                 let current = stored.as_ref().and_then(|s| s.timer_job) == Some(job.id);
                 match stored_session {
@@ -242,9 +281,22 @@ impl FlowRuntime {
             }
             Trigger::Message(message_id) => {
                 let input = self.input_for(tenant, conv_id, *message_id).await?;
-                match stored_session.filter(|s| !s.is_finished()) {
-                    Some(s) => (s, input),
-                    None => match &channel.settings.default_flow {
+                let keyword = match (&input, stored_session.as_ref()) {
+                    // Inside an active session keywords are ordinary replies.
+                    (_, Some(s)) if !s.is_finished() => None,
+                    (Input::Text { text }, _) => {
+                        keyword_in(self.library(tenant).await?.as_ref(), channel, text)
+                    }
+                    _ => None,
+                };
+                match (stored_session.filter(|s| !s.is_finished()), keyword) {
+                    (Some(s), _) => (s, input),
+                    (None, Some(flow_id)) => {
+                        by_keyword = true;
+                        // The keyword message is consumed: the flow starts at its first node.
+                        (fresh(&flow_id), Input::Start)
+                    }
+                    (None, None) => match &channel.settings.default_flow {
                         Some(root) => (fresh(root), input),
                         None => {
                             // Nothing to run: give the customer to people rather than drop them.
@@ -396,6 +448,28 @@ impl FlowRuntime {
             if handed_off && outbound.is_empty() {
                 outbound.push(system(HANDOFF_NOTICE));
             }
+            // A keyword-started flow does not introduce the business; the welcome does.
+            let new_conversation = matches!(
+                job.kind,
+                JobKind::ProcessInbound {
+                    new_conversation: true,
+                    ..
+                }
+            );
+            if by_keyword
+                && new_conversation
+                && let Some(welcome) = channel.settings.welcome_message.as_deref()
+                && !welcome.trim().is_empty()
+            {
+                outbound.insert(
+                    0,
+                    NewOutbound {
+                        sender: Sender::Bot,
+                        content: Content::text(welcome),
+                        lane: Lane::Live,
+                    },
+                );
+            }
             if session.is_finished() || matches!(session.state, SessionState::AwaitingHttp { .. }) {
                 timer = TimerChange::Cancel;
             }
@@ -408,6 +482,9 @@ impl FlowRuntime {
                 Some(ConversationState::Queued)
             } else if ended {
                 Some(ConversationState::Resolved)
+            } else if by_keyword {
+                // A new conversation that started `queued` now belongs to the bot.
+                Some(ConversationState::Bot)
             } else {
                 None
             }
@@ -517,6 +594,11 @@ impl FlowRuntime {
             }
         }
     }
+}
+
+/// The id of the flow `text` starts by keyword on `channel`.
+fn keyword_in(lib: &FlowLibrary, channel: &Channel, text: &str) -> Option<String> {
+    match_keyword(lib, channel.kind.as_str(), &channel.id.to_string(), text).map(|d| d.id.clone())
 }
 
 fn base_client() -> reqwest::ClientBuilder {

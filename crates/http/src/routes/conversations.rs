@@ -29,6 +29,10 @@ pub fn router() -> Router<App> {
         .route("/api/v1/conversations/{id}/assign", post(assign))
         .route("/api/v1/conversations/{id}/resolve", post(resolve))
         .route("/api/v1/conversations/{id}/flow", post(start_flow))
+        .route(
+            "/api/v1/flows/{flow_id}/start",
+            post(start_flow_for_contact),
+        )
 }
 
 fn parse_id(raw: &str) -> Result<ConversationId, ApiError> {
@@ -128,6 +132,33 @@ async fn start_flow(
 ) -> Result<impl IntoResponse, ApiError> {
     let conv = app
         .start_flow(&auth.user, parse_id(&id)?, body.flow_id.trim())
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({"conversation": conv}))))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StartForContactBody {
+    contact_id: String,
+    channel_id: String,
+}
+
+/// `POST /api/v1/flows/{flow_id}/start` `{"contact_id","channel_id"}` (supervisor): the
+/// campaign trigger. Starts the flow on the contact's open conversation on that channel;
+/// answers `202 {"conversation"}`. `409` when the contact opted out on that channel, `404`
+/// for an unknown flow or contact, `422` when there is no open conversation there.
+async fn start_flow_for_contact(
+    State(app): State<App>,
+    auth: StaffAuth,
+    Path(flow_id): Path<String>,
+    ApiJson(body): ApiJson<StartForContactBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    let bad =
+        |e: switchboard_core::ids::InvalidId| ApiError::bad_request("invalid_id", e.to_string());
+    let contact = body.contact_id.trim().parse().map_err(bad)?;
+    let channel = body.channel_id.trim().parse().map_err(bad)?;
+    let conv = app
+        .start_flow_for_contact(&auth.user, flow_id.trim(), contact, channel)
         .await?;
     Ok((StatusCode::ACCEPTED, Json(json!({"conversation": conv}))))
 }

@@ -9,5 +9,6 @@ pub mod demo;
 pub mod events;
 pub mod health;
 pub mod hooks;
+pub mod media;
 pub mod users;
 pub mod webchat;

@@ -395,3 +395,196 @@ async fn invalid_flow_yaml_is_refused_and_nothing_is_stored() {
         .expect("loads");
     assert!(again.iter().all(|f| !f.created && f.flow.version == 1));
 }
+
+/// The customer's messages and what followed them, readable, once `text` is stored.
+async fn after_message(app: &TestApp, conv: &str, message_id: &str) -> Vec<String> {
+    let (_, m) = app
+        .get(&format!("/api/v1/conversations/{conv}/messages"))
+        .await;
+    let list = m["messages"].as_array().cloned().unwrap_or_default();
+    let at = list
+        .iter()
+        .position(|x| x["id"] == message_id)
+        .expect("the customer's message is stored");
+    list[at + 1..].iter().map(readable).collect()
+}
+
+const BALANCE_PROMPT: &str = "Please send your account number (8 to 12 digits).";
+
+#[tokio::test]
+async fn a_first_message_that_is_a_keyword_starts_that_flow() {
+    let mut app = spawn_app().await;
+    for (word, why) in [
+        ("balance", "an English keyword"),
+        (
+            "Saldo!",
+            "an Afrikaans keyword, case and punctuation ignored",
+        ),
+    ] {
+        let mut chat = Chat::open(&mut app).await;
+        let answer = chat.say(&app, word).await;
+        assert!(
+            answer[0].contains("Demo Bank") && answer[0].contains("automated assistant"),
+            "{why}: the channel's welcome says who answers: {answer:?}"
+        );
+        assert_eq!(
+            answer.last().map(String::as_str),
+            Some(BALANCE_PROMPT),
+            "{why}: {answer:?}"
+        );
+        assert!(
+            !answer.iter().any(|a| a.starts_with("How can we help")),
+            "{why}: not the main menu: {answer:?}"
+        );
+        assert_eq!(state(&app, chat.id()).await["conversation"]["state"], "bot");
+        let balance = chat.say(&app, "12345678").await;
+        assert!(
+            balance[0].starts_with("Account 12345678"),
+            "{why}: {balance:?}"
+        );
+    }
+
+    // Inside an active flow a keyword is an ordinary reply: the balance flow re-asks.
+    let mut chat = Chat::open(&mut app).await;
+    chat.say(&app, "hi").await;
+    chat.say(&app, "1").await;
+    let reply = chat.say(&app, "loan").await;
+    assert!(
+        reply.iter().any(|r| r.contains("8 to 12 digits")),
+        "`loan` inside the balance flow does not start the loan flow: {reply:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_queued_conversation_keeps_keywords_for_the_agent() {
+    let mut app = spawn_app().await;
+    let mut chat = Chat::open(&mut app).await;
+    chat.say(&app, "hi").await;
+    chat.say(&app, "agent").await;
+    assert_eq!(
+        state(&app, chat.id()).await["conversation"]["state"],
+        "queued"
+    );
+
+    let (status, accepted) = app.customer_says(&chat.token, "queued-1", "balance").await;
+    assert_eq!(status, 202, "{accepted}");
+    let message_id = accepted["message_id"].as_str().expect("message id");
+    // No job is even created for it; give a wrong implementation time to answer anyway.
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    assert_eq!(
+        after_message(&app, chat.id(), message_id).await,
+        Vec::<String>::new(),
+        "the bot does not answer"
+    );
+    let body = state(&app, chat.id()).await;
+    assert_eq!(body["conversation"]["state"], "queued");
+    assert_eq!(
+        body["conversation"]["last_message_preview"], "balance",
+        "the agent sees it"
+    );
+}
+
+#[tokio::test]
+async fn keywords_start_flows_on_a_channel_without_a_default_flow() {
+    let mut app = spawn_app().await;
+    let tenant = app.demo.tenant_id.parse().expect("tenant id");
+    let channel_id = app.demo.webchat_channel_id.parse().expect("channel id");
+    let mut channel = app
+        .app
+        .store
+        .channel(channel_id)
+        .await
+        .expect("read")
+        .expect("channel");
+    channel.settings.default_flow = None;
+    app.app
+        .store
+        .set_channel_settings(tenant, channel_id, &channel.settings)
+        .await
+        .expect("settings saved");
+
+    let mut chat = Chat::open(&mut app).await;
+    let answer = chat.say(&app, "my balance").await;
+    assert_eq!(
+        answer.last().map(String::as_str),
+        Some(BALANCE_PROMPT),
+        "{answer:?}"
+    );
+    assert_eq!(state(&app, chat.id()).await["conversation"]["state"], "bot");
+
+    let mut other = Chat::open(&mut app).await;
+    let answer = other.say(&app, "hello").await;
+    assert_eq!(
+        answer.len(),
+        1,
+        "only the welcome, as without flows: {answer:?}"
+    );
+    assert!(answer[0].contains("Demo Bank"), "{answer:?}");
+    assert_eq!(
+        state(&app, other.id()).await["conversation"]["state"],
+        "queued"
+    );
+}
+
+#[tokio::test]
+async fn supervisors_start_a_flow_for_a_contact_unless_they_opted_out() {
+    let mut app = spawn_app().await;
+    let mut chat = Chat::open(&mut app).await;
+    chat.say(&app, "hi").await;
+    let body = state(&app, chat.id()).await;
+    let contact = body["contact"]["id"].as_str().expect("contact").to_string();
+    let channel = app.demo.webchat_channel_id.clone();
+    let start = json!({"contact_id": contact, "channel_id": channel});
+
+    // Agents may not (the session is ann's, an agent).
+    let (s, body) = app.post("/api/v1/flows/balance/start", start.clone()).await;
+    assert_eq!(s, 403, "{body}");
+
+    app.login("admin@demo.example").await;
+    let (s, body) = app.post("/api/v1/flows/nope/start", start.clone()).await;
+    assert_eq!(s, 404, "{body}");
+    let (s, body) = app
+        .post(
+            "/api/v1/flows/balance/start",
+            json!({"contact_id": "not-an-id", "channel_id": channel}),
+        )
+        .await;
+    assert_eq!(s, 400, "{body}");
+
+    let (s, body) = app.post("/api/v1/flows/balance/start", start).await;
+    assert_eq!(s, 202, "{body}");
+    assert_eq!(body["conversation"]["id"], chat.id());
+    let (app_ref, conv) = (&app, chat.id().to_string());
+    let conv = &conv;
+    eventually(10, "the balance flow asks for the account", || async move {
+        let (_, m) = app_ref
+            .get(&format!("/api/v1/conversations/{conv}/messages"))
+            .await;
+        m["messages"]
+            .as_array()?
+            .iter()
+            .any(|x| x["content"]["body"] == BALANCE_PROMPT)
+            .then_some(())
+    })
+    .await;
+
+    // A contact who opted out on the channel is refused.
+    let mut other = Chat::open(&mut app).await;
+    other.say(&app, "hi").await;
+    other.say(&app, "stop").await;
+    let body = state(&app, other.id()).await;
+    let contact = body["contact"]["id"].as_str().expect("contact");
+    let (s, body) = app
+        .post(
+            "/api/v1/flows/balance/start",
+            json!({"contact_id": contact, "channel_id": channel}),
+        )
+        .await;
+    assert_eq!(s, 409, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("opted out")),
+        "{body}"
+    );
+}

@@ -75,9 +75,18 @@ pub async fn spawn_app_in(
     dir: std::sync::Arc<tempfile::TempDir>,
     database_url: Option<String>,
 ) -> TestApp {
+    spawn_app_with(dir, |c| c.database_url = database_url).await
+}
+
+/// Starts a server over a fresh SQLite database in `dir` with `configure` applied to the test
+/// configuration.
+pub async fn spawn_app_with(
+    dir: std::sync::Arc<tempfile::TempDir>,
+    configure: impl FnOnce(&mut Config),
+) -> TestApp {
     init();
     let mut config = test_config(dir.path());
-    config.database_url = database_url;
+    configure(&mut config);
     let server = Server::build(config).await.expect("server builds");
     let addr = server.addr();
     let app = server.app().clone();

@@ -15,6 +15,8 @@ mod contacts;
 mod conversations;
 mod flows;
 mod health;
+mod media;
+mod multinode;
 mod outbox;
 mod postgres;
 mod restart;

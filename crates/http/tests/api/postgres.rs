@@ -8,14 +8,14 @@ use sqlx::Connection;
 use crate::helpers::{eventually, spawn_app_in};
 
 /// A fresh database on the server named by `TEST_DATABASE_URL`, dropped by the guard.
-struct FreshDb {
-    admin_url: String,
-    name: String,
-    url: String,
+pub struct FreshDb {
+    pub admin_url: String,
+    pub name: String,
+    pub url: String,
 }
 
 impl FreshDb {
-    async fn create() -> Option<FreshDb> {
+    pub async fn create() -> Option<FreshDb> {
         let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
             eprintln!("SKIPPED: PostgreSQL end-to-end test (set TEST_DATABASE_URL)");
             return None;
@@ -39,7 +39,7 @@ impl FreshDb {
         })
     }
 
-    async fn drop_it(self) {
+    pub async fn drop_it(self) {
         if let Ok(mut conn) = sqlx::PgConnection::connect(&self.admin_url).await {
             let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
                 "DROP DATABASE IF EXISTS {} WITH (FORCE)",

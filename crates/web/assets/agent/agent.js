@@ -460,6 +460,8 @@ function renderMessage(m) {
   const bubble = h("div", { class: "bubble" });
   bubble.append(h("div", { class: "sender", text: senderLabel(m) }));
   bubble.append(renderContent(m.content, { audience: "agent" }));
+  const media = renderStoredMedia(m);
+  if (media) bubble.append(media);
   const foot = h("div", { class: "meta" }, timeEl(m.created_at));
   if (dir === "outbound") {
     foot.append(" ", renderStatus(m));
@@ -467,7 +469,43 @@ function renderMessage(m) {
   bubble.append(foot);
   li.append(bubble);
   if (dir === "outbound" && m.status === "failed") li.append(renderFailure(m.failure));
+  if (dir === "inbound" && m.failure) li.append(renderMediaRefusal(m.failure));
   return li;
+}
+
+/**
+ * A customer's file, once the server stored it: images inline, anything else as a download
+ * link. Both use our own `/api/v1/media/{id}` (same origin, staff session); provider URLs
+ * are never loaded in the browser.
+ */
+function renderStoredMedia(m) {
+  const c = m.content || {};
+  if (c.type !== "media" || !c.media || !c.media.stored_key) return null;
+  const url = `/api/v1/media/${encodeURIComponent(m.id)}`;
+  const mime = String(c.media.mime_type || "");
+  if (mime.startsWith("image/") && mime !== "image/svg+xml") {
+    const img = h("img", {
+      class: "media-image",
+      attrs: { src: url, alt: c.caption || "Image from the customer", loading: "lazy" },
+    });
+    return h("a", { class: "media-link", attrs: { href: url, target: "_blank", rel: "noopener" } }, img);
+  }
+  const label = c.media.filename || `${c.kind || "file"} (${mime || "unknown type"})`;
+  return h(
+    "p",
+    { class: "media-download" },
+    h("a", { attrs: { href: url, download: "" }, text: `Download ${label}` }),
+  );
+}
+
+/** Why a customer's file was not kept (too large, a refused type, the provider failed). */
+function renderMediaRefusal(failure) {
+  return h(
+    "p",
+    { class: "failure", attrs: { role: "note" } },
+    h("strong", { text: "File not kept: " }),
+    (failure && failure.reason) || "the file could not be downloaded",
+  );
 }
 
 const STATUS_TEXT = { queued: "queued", sent: "sent", delivered: "delivered", read: "read", failed: "failed" };

@@ -1,0 +1,124 @@
+//! The event bus across nodes: NATS JetStream behind the same [`EventBus`] trait.
+//!
+//! Every node publishes the events it committed to `switchboard.events.<tenant>` in the
+//! stream `SWITCHBOARD_EVENTS`, and reads the whole subject space back through an ordered
+//! consumer, so an agent connected to node A sees a message that arrived at node B. Local
+//! events are delivered through NATS too (one path, one order).
+//!
+//! NATS only carries notifications: the database stays the source of truth. JetStream
+//! acknowledges before it syncs to disk by default, so nothing is acknowledged to a provider
+//! or a user on the strength of a publish; a page that misses a notification (a NATS outage, a
+//! lagging subscriber) still gets the event, because the websocket reads every gap in the
+//! tenant's sequence back from storage. The ordered consumer resumes from the last stream
+//! sequence it saw after a reconnect, so brief disconnects lose nothing either.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use async_nats::jetstream::{self, consumer, stream};
+use futures::StreamExt;
+use switchboard_core::Event;
+use tokio::sync::{broadcast, mpsc};
+
+use crate::bus::EventBus;
+
+/// Name of the JetStream stream holding events.
+pub const STREAM: &str = "SWITCHBOARD_EVENTS";
+/// Subject prefix; the tenant id follows.
+pub const SUBJECT_PREFIX: &str = "switchboard.events";
+
+/// The NATS JetStream bus.
+pub struct NatsBus {
+    tx: broadcast::Sender<Arc<Event>>,
+    outgoing: mpsc::UnboundedSender<Event>,
+}
+
+impl NatsBus {
+    /// Connects, creates the stream if needed and starts the publisher and the consumer.
+    pub async fn connect(url: &str) -> anyhow::Result<NatsBus> {
+        let client = async_nats::connect(url).await.with_context(|| {
+            format!("connecting to NATS at {url} (is nats-server running with -js?)")
+        })?;
+        let js = jetstream::new(client.clone());
+        let stream = js
+            .get_or_create_stream(stream::Config {
+                name: STREAM.to_string(),
+                subjects: vec![format!("{SUBJECT_PREFIX}.>")],
+                // Notifications are only useful for a short while: pages older than this
+                // catch up from the database anyway.
+                max_age: Duration::from_secs(3600),
+                storage: stream::StorageType::File,
+                ..Default::default()
+            })
+            .await
+            .context("creating the JetStream stream SWITCHBOARD_EVENTS")?;
+        let consumer = stream
+            .create_consumer(consumer::push::OrderedConfig {
+                deliver_subject: client.new_inbox(),
+                filter_subject: format!("{SUBJECT_PREFIX}.>"),
+                deliver_policy: consumer::DeliverPolicy::New,
+                ..Default::default()
+            })
+            .await
+            .context("creating the JetStream consumer")?;
+        let mut messages = consumer.messages().await.context("subscribing to events")?;
+
+        let (tx, _) = broadcast::channel(8192);
+        let to_pages = tx.clone();
+        tokio::spawn(async move {
+            while let Some(msg) = messages.next().await {
+                match msg {
+                    Ok(m) => match serde_json::from_slice::<Event>(&m.payload) {
+                        Ok(e) => {
+                            let _ = to_pages.send(Arc::new(e));
+                        }
+                        Err(e) => tracing::warn!(error = %e, "undecodable event on NATS; ignored"),
+                    },
+                    Err(e) => {
+                        tracing::warn!(error = %e, "NATS event stream error; the consumer resumes")
+                    }
+                }
+            }
+            tracing::warn!("NATS event consumer ended");
+        });
+
+        // One publisher task keeps events in the order they were committed on this node.
+        let (outgoing, mut rx) = mpsc::unbounded_channel::<Event>();
+        tokio::spawn(async move {
+            while let Some(e) = rx.recv().await {
+                let subject = format!("{SUBJECT_PREFIX}.{}", e.tenant_id);
+                let payload = match serde_json::to_vec(&e) {
+                    Ok(p) => p,
+                    Err(err) => {
+                        tracing::error!(error = %err, "event not encodable");
+                        continue;
+                    }
+                };
+                match js.publish(subject, payload.into()).await {
+                    Ok(ack) => {
+                        if let Err(err) = ack.await {
+                            tracing::warn!(error = %err, seq = e.seq, "event publish not acknowledged; pages will catch up from storage");
+                        }
+                    }
+                    Err(err) => {
+                        tracing::warn!(error = %err, seq = e.seq, "event publish failed; pages will catch up from storage")
+                    }
+                }
+            }
+        });
+        Ok(NatsBus { tx, outgoing })
+    }
+}
+
+impl EventBus for NatsBus {
+    fn publish(&self, events: &[Event]) {
+        for e in events {
+            let _ = self.outgoing.send(e.clone());
+        }
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
+        self.tx.subscribe()
+    }
+}
