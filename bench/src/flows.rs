@@ -15,10 +15,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use serde_json::json;
-use switchboard_app::Config;
 use switchboard_core::{Content, EventKind, Sender};
-use switchboard_http::Server;
-use tokio_util::sync::CancellationToken;
+
+use crate::{BenchServer, start_server};
 
 /// Runs the benchmark and prints one table.
 pub async fn flows(
@@ -26,22 +25,15 @@ pub async fn flows(
     messages: u64,
     database_url: Option<String>,
 ) -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let config = Config {
-        listen: "127.0.0.1:0".parse()?,
-        data_dir: dir.path().to_path_buf(),
-        database_url,
-        ..Config::default()
-    };
-    let server = Server::build(config)
-        .await
-        .context("starting Switchboard")?;
-    let addr = server.addr();
-    let app = server.app().clone();
-    let demo = app.seed_demo(Some("bench-password-1")).await?;
+    let BenchServer {
+        addr,
+        app,
+        demo,
+        shutdown,
+        handle,
+        dir: _dir,
+    } = start_server(database_url).await?;
     let backend = app.backend;
-    let shutdown = CancellationToken::new();
-    let handle = tokio::spawn(server.run_until_stopped(shutdown.clone()));
 
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(conversations * 2)

@@ -201,12 +201,25 @@ async fn bare_axum() -> anyhow::Result<SocketAddr> {
     Ok(addr)
 }
 
-async fn inbound(
-    seconds: u64,
-    concurrency: usize,
-    rate: u64,
-    database_url: Option<String>,
-) -> anyhow::Result<()> {
+/// A Switchboard server started in-process for a benchmark over a fresh database (SQLite in a
+/// temp dir unless `database_url` is given), with the demo data seeded.
+pub(crate) struct BenchServer {
+    /// Bound address.
+    pub addr: SocketAddr,
+    /// The runtime (for the event bus and the store).
+    pub app: switchboard_app::App,
+    /// The seeded demo data.
+    pub demo: switchboard_app::demo::DemoInfo,
+    /// Stops the server.
+    pub shutdown: CancellationToken,
+    /// The serving task.
+    pub handle: tokio::task::JoinHandle<anyhow::Result<()>>,
+    /// Keeps the data directory alive as long as the server.
+    pub dir: tempfile::TempDir,
+}
+
+/// Starts a [`BenchServer`].
+pub(crate) async fn start_server(database_url: Option<String>) -> anyhow::Result<BenchServer> {
     let dir = tempfile::tempdir()?;
     let config = Config {
         listen: "127.0.0.1:0".parse()?,
@@ -220,9 +233,33 @@ async fn inbound(
     let addr = server.addr();
     let app = server.app().clone();
     let demo = app.seed_demo(Some("bench-password-1")).await?;
-    let backend = app.backend;
     let shutdown = CancellationToken::new();
     let handle = tokio::spawn(server.run_until_stopped(shutdown.clone()));
+    Ok(BenchServer {
+        addr,
+        app,
+        demo,
+        shutdown,
+        handle,
+        dir,
+    })
+}
+
+async fn inbound(
+    seconds: u64,
+    concurrency: usize,
+    rate: u64,
+    database_url: Option<String>,
+) -> anyhow::Result<()> {
+    let BenchServer {
+        addr,
+        app,
+        demo,
+        shutdown,
+        handle,
+        dir: _dir,
+    } = start_server(database_url).await?;
+    let backend = app.backend;
     let bare = bare_axum().await?;
 
     let client = reqwest::Client::builder()
