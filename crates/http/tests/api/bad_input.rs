@@ -185,24 +185,8 @@ async fn another_tenants_conversation_is_invisible() {
         .customer_says(&token, "m1", "private to Demo Bank")
         .await;
     let conv = acc["conversation_id"].as_str().unwrap().to_string();
-    let other = app
-        .app
-        .store
-        .create_tenant("other", "Other Co", switchboard_app::now())
-        .await
-        .unwrap();
-    app.app
-        .create_user(
-            other.id,
-            "eve@other.example",
-            "Eve",
-            switchboard_core::Role::Admin,
-            crate::helpers::DEMO_PASSWORD,
-        )
-        .await
-        .unwrap();
-    // Act: Eve uses Demo Bank's conversation id everywhere.
-    app.login("eve@other.example").await;
+    // Act: an admin of another business uses Demo Bank's conversation id everywhere.
+    app.log_in_as_another_tenant().await;
     let (s1, _) = app.get(&format!("/api/v1/conversations/{conv}")).await;
     let (s2, _) = app
         .get(&format!("/api/v1/conversations/{conv}/messages"))

@@ -7,44 +7,11 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, eventually, spawn_app};
 use crate::providers::{
-    Bucket, WA_APP_SECRET, WA_PHONE_ID, WA_TOKEN, fixture, wa_sign, wait_for, whatsapp_mock,
+    Bucket, WA_PHONE_ID, add_whatsapp_channel, fixture, wa_sign, wait_for, whatsapp_mock,
 };
 
 /// The customer of `inbound_text.json`.
 const CUSTOMER: &str = "16505551234";
-
-/// Adds a WhatsApp channel through the admin API; returns its id.
-async fn add_channel(app: &TestApp, api_base: &str) -> String {
-    let (s, body) = app
-        .post(
-            "/api/v1/channels",
-            json!({
-                "kind": "whatsapp",
-                "name": "Support WhatsApp",
-                "credentials": {
-                    "access_token": WA_TOKEN,
-                    "phone_number_id": WA_PHONE_ID,
-                    "app_secret": WA_APP_SECRET,
-                    "verify_token": "verify-me",
-                },
-                "api_base": api_base,
-            }),
-        )
-        .await;
-    assert_eq!(s, 201, "{body}");
-    let id = body["channel"]["id"].as_str().expect("id").to_string();
-    assert!(
-        body["webhook_url"]
-            .as_str()
-            .is_some_and(|u| u.ends_with(&format!("/hooks/whatsapp/{id}"))),
-        "{body}"
-    );
-    assert!(
-        body["channel"].get("credentials").is_none(),
-        "secrets never leave"
-    );
-    id
-}
 
 /// `inbound_text.json` with the message timestamp set to `ts` (unix seconds).
 fn inbound_at(ts: i64) -> Value {
@@ -114,7 +81,7 @@ async fn a_whatsapp_message_reaches_the_agent_and_the_reply_is_delivered_and_rea
     let (mock, provider) = whatsapp_mock().await;
     let mut app = spawn_app().await;
     app.login("admin@demo.example").await;
-    let channel = add_channel(&app, &mock.uri()).await;
+    let channel = add_whatsapp_channel(&app, &mock.uri()).await;
 
     // Act: the customer writes.
     let (s, body) = post_hook(&app, &channel, &inbound_at(now_secs()), None).await;
@@ -185,7 +152,7 @@ async fn a_bad_or_missing_signature_is_refused_and_nothing_is_stored() {
     let (mock, _provider) = whatsapp_mock().await;
     let mut app = spawn_app().await;
     app.login("admin@demo.example").await;
-    let channel = add_channel(&app, &mock.uri()).await;
+    let channel = add_whatsapp_channel(&app, &mock.uri()).await;
     let payload = inbound_at(now_secs());
     let forged = format!("sha256={}", "0".repeat(64));
     let (s, _) = post_hook(&app, &channel, &payload, Some(&forged)).await;
@@ -215,7 +182,7 @@ async fn a_duplicate_webhook_is_stored_once() {
     let (mock, _provider) = whatsapp_mock().await;
     let mut app = spawn_app().await;
     app.login("admin@demo.example").await;
-    let channel = add_channel(&app, &mock.uri()).await;
+    let channel = add_whatsapp_channel(&app, &mock.uri()).await;
     let payload = inbound_at(now_secs());
     let (_, first) = post_hook(&app, &channel, &payload, None).await;
     let (s, second) = post_hook(&app, &channel, &payload, None).await;
@@ -234,7 +201,7 @@ async fn the_subscription_handshake_answers_the_challenge_only_with_the_verify_t
     let (mock, _provider) = whatsapp_mock().await;
     let mut app = spawn_app().await;
     app.login("admin@demo.example").await;
-    let channel = add_channel(&app, &mock.uri()).await;
+    let channel = add_whatsapp_channel(&app, &mock.uri()).await;
     let hook = app.url(&format!("/hooks/whatsapp/{channel}"));
     let good = app
         .client
@@ -262,7 +229,7 @@ async fn outside_the_24_hour_window_free_text_is_refused_but_a_template_is_sent(
     let (mock, provider) = whatsapp_mock().await;
     let mut app = spawn_app().await;
     app.login("admin@demo.example").await;
-    let channel = add_channel(&app, &mock.uri()).await;
+    let channel = add_whatsapp_channel(&app, &mock.uri()).await;
     // The customer last wrote 25 hours ago (provider time).
     let (s, _) = post_hook(&app, &channel, &inbound_at(now_secs() - 25 * 3600), None).await;
     assert_eq!(s, 200);
@@ -313,7 +280,7 @@ async fn a_429_from_whatsapp_is_retried_after_the_wait_and_then_sent() {
     *provider.fail_next.lock().unwrap() = 1;
     let mut app = spawn_app().await;
     app.login("admin@demo.example").await;
-    let channel = add_channel(&app, &mock.uri()).await;
+    let channel = add_whatsapp_channel(&app, &mock.uri()).await;
     post_hook(&app, &channel, &inbound_at(now_secs()), None).await;
     let conv = conversations(&app).await[0]["id"]
         .as_str()

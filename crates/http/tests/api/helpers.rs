@@ -196,6 +196,28 @@ impl TestApp {
         body
     }
 
+    /// Creates a second business ("other", with admin eve@other.example) and logs in as its
+    /// admin, for tenant-isolation checks.
+    pub async fn log_in_as_another_tenant(&mut self) {
+        let other = self
+            .app
+            .store
+            .create_tenant("other", "Other Co", switchboard_app::now())
+            .await
+            .expect("second tenant");
+        self.app
+            .create_user(
+                other.id,
+                "eve@other.example",
+                "Eve",
+                switchboard_core::Role::Admin,
+                DEMO_PASSWORD,
+            )
+            .await
+            .expect("second tenant's admin");
+        self.login("eve@other.example").await;
+    }
+
     /// Posts a customer message over the web chat HTTP fallback; returns the JSON answer.
     pub async fn customer_says(
         &self,

@@ -11,8 +11,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::helpers::{TestApp, eventually, spawn_app, spawn_app_with};
 use crate::providers::{
-    TG_SECRET, TG_TOKEN, WA_APP_SECRET, WA_PHONE_ID, WA_TOKEN, fixture, telegram_mock, wa_sign,
-    whatsapp_mock,
+    TG_SECRET, TG_TOKEN, WA_TOKEN, fixture, telegram_mock, wa_sign, whatsapp_mock,
 };
 
 /// The media id in `whatsapp/inbound_image.json`.
@@ -23,27 +22,6 @@ fn jpeg() -> Vec<u8> {
     let mut b = vec![0xff, 0xd8, 0xff, 0xe0];
     b.extend_from_slice(b"switchboard test image bytes");
     b
-}
-
-async fn add_whatsapp(app: &TestApp, api_base: &str) -> String {
-    let (s, body) = app
-        .post(
-            "/api/v1/channels",
-            json!({
-                "kind": "whatsapp",
-                "name": "Support WhatsApp",
-                "credentials": {
-                    "access_token": WA_TOKEN,
-                    "phone_number_id": WA_PHONE_ID,
-                    "app_secret": WA_APP_SECRET,
-                    "verify_token": "verify-me",
-                },
-                "api_base": api_base,
-            }),
-        )
-        .await;
-    assert_eq!(s, 201, "{body}");
-    body["channel"]["id"].as_str().expect("id").to_string()
 }
 
 /// Mounts `GET /{media-id}` (the URL answer, fixture shape, pointing at the mock) and the
@@ -128,7 +106,7 @@ async fn a_whatsapp_image_is_downloaded_by_a_job_and_served_only_to_its_tenant()
     mount_whatsapp_media(&mock, jpeg()).await;
     let mut app = spawn_app().await;
     app.login("admin@demo.example").await;
-    let channel = add_whatsapp(&app, &mock.uri()).await;
+    let channel = crate::providers::add_whatsapp_channel(&app, &mock.uri()).await;
 
     // Act: the customer sends a photo.
     post_whatsapp(&app, &channel, &fixture("whatsapp/inbound_image.json")).await;
@@ -201,23 +179,7 @@ async fn a_whatsapp_image_is_downloaded_by_a_job_and_served_only_to_its_tenant()
         .await
         .expect("sent");
     assert_eq!(anonymous.status().as_u16(), 401);
-    let other = app
-        .app
-        .store
-        .create_tenant("other", "Other Co", switchboard_app::now())
-        .await
-        .unwrap();
-    app.app
-        .create_user(
-            other.id,
-            "eve@other.example",
-            "Eve",
-            switchboard_core::Role::Admin,
-            crate::helpers::DEMO_PASSWORD,
-        )
-        .await
-        .unwrap();
-    app.login("eve@other.example").await;
+    app.log_in_as_another_tenant().await;
     let (s, _) = app.get(&format!("/api/v1/media/{id}")).await;
     assert_eq!(s, 404);
 }
@@ -230,7 +192,7 @@ async fn an_oversized_whatsapp_file_stays_a_message_with_the_reason() {
     let dir = std::sync::Arc::new(tempfile::tempdir().expect("temp dir"));
     let mut app = spawn_app_with(dir, |c| c.channels.media_max_bytes = 16).await;
     app.login("admin@demo.example").await;
-    let channel = add_whatsapp(&app, &mock.uri()).await;
+    let channel = crate::providers::add_whatsapp_channel(&app, &mock.uri()).await;
 
     // Act
     post_whatsapp(&app, &channel, &fixture("whatsapp/inbound_image.json")).await;

@@ -330,3 +330,37 @@ pub async fn wait_for(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Adds a WhatsApp channel (pointing at the mock `api_base`) through the admin API, checks the
+/// answer shows its webhook URL and no secrets, and returns its id.
+pub async fn add_whatsapp_channel(app: &crate::helpers::TestApp, api_base: &str) -> String {
+    let (s, body) = app
+        .post(
+            "/api/v1/channels",
+            json!({
+                "kind": "whatsapp",
+                "name": "Support WhatsApp",
+                "credentials": {
+                    "access_token": WA_TOKEN,
+                    "phone_number_id": WA_PHONE_ID,
+                    "app_secret": WA_APP_SECRET,
+                    "verify_token": "verify-me",
+                },
+                "api_base": api_base,
+            }),
+        )
+        .await;
+    assert_eq!(s, 201, "{body}");
+    let id = body["channel"]["id"].as_str().expect("id").to_string();
+    assert!(
+        body["webhook_url"]
+            .as_str()
+            .is_some_and(|u| u.ends_with(&format!("/hooks/whatsapp/{id}"))),
+        "{body}"
+    );
+    assert!(
+        body["channel"].get("credentials").is_none(),
+        "secrets never leave"
+    );
+    id
+}
