@@ -568,3 +568,17 @@ impl App {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::DUMMY_HASH;
+
+    #[test]
+    fn the_dummy_hash_is_a_well_formed_argon2id_hash() {
+        // If it did not parse, a login for an unknown e-mail would skip the argon2 work and
+        // answer faster than a wrong password, revealing which accounts exist.
+        let parsed = argon2::password_hash::phc::PasswordHash::new(DUMMY_HASH);
+        assert!(parsed.is_ok(), "{parsed:?}");
+        assert!(!crate::auth::verify_password("anything", DUMMY_HASH));
+    }
+}

@@ -31,6 +31,10 @@ macro_rules! id_type {
         impl $name {
             /// A new time-ordered id. `now_unix_ms` comes from the caller's clock
             /// (the domain never reads the clock itself).
+            ///
+            /// Ids made within the same millisecond are NOT ordered among themselves (the
+            /// rest of a UUIDv7 is random). Storage therefore assigns row ids itself from a
+            /// process-wide monotonic counter; use this for tests and ids that need no order.
             pub fn new_at(now_unix_ms: u64) -> Self {
                 let ts = uuid::Timestamp::from_unix(
                     uuid::NoContext,

@@ -144,19 +144,17 @@ pub const WINDOW_CLOSED: &str = "the customer's last message is more than 24 hou
 pub const UNREACHABLE_BLOCKED: &str =
     "the customer blocked this channel (e.g. stopped the Telegram bot); they must write first";
 
-/// A phone number in E.164 (`+` and 8–15 digits), from WhatsApp's `wa_id` (digits without
-/// `+`) or Signal's `+`-prefixed number; spaces and dashes are dropped. `None` otherwise.
+/// A phone number in E.164, from WhatsApp's `wa_id` (digits without `+`) or Signal's
+/// `+`-prefixed number; `None` when it is not one. The rules (separators, length, no national
+/// formats) are `switchboard_crypto::normalize_phone`'s, which the blind index of #6 uses too;
+/// only the missing `+` of a `wa_id` is added here.
 pub fn normalise_e164(raw: &str) -> Option<String> {
-    let digits: String = raw
-        .trim()
-        .trim_start_matches('+')
-        .chars()
-        .filter(|c| !matches!(c, ' ' | '-'))
-        .collect();
-    let ok = (8..=15).contains(&digits.len())
-        && digits.chars().all(|c| c.is_ascii_digit())
-        && !digits.starts_with('0');
-    ok.then(|| format!("+{digits}"))
+    let raw = raw.trim();
+    if raw.starts_with('+') {
+        switchboard_crypto::normalize_phone(raw).ok()
+    } else {
+        switchboard_crypto::normalize_phone(&format!("+{raw}")).ok()
+    }
 }
 
 /// The lookup key stored for a number: HMAC-SHA256(key, E.164), hex.
