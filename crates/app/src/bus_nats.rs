@@ -11,6 +11,11 @@
 //! lagging subscriber) still gets the event, because the websocket reads every gap in the
 //! tenant's sequence back from storage. The ordered consumer resumes from the last stream
 //! sequence it saw after a reconnect, so brief disconnects lose nothing either.
+//!
+//! [`WebchatNatsRelay`] carries web chat messages to the customer pages connected to other
+//! nodes over plain NATS subjects `switchboard.webchat.<tenant>.<conversation>`: the node
+//! that sends an agent's reply is whichever claimed it, not the one holding the customer's
+//! socket. A page that misses a relayed message sees it in its history when it reconnects.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,16 +27,21 @@ use switchboard_core::Event;
 use tokio::sync::{broadcast, mpsc};
 
 use crate::bus::EventBus;
+use crate::webchat::{WebchatHub, WebchatRelay};
 
 /// Name of the JetStream stream holding events.
 pub const STREAM: &str = "SWITCHBOARD_EVENTS";
 /// Subject prefix; the tenant id follows.
 pub const SUBJECT_PREFIX: &str = "switchboard.events";
 
+/// Subject prefix of relayed web chat messages; tenant and conversation ids follow.
+pub const WEBCHAT_PREFIX: &str = "switchboard.webchat";
+
 /// The NATS JetStream bus.
 pub struct NatsBus {
     tx: broadcast::Sender<Arc<Event>>,
     outgoing: mpsc::UnboundedSender<Event>,
+    client: async_nats::Client,
 }
 
 impl NatsBus {
@@ -107,7 +117,97 @@ impl NatsBus {
                 }
             }
         });
-        Ok(NatsBus { tx, outgoing })
+        Ok(NatsBus {
+            tx,
+            outgoing,
+            client,
+        })
+    }
+
+    /// The NATS connection (shared with the web chat relay).
+    pub fn client(&self) -> async_nats::Client {
+        self.client.clone()
+    }
+}
+
+/// What one relayed web chat message carries.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Relayed {
+    /// The node that delivered it to its own pages already.
+    origin: String,
+    message: switchboard_core::Message,
+}
+
+/// Relays web chat messages between nodes over NATS (see the module docs).
+pub struct WebchatNatsRelay {
+    outgoing: mpsc::UnboundedSender<switchboard_core::Message>,
+}
+
+impl WebchatNatsRelay {
+    /// Subscribes to the messages of the other nodes (delivering them to `hub`'s pages) and
+    /// starts the publisher of this node's; `node` tells this node's own messages apart.
+    pub async fn start(
+        client: async_nats::Client,
+        hub: WebchatHub,
+        node: String,
+    ) -> anyhow::Result<WebchatNatsRelay> {
+        let mut incoming = client
+            .subscribe(format!("{WEBCHAT_PREFIX}.>"))
+            .await
+            .context("subscribing to relayed web chat messages on NATS")?;
+        let me = node.clone();
+        tokio::spawn(async move {
+            while let Some(msg) = incoming.next().await {
+                match serde_json::from_slice::<Relayed>(&msg.payload) {
+                    // Our own pages got it before it was published.
+                    Ok(r) if r.origin == me => {}
+                    Ok(r) => {
+                        hub.deliver(
+                            r.message.conversation_id,
+                            &switchboard_channels::webchat::ServerFrame::Message {
+                                message: switchboard_channels::webchat::ChatMessage::from(
+                                    &r.message,
+                                ),
+                            },
+                        );
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "undecodable web chat relay message; ignored")
+                    }
+                }
+            }
+            tracing::warn!("NATS web chat relay subscription ended");
+        });
+        let (outgoing, mut rx) = mpsc::unbounded_channel::<switchboard_core::Message>();
+        tokio::spawn(async move {
+            while let Some(message) = rx.recv().await {
+                let subject = format!(
+                    "{WEBCHAT_PREFIX}.{}.{}",
+                    message.tenant_id, message.conversation_id
+                );
+                let relayed = Relayed {
+                    origin: node.clone(),
+                    message,
+                };
+                let payload = match serde_json::to_vec(&relayed) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tracing::error!(error = %e, "web chat message not encodable");
+                        continue;
+                    }
+                };
+                if let Err(e) = client.publish(subject, payload.into()).await {
+                    tracing::warn!(error = %e, "relaying a web chat message failed; the page sees it after reconnecting");
+                }
+            }
+        });
+        Ok(WebchatNatsRelay { outgoing })
+    }
+}
+
+impl WebchatRelay for WebchatNatsRelay {
+    fn publish(&self, message: &switchboard_core::Message) {
+        let _ = self.outgoing.send(message.clone());
     }
 }
 

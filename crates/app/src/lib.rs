@@ -6,7 +6,8 @@
 //! - [`worker`]: durable jobs (decisions after a customer message).
 //! - [`media`]: inbound media downloaded by a job into the content-addressed media store.
 //! - [`sender`]: the outbox sender and the per-kind transports.
-//! - [`bus`]: live event notifications; [`webchat`]: open customer pages.
+//! - [`bus`]: live event notifications ([`bus_nats`] across nodes); [`webchat`]: open
+//!   customer pages, reached from any node; [`lease`]: work one node does at a time.
 //! - [`flows_runtime`]: runs bot flows for conversations in state `bot` (HTTP calls behind
 //!   an SSRF guard, hand-off, records, consent, timers) and loads flow definitions.
 //! - [`auth`]: password hashing and tokens; [`services`]: the use cases the HTTP layer calls
@@ -24,6 +25,7 @@ pub mod config;
 pub mod demo;
 pub mod flows_runtime;
 pub mod ingest;
+pub mod lease;
 pub mod media;
 pub mod sender;
 pub mod services;
@@ -123,7 +125,15 @@ impl App {
         let nats_url = config.nats_url.clone();
         let mut app = Self::with_store(Arc::new(store), backend, config);
         if let Some(url) = nats_url {
-            app.bus = Arc::new(bus_nats::NatsBus::connect(&url).await?);
+            let bus = bus_nats::NatsBus::connect(&url).await?;
+            let relay = bus_nats::WebchatNatsRelay::start(
+                bus.client(),
+                app.webchat.clone(),
+                app.node.clone(),
+            )
+            .await?;
+            app.webchat.set_relay(Arc::new(relay));
+            app.bus = Arc::new(bus);
         }
         Ok(app)
     }

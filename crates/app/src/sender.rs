@@ -15,7 +15,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::{FutureExt, StreamExt};
-use switchboard_channels::webchat::{ChatMessage, ServerFrame};
 use switchboard_core::ports::{OutboxItem, Store};
 use switchboard_core::retry::{RetryDecision, RetryPolicy};
 use switchboard_core::{ChannelKind, ErrorClass, OutboxId, SendFailure};
@@ -57,10 +56,8 @@ impl WebchatTransport {
 #[async_trait]
 impl Transport for WebchatTransport {
     async fn send(&self, item: &OutboxItem) -> Result<Option<String>, AttemptError> {
-        let frame = ServerFrame::Message {
-            message: ChatMessage::from(&item.message),
-        };
-        self.hub.deliver(item.message.conversation_id, &frame);
+        // This node's pages and, through the relay, the other nodes' ones.
+        self.hub.deliver_message(&item.message);
         Ok(None)
     }
 }

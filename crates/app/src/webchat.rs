@@ -1,24 +1,34 @@
-//! Delivery to connected web chat pages.
+//! Delivery to connected web chat pages, on this node and on the others.
 //!
 //! Each open customer page registers here under its conversation. The sender worker hands
-//! outbound web chat messages to [`WebchatHub::deliver`], which pushes them to every tab of
-//! that conversation; a page that is not connected gets the message from history when it
-//! comes back, so delivery to the hub counts as "sent".
+//! outbound web chat messages to [`WebchatHub::deliver_message`], which pushes them to every
+//! tab of that conversation on this node and, when several nodes run, hands them to the
+//! [`WebchatRelay`] (NATS, `bus_nats::WebchatNatsRelay`) for the tabs connected to other nodes:
+//! the sender that claims an agent's reply may run on any node, while the customer's socket
+//! is on one. A page that is not connected (or misses a relayed frame during a NATS outage)
+//! gets the message from history when it comes back, so delivery to the hub counts as "sent".
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use switchboard_channels::webchat::ServerFrame;
-use switchboard_core::ConversationId;
+use switchboard_channels::webchat::{ChatMessage, ServerFrame};
+use switchboard_core::{ConversationId, Message};
 use tokio::sync::mpsc;
 
 type Tabs = Vec<(u64, mpsc::Sender<ServerFrame>)>;
+
+/// Carries messages to the web chat pages connected to the other nodes.
+pub trait WebchatRelay: Send + Sync + 'static {
+    /// Announces `message` to the other nodes (fire and forget; must not block).
+    fn publish(&self, message: &Message);
+}
 
 /// Registry of open web chat sockets by conversation.
 #[derive(Clone, Default)]
 pub struct WebchatHub {
     // A std Mutex: it is held only to clone or edit the map, never across an `.await`.
     inner: Arc<Mutex<(u64, HashMap<ConversationId, Tabs>)>>,
+    relay: Arc<std::sync::OnceLock<Arc<dyn WebchatRelay>>>,
 }
 
 /// Removes the registration when the socket handler ends.
@@ -58,7 +68,29 @@ impl WebchatHub {
         }
     }
 
-    /// Pushes a frame to every open page of `conversation`; returns how many received it.
+    /// Sends messages to the other nodes' pages through `relay` from now on (set once, at
+    /// start-up, when several nodes share NATS).
+    pub fn set_relay(&self, relay: Arc<dyn WebchatRelay>) {
+        let _ = self.relay.set(relay);
+    }
+
+    /// Shows `message` on every open page of its conversation, on this node and (through the
+    /// relay) on the others; returns how many pages of this node received it.
+    pub fn deliver_message(&self, message: &Message) -> usize {
+        let local = self.deliver(
+            message.conversation_id,
+            &ServerFrame::Message {
+                message: ChatMessage::from(message),
+            },
+        );
+        if let Some(relay) = self.relay.get() {
+            relay.publish(message);
+        }
+        local
+    }
+
+    /// Pushes a frame to every open page of `conversation` on this node; returns how many
+    /// received it.
     pub fn deliver(&self, conversation: ConversationId, frame: &ServerFrame) -> usize {
         let tabs: Tabs = {
             let guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());

@@ -427,6 +427,23 @@ pub trait Store: Send + Sync + 'static {
     /// Puts a job back to run at `at` after a failure.
     async fn retry_job(&self, id: JobId, at: Timestamp, error: &str) -> StoreResult<()>;
 
+    // ---- named leases (one node at a time) ----
+    /// Takes or renews the lease `name` for `holder` until `now + ttl`: `true` when `holder`
+    /// has it now (it was free, expired, or already `holder`'s), `false` while another holder's
+    /// lease is still running. Atomic: two nodes racing for a free lease never both win.
+    async fn take_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: Timestamp,
+        ttl: std::time::Duration,
+    ) -> StoreResult<bool>;
+    /// Gives the lease `name` up if `holder` has it (a clean shutdown), so another node may
+    /// take it at once instead of waiting for it to expire.
+    async fn release_lease(&self, name: &str, holder: &str) -> StoreResult<()>;
+    /// Who holds the lease `name` at `now` (`None` when free or expired).
+    async fn lease_holder(&self, name: &str, now: Timestamp) -> StoreResult<Option<String>>;
+
     /// Records the outcome of an inbound media download: replaces the `MediaRef` of the
     /// message's `Content::Media` (only that message, only in `tenant`), sets or clears the
     /// message's `failure` (a refused file), deletes `job` when given, and emits

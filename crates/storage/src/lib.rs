@@ -17,7 +17,7 @@
 //! [`accounts`] (tenants, users, sessions), [`channels`] (channels, web chat visitors),
 //! [`ingest`] (the inbound hot path), [`conversations`], [`outbound`] (outbox, delivery
 //! status), [`jobs`], [`events`], [`flows`] (flow definitions, bot sessions and their
-//! timers, records, consent).
+//! timers, records, consent), [`leases`] (one node at a time: receivers).
 
 mod accounts;
 mod channels;
@@ -27,6 +27,7 @@ mod events;
 mod flows;
 mod ingest;
 mod jobs;
+mod leases;
 mod media;
 mod outbound;
 mod rows;
@@ -481,6 +482,22 @@ impl Store for SqlStore {
     }
     async fn retry_job(&self, id: JobId, at: Timestamp, error: &str) -> StoreResult<()> {
         self.retry_job_impl(id, at, error).await
+    }
+
+    async fn take_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: Timestamp,
+        ttl: Duration,
+    ) -> StoreResult<bool> {
+        self.take_lease_impl(name, holder, now, ttl).await
+    }
+    async fn release_lease(&self, name: &str, holder: &str) -> StoreResult<()> {
+        self.release_lease_impl(name, holder).await
+    }
+    async fn lease_holder(&self, name: &str, now: Timestamp) -> StoreResult<Option<String>> {
+        self.lease_holder_impl(name, now).await
     }
     async fn record_media(
         &self,

@@ -153,6 +153,7 @@ contract!(
     sends_recorded_in_one_batch_are_all_recorded_or_none,
     messages_to_conversations_people_own_create_no_job,
     inbound_media_gets_a_download_job_and_its_stored_copy_is_recorded_in_the_tenant,
+    a_named_lease_has_one_holder_until_it_expires_or_is_released,
 );
 
 // ---------------------------------------------------------------- fixtures
@@ -2432,4 +2433,71 @@ async fn inbound_media_gets_a_download_job_and_its_stored_copy_is_recorded_in_th
         .unwrap();
     let reread = s.message(w.tenant.id, message.id).await.unwrap().unwrap();
     assert_eq!(reread.failure, Some(why));
+}
+
+async fn a_named_lease_has_one_holder_until_it_expires_or_is_released(s: SqlStore) {
+    let ttl = Duration::from_secs(10);
+    let name = "signal:channel-1";
+    assert_eq!(
+        s.lease_holder(name, t(0)).await.unwrap(),
+        None,
+        "free at first"
+    );
+    assert!(
+        s.take_lease(name, "node-a", t(0), ttl).await.unwrap(),
+        "a free lease is taken"
+    );
+    assert!(
+        !s.take_lease(name, "node-b", t(5), ttl).await.unwrap(),
+        "a running lease of another node is not"
+    );
+    assert!(
+        s.take_lease(name, "node-a", t(9), ttl).await.unwrap(),
+        "the holder renews it"
+    );
+    assert!(
+        !s.take_lease(name, "node-b", t(15), ttl).await.unwrap(),
+        "the renewal moved the expiry to 19 s"
+    );
+    assert_eq!(
+        s.lease_holder(name, t(15)).await.unwrap().as_deref(),
+        Some("node-a")
+    );
+    assert!(
+        s.take_lease("signal:channel-2", "node-b", t(15), ttl)
+            .await
+            .unwrap(),
+        "leases of other names are independent"
+    );
+
+    // The holder dies: after expiry another node takes over, and the old holder cannot.
+    assert_eq!(s.lease_holder(name, t(19)).await.unwrap(), None, "expired");
+    assert!(
+        s.take_lease(name, "node-b", t(19), ttl).await.unwrap(),
+        "taken over"
+    );
+    assert!(
+        !s.take_lease(name, "node-a", t(20), ttl).await.unwrap(),
+        "the old holder lost it"
+    );
+
+    // Releasing frees it at once; releasing someone else's lease changes nothing.
+    s.release_lease(name, "node-a").await.unwrap();
+    assert_eq!(
+        s.lease_holder(name, t(20)).await.unwrap().as_deref(),
+        Some("node-b")
+    );
+    s.release_lease(name, "node-b").await.unwrap();
+    assert_eq!(s.lease_holder(name, t(20)).await.unwrap(), None);
+    assert!(s.take_lease(name, "node-a", t(20), ttl).await.unwrap());
+
+    // Two nodes racing for a free lease: exactly one wins.
+    let (a, b) = tokio::join!(
+        s.take_lease("race", "node-a", t(30), ttl),
+        s.take_lease("race", "node-b", t(30), ttl)
+    );
+    assert!(
+        a.unwrap() ^ b.unwrap(),
+        "exactly one of two racing nodes holds it"
+    );
 }

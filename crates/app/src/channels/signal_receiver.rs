@@ -37,7 +37,11 @@ impl App {
                     for channel in channels {
                         if running.insert(channel.id) {
                             tracing::info!(channel_id = %channel.id, "starting the Signal receiver");
-                            tasks.spawn(self.clone().receive_signal(channel, shutdown.clone()));
+                            // One node at a time per account (crate::lease).
+                            tasks.spawn(
+                                self.clone()
+                                    .receive_signal_when_leased(channel, shutdown.clone()),
+                            );
                         }
                     }
                 }
@@ -58,7 +62,8 @@ impl App {
         self.wake_signal.notify_one();
     }
 
-    async fn receive_signal(self, channel: Channel, shutdown: CancellationToken) {
+    /// Receives for `channel` until `shutdown`; [`crate::lease`] runs it on one node.
+    pub(crate) async fn receive_signal(self, channel: Channel, shutdown: CancellationToken) {
         let creds: signal::Credentials = match serde_json::from_value(channel.credentials.clone()) {
             Ok(c) => c,
             Err(e) => {

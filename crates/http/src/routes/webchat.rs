@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::json;
 use switchboard_app::App;
 use switchboard_app::services::{ServiceError, Visitor};
-use switchboard_channels::webchat::{self, ChatMessage, ClientFrame, ServerFrame};
+use switchboard_channels::webchat::{self, ClientFrame, ServerFrame};
 use switchboard_core::{ChannelId, ConversationId};
 use tokio::sync::mpsc;
 
@@ -99,12 +99,8 @@ async fn post_message(
         )
         .await?;
     if let Some(m) = &accepted.message {
-        app.webchat.deliver(
-            m.conversation_id,
-            &ServerFrame::Message {
-                message: ChatMessage::from(m),
-            },
-        );
+        // The visitor's open tabs, on any node.
+        app.webchat.deliver_message(m);
     }
     Ok((
         StatusCode::ACCEPTED,
@@ -273,13 +269,8 @@ async fn handle_frame(
                 ));
             }
             if let Some(m) = &acc.message {
-                // Other tabs of the same visitor show the message too.
-                app.webchat.deliver(
-                    acc.conversation_id,
-                    &ServerFrame::Message {
-                        message: ChatMessage::from(m),
-                    },
-                );
+                // Other tabs of the same visitor show the message too, on any node.
+                app.webchat.deliver_message(m);
             }
             Some(ServerFrame::Accepted {
                 client_msg_id,
