@@ -100,6 +100,9 @@ id_type!(
 id_type!(
     /// A business record a flow collected (loan application, promise to pay, order, hand-off).
     RecordId, "record");
+id_type!(
+    /// An API token (its secret is shown once and stored only hashed).
+    ApiTokenId, "api token");
 
 #[cfg(test)]
 mod tests {

@@ -18,6 +18,7 @@ pub mod ids;
 pub mod message;
 pub mod ports;
 pub mod retry;
+pub mod security;
 pub mod tenant;
 pub mod user;
 

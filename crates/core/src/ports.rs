@@ -242,7 +242,7 @@ pub struct WebchatVisitor {
 
 /// The persistence contract. See the module documentation.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: crate::security::SecurityStore + Send + Sync + 'static {
     /// Checks the database answers (`/readyz`).
     async fn ping(&self) -> StoreResult<()>;
 

@@ -17,9 +17,11 @@
 //! [`accounts`] (tenants, users, sessions), [`channels`] (channels, web chat visitors),
 //! [`ingest`] (the inbound hot path), [`conversations`], [`outbound`] (outbox, delivery
 //! status), [`jobs`], [`events`], [`flows`] (flow definitions, bot sessions and their
-//! timers, records, consent), [`leases`] (one node at a time: receivers).
+//! timers, records, consent), [`security`] (audit log, API tokens, login throttling,
+//! session activity, role changes), [`leases`] (one node at a time: receivers).
 
 mod accounts;
+mod audit;
 mod channels;
 mod contacts;
 mod conversations;
@@ -31,7 +33,10 @@ mod leases;
 mod media;
 mod outbound;
 mod rows;
+mod security;
 mod sql;
+mod staff;
+mod tokens;
 
 use std::time::Duration;
 
