@@ -146,6 +146,17 @@ pub struct SessionConfig {
     pub ttl_hours: u32,
     /// Send cookies with `Secure` (set true behind HTTPS; default false for localhost).
     pub secure_cookies: bool,
+    /// Minutes without a request after which a session ends (default 30). `ttl_hours` is
+    /// the absolute lifetime, however active the session is.
+    pub idle_minutes: u32,
+    /// Failed logins within `failure_window_secs` that lock an account (default 5).
+    pub max_failures_per_account: u32,
+    /// Failed logins within `failure_window_secs` that lock a client address (default 20).
+    pub max_failures_per_ip: u32,
+    /// The window failures are counted in, in seconds (default 900).
+    pub failure_window_secs: u64,
+    /// How long a lock lasts, in seconds (default 900); an admin can lift it sooner.
+    pub lockout_secs: u64,
 }
 
 impl Default for Config {
@@ -237,6 +248,11 @@ impl Default for SessionConfig {
         Self {
             ttl_hours: 12,
             secure_cookies: false,
+            idle_minutes: 30,
+            max_failures_per_account: 5,
+            max_failures_per_ip: 20,
+            failure_window_secs: 900,
+            lockout_secs: 900,
         }
     }
 }

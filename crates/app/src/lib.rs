@@ -10,12 +10,16 @@
 //!   customer pages, reached from any node; [`lease`]: work one node does at a time.
 //! - [`flows_runtime`]: runs bot flows for conversations in state `bot` (HTTP calls behind
 //!   an SSRF guard, hand-off, records, consent, timers) and loads flow definitions.
+//! - [`access`]: login throttling and lockout, session expiry, API tokens, role changes;
+//!   [`audit`]: the audit service and chain verification.
 //! - [`auth`]: password hashing and tokens; [`services`]: the use cases the HTTP layer calls
 //!   (login, reply, assign, web chat visitors); [`demo`]: idempotent demo data.
 //!
 //! [`App`] owns the shared state; [`App::start_workers`] runs the background tasks until a
 //! cancellation token fires.
 
+pub mod access;
+pub mod audit;
 pub mod auth;
 pub mod bus;
 pub mod bus_nats;

@@ -38,6 +38,14 @@ pub enum ServiceError {
     /// The customer cannot be reached on this channel (e.g. they blocked the bot).
     #[error("{0}")]
     Unreachable(String),
+    /// Too many failed attempts: refused until the lock ends.
+    #[error("{message}")]
+    Throttled {
+        /// What happened and how to go on.
+        message: String,
+        /// Seconds until the lock ends (`Retry-After`).
+        retry_after_secs: u64,
+    },
     /// Temporarily unable (database down, shutting down): try again.
     #[error("{0}")]
     Unavailable(String),
@@ -130,69 +138,14 @@ pub struct Accepted {
 // A fixed argon2id hash checked when the e-mail is unknown, so that a login for a
 // non-existent account takes as long as one with a wrong password (no user enumeration
 // by timing). Its password is random and unknown.
-const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$2y8CRSgSNuKCsqvbBbX/kz0Hz8Vb5xrEyA8u/RzRWdE";
+pub(crate) const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$2y8CRSgSNuKCsqvbBbX/kz0Hz8Vb5xrEyA8u/RzRWdE";
 
 impl App {
-    /// Checks e-mail and password and opens a session.
-    pub async fn login(&self, email: &str, password: &str) -> ServiceResult<LoggedIn> {
-        let bad = || ServiceError::Unauthorized("wrong e-mail or password".to_string());
-        let found = self
-            .store
-            .user_for_login(&email.trim().to_ascii_lowercase())
-            .await?;
-        let (hash, user) = match found {
-            Some((user, hash)) => (hash, Some(user)),
-            None => (DUMMY_HASH.to_string(), None),
-        };
-        let pw = password.to_string();
-        let ok = tokio::task::spawn_blocking(move || auth::verify_password(&pw, &hash))
-            .await
-            .map_err(|e| anyhow::anyhow!("password check task: {e}"))?;
-        let user = match (ok, user) {
-            (true, Some(u)) => u,
-            _ => return Err(bad()),
-        };
-        let tenant = self
-            .store
-            .tenant(user.tenant_id)
-            .await?
-            .ok_or(ServiceError::NotFound("tenant"))?;
-        let token = auth::random_token();
-        let session = Session {
-            token_hash: auth::token_hash(&token),
-            user_id: user.id,
-            tenant_id: user.tenant_id,
-            csrf_token: auth::random_token(),
-            expires_at: now()
-                + time::Duration::hours(i64::from(self.config.sessions.ttl_hours.max(1))),
-        };
-        self.store.create_session(&session).await?;
-        tracing::info!(user_id = %user.id, tenant_id = %user.tenant_id, "staff login");
-        Ok(LoggedIn {
-            user,
-            tenant,
-            token,
-            csrf_token: session.csrf_token,
-        })
-    }
-
-    /// The staff member behind a session cookie, if the session is live.
-    pub async fn authenticate(&self, token: &str) -> ServiceResult<Option<Staff>> {
-        Ok(self
-            .store
-            .session(&auth::token_hash(token), now())
-            .await?
-            .map(|(session, user)| Staff { user, session }))
-    }
-
-    /// Ends a session.
-    pub async fn logout(&self, token: &str) -> ServiceResult<()> {
-        Ok(self.store.delete_session(&auth::token_hash(token)).await?)
-    }
-
-    /// Creates a staff user after checking e-mail, name and password policy.
-    pub async fn create_user(
+    /// Creates a staff user after checking e-mail, name and password policy, and records
+    /// who created them in the audit log.
+    pub async fn create_user_as(
         &self,
+        actor: &crate::audit::Actor,
         tenant: switchboard_core::TenantId,
         email: &str,
         name: &str,
@@ -224,6 +177,14 @@ impl App {
                 now(),
             )
             .await?;
+        self.audit(
+            tenant,
+            actor,
+            crate::audit::action::USER_CREATE,
+            format!("user:{}", user.id),
+            serde_json::json!({"role": user.role.as_str()}),
+        )
+        .await?;
         Ok(user)
     }
 

@@ -12,6 +12,8 @@ use switchboard_core::Role;
 use switchboard_http::Server;
 use tokio_util::sync::CancellationToken;
 
+mod security;
+
 /// Switchboard: an open-source contact centre for WhatsApp, Telegram, Signal and web chat.
 #[derive(Parser)]
 #[command(name = "switchboard", version, propagate_version = true)]
@@ -43,6 +45,12 @@ enum Command {
     /// Configuration helpers.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// The hash-chained audit log: verify it, list it.
+    #[command(subcommand)]
+    Audit(security::AuditCommand),
+    /// API tokens for integrations (`Authorization: Bearer`).
+    #[command(subcommand)]
+    Tokens(security::TokensCommand),
 }
 
 #[derive(Subcommand)]
@@ -168,6 +176,31 @@ enum UsersCommand {
         /// Print the created user (and generated password) as JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Change a staff member's role (applies from their next request; audited).
+    SetRole {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Tenant slug.
+        #[arg(long)]
+        tenant: String,
+        /// The staff member's login e-mail.
+        #[arg(long)]
+        email: String,
+        /// admin, supervisor or agent.
+        #[arg(long)]
+        role: Role,
+    },
+    /// Lift a login lock (after too many failed logins) now instead of when it runs out.
+    Unlock {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Tenant slug.
+        #[arg(long)]
+        tenant: String,
+        /// The staff member's login e-mail.
+        #[arg(long)]
+        email: String,
     },
     /// List a tenant's staff users.
     List {
@@ -322,6 +355,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             json,
             files,
         }) => flows_load(&store, &tenant, default_flow, channel, json, &files).await,
+        Command::Audit(cmd) => security::audit(cmd).await,
+        Command::Tokens(cmd) => security::tokens(cmd).await,
         Command::Config(ConfigCommand::Example) => {
             print!("{}", Config::example_toml());
             Ok(())
@@ -499,7 +534,14 @@ async fn users(cmd: UsersCommand) -> anyhow::Result<()> {
             let generated = password.is_none();
             let password = password.unwrap_or_else(switchboard_app::auth::random_password);
             let user = app
-                .create_user(t.id, &email, &name, role, &password)
+                .create_user_as(
+                    &switchboard_app::audit::Actor::Cli,
+                    t.id,
+                    &email,
+                    &name,
+                    role,
+                    &password,
+                )
                 .await?;
             if json {
                 let mut v = serde_json::to_value(&user)?;
@@ -519,6 +561,17 @@ async fn users(cmd: UsersCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        UsersCommand::SetRole {
+            store,
+            tenant,
+            email,
+            role,
+        } => security::set_role(store, tenant, email, role).await,
+        UsersCommand::Unlock {
+            store,
+            tenant,
+            email,
+        } => security::unlock(store, tenant, email).await,
         UsersCommand::List {
             store,
             tenant,
@@ -612,6 +665,14 @@ async fn channels(cmd: ChannelsCommand) -> anyhow::Result<()> {
         )
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+    app.audit(
+        t.id,
+        &switchboard_app::audit::Actor::Cli,
+        switchboard_app::audit::action::CHANNEL_ADD,
+        format!("channel:{}", added.channel.id),
+        serde_json::json!({"kind": added.channel.kind.to_string()}),
+    )
+    .await?;
     if json {
         println!(
             "{}",
@@ -707,7 +768,9 @@ async fn flows_load(
         .iter()
         .map(|(n, s)| (n.as_str(), s.as_str()))
         .collect();
-    let saved = app.load_flows(t.id, &refs).await.map_err(|e| {
+    let saved = app
+        .load_flows_as(&switchboard_app::audit::Actor::Cli, t.id, &refs)
+        .await.map_err(|e| {
         anyhow::anyhow!("{e} (run `switchboard flows check FILE…` for every problem with its line)")
     })?;
     let mut channel_set = None;

@@ -19,6 +19,8 @@ pub struct ApiError {
     pub code: &'static str,
     /// Human-readable explanation.
     pub message: String,
+    /// Seconds to send in `Retry-After` (429 answers).
+    pub retry_after_secs: Option<u64>,
 }
 
 impl ApiError {
@@ -28,6 +30,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after_secs: None,
         }
     }
 
@@ -63,7 +66,15 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = Json(json!({"error": {"code": self.code, "message": self.message}}));
-        (self.status, body).into_response()
+        match self.retry_after_secs {
+            Some(secs) => (
+                self.status,
+                [(axum::http::header::RETRY_AFTER, secs.to_string())],
+                body,
+            )
+                .into_response(),
+            None => (self.status, body).into_response(),
+        }
     }
 }
 
@@ -85,6 +96,13 @@ impl From<ServiceError> for ApiError {
             ServiceError::Unreachable(m) => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "recipient_unreachable", m)
             }
+            ServiceError::Throttled {
+                message,
+                retry_after_secs,
+            } => ApiError {
+                retry_after_secs: Some(retry_after_secs),
+                ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", message)
+            },
             ServiceError::Unavailable(m) => {
                 tracing::warn!(error = %m, "service unavailable");
                 ApiError::new(

@@ -43,6 +43,7 @@ pub fn router(app: App) -> Router {
         .merge(routes::media::router())
         .merge(routes::demo::router())
         .merge(routes::users::router())
+        .merge(routes::security::router())
         .merge(routes::channels::router())
         .merge(routes::hooks::router())
         .merge(routes::events::router())

@@ -21,6 +21,18 @@ impl App {
         tenant: TenantId,
         sources: &[(&str, &str)],
     ) -> ServiceResult<Vec<SavedFlow>> {
+        self.load_flows_as(&crate::audit::Actor::System, tenant, sources)
+            .await
+    }
+
+    /// [`App::load_flows`] on behalf of `actor`, recorded in the audit log as
+    /// `config.flow_load` with the flow ids stored.
+    pub async fn load_flows_as(
+        &self,
+        actor: &crate::audit::Actor,
+        tenant: TenantId,
+        sources: &[(&str, &str)],
+    ) -> ServiceResult<Vec<SavedFlow>> {
         let mut lib = FlowLibrary::default();
         for stored in self.store.flows(tenant).await? {
             if let Ok(def) = parse_flow(&stored.source) {
@@ -50,6 +62,18 @@ impl App {
             saved.push(self.store.save_flow(tenant, &id, src, now()).await?);
         }
         self.flows.invalidate(tenant);
+        let ids: Vec<serde_json::Value> = saved
+            .iter()
+            .map(|s| serde_json::json!({"id": s.flow.flow_id, "version": s.flow.version, "changed": s.created}))
+            .collect();
+        self.audit(
+            tenant,
+            actor,
+            crate::audit::action::FLOW_LOAD,
+            format!("tenant:{tenant}"),
+            serde_json::json!({"flows": ids}),
+        )
+        .await?;
         Ok(saved)
     }
 

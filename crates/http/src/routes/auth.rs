@@ -11,7 +11,7 @@ use serde_json::json;
 use switchboard_app::App;
 
 use crate::error::ApiError;
-use crate::extract::{ApiJson, SESSION_COOKIE, StaffAuth};
+use crate::extract::{ApiJson, ClientIp, SESSION_COOKIE, StaffAuth};
 
 /// Auth routes.
 pub fn router() -> Router<App> {
@@ -42,11 +42,15 @@ fn session_cookie(app: &App, value: String, max_age_secs: i64) -> String {
 /// `POST /api/v1/auth/login`
 /// - Sets the `sb_session` cookie (HttpOnly, SameSite=Lax) and returns the CSRF token.
 /// - Wrong e-mail and wrong password answer the same 401, in the same time.
+/// - 429 `too_many_attempts` with `Retry-After` once an account or client address is locked
+///   (`sessions.max_failures_per_account` / `max_failures_per_ip` failures within
+///   `failure_window_secs`); the lock ends after `lockout_secs` or when an admin lifts it.
 async fn login(
     State(app): State<App>,
+    ClientIp(ip): ClientIp,
     ApiJson(body): ApiJson<LoginBody>,
 ) -> Result<Response, ApiError> {
-    let done = app.login(&body.email, &body.password).await?;
+    let done = app.login_from(&body.email, &body.password, ip).await?;
     let max_age = i64::from(app.config.sessions.ttl_hours.max(1)) * 3600;
     let cookie = session_cookie(&app, done.token, max_age);
     Ok((
@@ -57,8 +61,15 @@ async fn login(
 }
 
 /// `POST /api/v1/auth/logout`: ends the session and clears the cookie.
+/// - 400 `not_a_session` for an API token: revoke tokens with `DELETE /api/v1/tokens/{id}`.
 async fn logout(State(app): State<App>, auth: StaffAuth) -> Result<Response, ApiError> {
-    app.logout(&auth.token).await?;
+    if auth.api_token.is_some() {
+        return Err(ApiError::bad_request(
+            "not_a_session",
+            "logout ends browser sessions; revoke an API token with DELETE /api/v1/tokens/{id}",
+        ));
+    }
+    app.logout(&auth.user, &auth.token).await?;
     let cookie = session_cookie(&app, String::new(), 0);
     Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response())
 }

@@ -78,5 +78,13 @@ async fn add(
             },
         )
         .await?;
+    app.audit(
+        auth.user.tenant_id,
+        &auth.actor,
+        switchboard_app::audit::action::CHANNEL_ADD,
+        format!("channel:{}", added.channel.id),
+        json!({"kind": added.channel.kind.to_string()}),
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(added)))
 }

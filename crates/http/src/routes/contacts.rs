@@ -37,7 +37,17 @@ async fn show(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let id = parse_id(&id)?;
-    Ok(Json(app.contact_overview(&auth.user, id).await?))
+    let overview = app.contact_overview(&auth.user, id).await?;
+    // Recorded before the data leaves: a view that cannot be audited is not served.
+    app.audit(
+        auth.user.tenant_id,
+        &auth.actor,
+        switchboard_app::audit::action::CONTACT_VIEW,
+        format!("contact:{id}"),
+        serde_json::json!({}),
+    )
+    .await?;
+    Ok(Json(overview))
 }
 
 #[derive(Deserialize)]
@@ -60,5 +70,14 @@ async fn merge(
 ) -> Result<impl IntoResponse, ApiError> {
     let id = parse_id(&id)?;
     let other = parse_id(&body.other)?;
-    Ok(Json(app.merge_contacts(&auth.user, id, other).await?))
+    let merged = app.merge_contacts(&auth.user, id, other).await?;
+    app.audit(
+        auth.user.tenant_id,
+        &auth.actor,
+        switchboard_app::audit::action::CONTACT_MERGE,
+        format!("contact:{id}"),
+        serde_json::json!({"merged": format!("contact:{other}")}),
+    )
+    .await?;
+    Ok(Json(merged))
 }

@@ -187,6 +187,15 @@ async fn messages(
         )
         .await
         .map_err(ServiceError::from)?;
+    // Message text is contact data: record the view before it leaves.
+    app.audit(
+        auth.user.tenant_id,
+        &auth.actor,
+        switchboard_app::audit::action::CONVERSATION_VIEW,
+        format!("conversation:{id}"),
+        json!({"messages": messages.len()}),
+    )
+    .await?;
     Ok(Json(json!({"messages": messages})))
 }
 

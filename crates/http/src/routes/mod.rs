@@ -10,5 +10,6 @@ pub mod events;
 pub mod health;
 pub mod hooks;
 pub mod media;
+pub mod security;
 pub mod users;
 pub mod webchat;

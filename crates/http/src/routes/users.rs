@@ -1,22 +1,25 @@
 //! Staff user management.
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, patch, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 use switchboard_app::App;
 use switchboard_app::services::ServiceError;
-use switchboard_core::Role;
+use switchboard_core::{Role, UserId};
 
 use crate::error::ApiError;
 use crate::extract::{ApiJson, StaffAuth};
 
 /// User routes.
 pub fn router() -> Router<App> {
-    Router::new().route("/api/v1/users", get(list).post(create))
+    Router::new()
+        .route("/api/v1/users", get(list).post(create))
+        .route("/api/v1/users/{id}", patch(update))
+        .route("/api/v1/users/{id}/unlock", post(unlock))
 }
 
 /// `GET /api/v1/users`: the tenant's staff (supervisors and admins).
@@ -52,7 +55,8 @@ async fn create(
         .parse()
         .map_err(|m: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", m))?;
     let user = app
-        .create_user(
+        .create_user_as(
+            &auth.actor,
             auth.user.tenant_id,
             &body.email,
             &body.name,
@@ -69,4 +73,52 @@ async fn create(
             other => other.into(),
         })?;
     Ok((StatusCode::CREATED, Json(json!({"user": user}))))
+}
+
+fn parse_user_id(id: &str) -> Result<UserId, ApiError> {
+    id.parse()
+        .map_err(|e: switchboard_core::InvalidId| ApiError::bad_request("invalid_id", e.to_string()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateUserBody {
+    role: String,
+}
+
+/// `PATCH /api/v1/users/{id} {"role": "supervisor"}` (admins): changes a staff member's role.
+/// - Applies from the user's next request (sessions and tokens read the current role).
+/// - 403 for your own role (ask another admin); 404 for unknown or another tenant's ids.
+/// - Recorded in the audit log as `user.role_change` with the old and new role.
+async fn update(
+    State(app): State<App>,
+    auth: StaffAuth,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<UpdateUserBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    auth.require(Role::Admin)?;
+    let id = parse_user_id(&id)?;
+    let role: Role = body
+        .role
+        .parse()
+        .map_err(|m: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", m))?;
+    let user = app
+        .change_role(&auth.actor, auth.user.tenant_id, id, role)
+        .await?;
+    Ok(Json(json!({"user": user})))
+}
+
+/// `POST /api/v1/users/{id}/unlock` (admins): lifts a login lock on the account now instead
+/// of when it runs out. Recorded in the audit log as `auth.unlock`.
+async fn unlock(
+    State(app): State<App>,
+    auth: StaffAuth,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    auth.require(Role::Admin)?;
+    let id = parse_user_id(&id)?;
+    let user = app
+        .unlock_account(&auth.actor, auth.user.tenant_id, id)
+        .await?;
+    Ok(Json(json!({"user": user, "unlocked": true})))
 }
