@@ -1,0 +1,754 @@
+//! `app::privacy`: the customer's privacy rights from the chat itself, erasure and export for
+//! staff, and the retention purge timer.
+//!
+//! - Chat commands ([`Privacy::handle_command`]): the job worker asks here first for every
+//!   customer message job, in EVERY conversation state (ingest commits a job for a short
+//!   text to a queued/assigned conversation too when it is one of these words). STOP opts
+//!   out (an `opted_out` consent with the customer's words, confirmed; a bot conversation
+//!   ends), START opts in again, "my data" answers with a summary of what is held, "forget
+//!   me" asks yes/no and then erases (self-service) or files a request staff decide on.
+//! - Consent rule: an opt-out stops proactive messages (`privacy::is_proactive`: bulk lane,
+//!   templates) on that channel; the sender refuses them ([`crate::sender`]), whoever queued
+//!   them. A reply to a customer who wrote is service and still goes out.
+//! - Erasure ([`Privacy::erase`]): one store transaction deletes the contact everywhere and
+//!   leaves a tombstone; then the media files go. An approved customer request becomes an
+//!   `erase_contact` job that waits until the customer's last notice has left the outbox.
+//! - Retention ([`Privacy::run_purge`]): the `retention_purge` job (one per tenant, re-armed
+//!   after each run) deletes in bounded batches and stores a report.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use switchboard_core::ports::{
+    ConsentStatus, Decision, ErasureChange, Job, JobKind, Lane, NewConsent, NewOutbound,
+    PrivacyEffects, Store,
+};
+use switchboard_core::privacy::{
+    Erasure, ErasureStatus, PrivacyCommand, PrivacySettings, RetentionRun,
+};
+use switchboard_core::{
+    ContactId, Content, ConversationState, Event, JobId, Sender, TenantId, Timestamp,
+};
+
+use crate::cache::TtlCache;
+use crate::media::MediaStore;
+use crate::now;
+
+/// Confirmation of an opt-out.
+pub const OPTED_OUT_REPLY: &str = "You have opted out: we will send you no more marketing or other messages you did not ask for on this channel. Replies to your own messages still come. Type START to opt in again.";
+/// Confirmation of an opt-in.
+pub const OPTED_IN_REPLY: &str = "You have opted in again: we may send you updates on this channel. Type STOP at any time to opt out.";
+/// Asked after "forget me".
+pub const CONFIRM_ERASURE: &str = "Do you want us to erase everything we hold about you (your messages, contact details and records)? This cannot be undone. Reply YES to confirm or NO to keep your data.";
+/// Said when the erasure runs at once (self-service).
+pub const ERASING_NOW: &str = "Confirmed. We are erasing your data now; this is the last message you will receive from us in this chat.";
+/// Said when staff must approve the erasure.
+pub const ERASURE_FILED: &str = "Confirmed. Your erasure request was passed to our team; we will tell you here when it has been decided.";
+/// Said when the customer answered no.
+pub const ERASURE_CANCELLED: &str = "Nothing was erased; your request is cancelled.";
+/// Said when staff approved the request.
+pub const ERASURE_APPROVED: &str = "Your erasure request was approved. We are erasing your data now; this is the last message you will receive from us in this chat.";
+
+/// Rows per table deleted in one purge transaction.
+const PURGE_BATCH: u32 = 500;
+/// Most purge transactions in one run (the next run continues).
+const PURGE_MAX_BATCHES: u64 = 200;
+/// How long an erasure job waits for the customer's last notice to leave the outbox.
+const ERASE_WAIT_ATTEMPTS: i32 = 30;
+
+/// Privacy use cases over the store, shared by the job worker and the HTTP layer.
+pub struct Privacy {
+    store: Arc<dyn Store>,
+    settings: TtlCache<TenantId, PrivacySettings>,
+    media: MediaStore,
+}
+
+impl Privacy {
+    /// Builds it over a store and the media store whose files erasure and purges delete.
+    pub fn new(store: Arc<dyn Store>, media: MediaStore) -> Self {
+        Self {
+            store,
+            settings: TtlCache::new(Some(Duration::from_secs(5)), 10_000),
+            media,
+        }
+    }
+
+    /// The tenant's privacy settings (cached for a few seconds per node).
+    pub async fn settings(&self, tenant: TenantId) -> anyhow::Result<PrivacySettings> {
+        if let Some(s) = self.settings.get(&tenant) {
+            return Ok(s);
+        }
+        let s = self.store.privacy_settings(tenant).await?;
+        self.settings.put(tenant, s.clone());
+        Ok(s)
+    }
+
+    /// Validates and saves the tenant's settings.
+    pub async fn save_settings(
+        &self,
+        tenant: TenantId,
+        settings: &PrivacySettings,
+    ) -> Result<(), crate::services::ServiceError> {
+        settings
+            .validate()
+            .map_err(crate::services::ServiceError::Invalid)?;
+        self.store
+            .set_privacy_settings(tenant, settings, now())
+            .await?;
+        self.settings.put(tenant, settings.clone());
+        Ok(())
+    }
+
+    /// Answers a customer message job when its text is a privacy command: commits the
+    /// answer, consent and request changes with the job's completion, and returns the events.
+    /// `None`: not a command (the job goes on to the bot or the welcome message).
+    pub async fn handle_command(&self, job: &Job) -> anyhow::Result<Option<Vec<Event>>> {
+        let JobKind::ProcessInbound {
+            conversation_id,
+            message_id,
+            ..
+        } = &job.kind
+        else {
+            return Ok(None);
+        };
+        let tenant = job.tenant_id;
+        let Some(message) = self.store.message(tenant, *message_id).await? else {
+            return Ok(None);
+        };
+        let Content::Text { body } = &message.content else {
+            return Ok(None);
+        };
+        if body.trim().chars().count() > switchboard_core::privacy::MAX_COMMAND_CHARS {
+            return Ok(None);
+        }
+        let settings = self.settings(tenant).await?;
+        // Cheap check first: most messages are no command at all.
+        if settings.command(body, true).is_none() {
+            return Ok(None);
+        }
+        let conv = self
+            .store
+            .conversation(tenant, *conversation_id)
+            .await?
+            .with_context(|| format!("conversation {conversation_id} is gone"))?;
+        let contact = conv.conversation.contact_id;
+        let open = self.store.open_erasure_request(tenant, contact).await?;
+        let awaiting = open
+            .as_ref()
+            .is_some_and(|r| r.status == ErasureStatus::Confirming);
+        let Some((command, _lang)) = settings.command(body, awaiting) else {
+            return Ok(None);
+        };
+        let state = conv.conversation.state;
+        let source = format!("chat:{}", conv.channel_kind.as_str());
+        let mut effects = PrivacyEffects {
+            completes_job: true,
+            ..PrivacyEffects::default()
+        };
+        let mut new_state = None;
+        let reply = match command {
+            PrivacyCommand::OptOut => {
+                effects.consents.push(NewConsent {
+                    status: ConsentStatus::OptedOut,
+                    source,
+                    wording: Some(body.clone()),
+                });
+                // The bot stops too (as a flow's own "stop" did); people keep the
+                // conversation they are in.
+                if state == ConversationState::Bot {
+                    new_state = Some(ConversationState::Resolved);
+                }
+                OPTED_OUT_REPLY.to_string()
+            }
+            PrivacyCommand::OptIn => {
+                effects.consents.push(NewConsent {
+                    status: ConsentStatus::OptedIn,
+                    source,
+                    wording: Some(body.clone()),
+                });
+                OPTED_IN_REPLY.to_string()
+            }
+            PrivacyCommand::MyData => self.summary(tenant, contact).await?,
+            PrivacyCommand::ForgetMe => match &open {
+                Some(r) => format!(
+                    "You already asked us to erase your data (request status: {}). {}",
+                    r.status.as_str(),
+                    if r.status == ErasureStatus::Confirming {
+                        "Reply YES to confirm or NO to keep your data."
+                    } else {
+                        "We will tell you here when it is done."
+                    }
+                ),
+                None => {
+                    effects.erasure = Some(ErasureChange::Open {
+                        status: ErasureStatus::Confirming,
+                        source,
+                    });
+                    CONFIRM_ERASURE.to_string()
+                }
+            },
+            PrivacyCommand::Yes | PrivacyCommand::No => {
+                let Some(r) = open else { return Ok(None) };
+                let yes = command == PrivacyCommand::Yes;
+                let to = match (yes, settings.self_service_erasure) {
+                    (false, _) => ErasureStatus::Cancelled,
+                    (true, true) => ErasureStatus::Approved,
+                    (true, false) => ErasureStatus::Pending,
+                };
+                if to == ErasureStatus::Approved {
+                    effects.jobs.push((
+                        JobKind::EraseContact {
+                            contact_id: contact,
+                            request_id: r.id.clone(),
+                        },
+                        now(),
+                    ));
+                }
+                effects.erasure = Some(ErasureChange::Set {
+                    id: r.id,
+                    from: ErasureStatus::Confirming,
+                    to,
+                    by: None,
+                    note: None,
+                });
+                match to {
+                    ErasureStatus::Cancelled => ERASURE_CANCELLED,
+                    ErasureStatus::Approved => ERASING_NOW,
+                    _ => ERASURE_FILED,
+                }
+                .to_string()
+            }
+        };
+        let decision = Decision {
+            job_id: job.id,
+            tenant_id: tenant,
+            conversation_id: *conversation_id,
+            new_state,
+            outbound: vec![NewOutbound {
+                sender: Sender::System,
+                content: Content::text(reply),
+                lane: Lane::Live,
+            }],
+        };
+        let events = self
+            .store
+            .apply_privacy_decision(decision, effects, now())
+            .await?;
+        Ok(Some(events))
+    }
+
+    /// The "my data" answer: what the business holds about the contact, in a few lines.
+    pub async fn summary(&self, tenant: TenantId, contact: ContactId) -> anyhow::Result<String> {
+        let export = self.store.export_contact(tenant, contact, now()).await?;
+        let business = self
+            .store
+            .tenant(tenant)
+            .await?
+            .map_or_else(|| "We".to_string(), |t| t.name);
+        let mut lines = vec![format!("Here is what {business} holds about you:")];
+        lines.push(format!(
+            "- Name: {}",
+            export.contact.display_name.as_deref().unwrap_or("(none)")
+        ));
+        let addresses: Vec<String> = export
+            .identities
+            .iter()
+            .map(|i| match &i.phone {
+                Some(p) => format!("{} ({})", i.kind.as_str(), mask_phone(p)),
+                None => i.kind.as_str().to_string(),
+            })
+            .collect();
+        lines.push(format!("- Channels: {}", addresses.join(", ")));
+        let inbound = export
+            .messages
+            .iter()
+            .filter(|m| m.direction == switchboard_core::Direction::Inbound)
+            .count();
+        lines.push(format!(
+            "- Conversations: {}; messages: {} (you sent {}, we sent {})",
+            export.conversations.len(),
+            export.messages.len(),
+            inbound,
+            export.messages.len() - inbound
+        ));
+        let mut latest: std::collections::BTreeMap<String, (String, Timestamp)> =
+            Default::default();
+        for c in &export.consents {
+            latest.insert(
+                c.channel_id.to_string(),
+                (c.status.as_str().replace('_', " "), c.at),
+            );
+        }
+        if latest.is_empty() {
+            lines.push("- Consent: none recorded".into());
+        } else {
+            let list: Vec<String> = latest
+                .values()
+                .map(|(s, at)| format!("{s} since {}", at.date()))
+                .collect();
+            lines.push(format!("- Consent: {}", list.join("; ")));
+        }
+        let mut kinds: std::collections::BTreeMap<&str, usize> = Default::default();
+        for r in &export.records {
+            *kinds.entry(r.kind.as_str()).or_default() += 1;
+        }
+        if kinds.is_empty() {
+            lines.push("- Records: none".into());
+        } else {
+            let list: Vec<String> = kinds
+                .iter()
+                .map(|(k, n)| format!("{n} {}", k.replace('_', " ")))
+                .collect();
+            lines.push(format!("- Records: {}", list.join(", ")));
+        }
+        let r = export.retention;
+        lines.push(match r.messages_days {
+            Some(d) => format!("- We keep messages for {d} days."),
+            None => "- We keep messages until you ask us to erase them.".into(),
+        });
+        lines.push(
+            "Type \"forget me\" to ask us to erase it; staff can also send you a full copy (JSON)."
+                .into(),
+        );
+        Ok(lines.join("\n"))
+    }
+
+    /// Erases a contact everywhere, then deletes its media files. `reason` is kept on the
+    /// tombstone (`admin`, `customer_request`, `self_service`, `cli`).
+    pub async fn erase(
+        &self,
+        tenant: TenantId,
+        contact: ContactId,
+        reason: &str,
+        request: Option<&str>,
+    ) -> Result<Erasure, switchboard_core::ports::StoreError> {
+        let erasure = self
+            .store
+            .erase_contact(tenant, contact, reason, request, now())
+            .await?;
+        self.delete_files(&erasure.media_keys).await;
+        Ok(erasure)
+    }
+
+    async fn delete_files(&self, keys: &[String]) -> u64 {
+        let mut n = 0;
+        for key in keys {
+            let Some(path) = self.media.path_of(key) else {
+                tracing::warn!("skipping a media key that is not a store path");
+                continue;
+            };
+            match tokio::fs::remove_file(&path).await {
+                Ok(()) => n += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => tracing::error!(error = %e, "could not delete an erased media file"),
+            }
+        }
+        n
+    }
+
+    /// Runs an `erase_contact` job: waits (by rescheduling itself) until the customer's last
+    /// notice has left the outbox, then erases. The erasure deletes the job itself.
+    pub async fn run_erase_job(&self, job: &Job) -> anyhow::Result<()> {
+        let JobKind::EraseContact {
+            contact_id,
+            request_id,
+        } = &job.kind
+        else {
+            anyhow::bail!("not an erasure job");
+        };
+        let tenant = job.tenant_id;
+        let pending = self
+            .store
+            .pending_outbox_for_contact(tenant, *contact_id)
+            .await?;
+        if pending > 0 && job.attempts < ERASE_WAIT_ATTEMPTS {
+            self.store
+                .retry_job(
+                    job.id,
+                    now() + Duration::from_secs(1),
+                    "waiting for the customer's last notice to be sent",
+                )
+                .await?;
+            return Ok(());
+        }
+        let request = self.store.erasure_request(tenant, request_id).await?;
+        let reason = match request.and_then(|r| r.decided_by) {
+            Some(_) => "customer_request",
+            None => "self_service",
+        };
+        match self
+            .erase(tenant, *contact_id, reason, Some(request_id))
+            .await
+        {
+            Ok(_) => Ok(()),
+            // Erased meanwhile (e.g. by an admin): nothing left to do but drop the job.
+            Err(switchboard_core::ports::StoreError::NotFound(_)) => {
+                self.store.cancel_job(tenant, job.id).await?;
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Runs the tenant's `retention_purge` job: purges and re-arms it.
+    pub async fn run_purge_job(&self, job: &Job) -> anyhow::Result<RetentionRun> {
+        self.run_purge(job.tenant_id, Some(job.id)).await
+    }
+
+    /// Deletes what the tenant's retention periods no longer allow, in bounded batches,
+    /// deletes the files, stores the report and re-arms the timer.
+    pub async fn run_purge(
+        &self,
+        tenant: TenantId,
+        job: Option<JobId>,
+    ) -> anyhow::Result<RetentionRun> {
+        let settings = self.store.privacy_settings(tenant).await?;
+        let policy = settings.retention;
+        let started = now();
+        let mut cursor = self
+            .store
+            .retention_runs(tenant, 1)
+            .await?
+            .into_iter()
+            .next()
+            .and_then(|r| r.media_cursor);
+        let mut run = RetentionRun {
+            id: uuid::Uuid::now_v7().to_string(),
+            tenant_id: tenant,
+            started_at: started,
+            finished_at: started,
+            policy,
+            messages_deleted: 0,
+            media_deleted: 0,
+            conversations_deleted: 0,
+            batches: 0,
+            media_cursor: cursor.clone(),
+        };
+        if policy.is_active() {
+            loop {
+                let step = self
+                    .store
+                    .purge_step(tenant, &policy, started, PURGE_BATCH, cursor.as_deref())
+                    .await?;
+                run.batches += 1;
+                run.messages_deleted += step.messages_deleted;
+                run.conversations_deleted += step.conversations_deleted;
+                run.media_deleted += self.delete_files(&step.media_keys).await;
+                cursor = step.media_cursor;
+                if !step.more || run.batches >= PURGE_MAX_BATCHES {
+                    break;
+                }
+                // Let other writers take SQLite's write lock between batches.
+                tokio::task::yield_now().await;
+            }
+        }
+        run.media_cursor = cursor;
+        run.finished_at = now();
+        let next = run.finished_at
+            + Duration::from_secs(u64::from(settings.purge_interval_minutes.max(1)) * 60);
+        self.store.finish_retention_run(&run, job, next).await?;
+        tracing::info!(
+            tenant = %tenant,
+            messages = run.messages_deleted,
+            conversations = run.conversations_deleted,
+            media = run.media_deleted,
+            "retention purge finished"
+        );
+        Ok(run)
+    }
+}
+
+/// `+27 •••• 4567`: enough for the customer to recognise, little for a shoulder-surfer.
+fn mask_phone(phone: &str) -> String {
+    let digits: Vec<char> = phone.chars().filter(char::is_ascii_digit).collect();
+    if digits.len() < 6 {
+        return "••••".into();
+    }
+    let head: String = digits[..2].iter().collect();
+    let tail: String = digits[digits.len() - 4..].iter().collect();
+    format!("+{head} •••• {tail}")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn phones_are_masked_in_the_chat_summary() {
+        assert_eq!(super::mask_phone("+27 82 555 1234"), "+27 •••• 1234");
+        assert_eq!(super::mask_phone("123"), "••••");
+    }
+}
+
+/// What [`crate::App`] offers staff (HTTP and CLI) for privacy.
+pub mod staff {
+    use switchboard_core::ports::{
+        ConsentStatus, ContactExport, Decision, ErasureChange, JobKind, Lane, NewConsent,
+        NewOutbound, PrivacyEffects,
+    };
+    use switchboard_core::privacy::{
+        ContactTombstone, Erasure, ErasureRequest, ErasureStatus, PrivacySettings, RetentionRun,
+    };
+    use switchboard_core::{
+        ChannelId, ContactId, Content, ConversationId, JobId, Role, Sender, TenantId, User,
+    };
+
+    use crate::services::{ServiceError, ServiceResult};
+    use crate::{App, now};
+
+    fn require(staff: &User, role: Role, what: &str) -> ServiceResult<()> {
+        if staff.role >= role {
+            Ok(())
+        } else {
+            Err(ServiceError::Forbidden(format!(
+                "{what} needs the {} role",
+                role.as_str()
+            )))
+        }
+    }
+
+    impl App {
+        /// Refuses a proactive message (bulk lane or template, `privacy::is_proactive`) to a
+        /// conversation whose contact opted out on its channel, with a clear `Conflict`.
+        /// Campaign and flow starts call this before queuing; the sender checks again.
+        pub async fn ensure_proactive_allowed(
+            &self,
+            conversation: ConversationId,
+            lane: Lane,
+            content: &Content,
+        ) -> ServiceResult<()> {
+            if !super::privacy_is_proactive(lane, content) {
+                return Ok(());
+            }
+            if self
+                .store
+                .opted_out_conversations(&[conversation])
+                .await?
+                .is_empty()
+            {
+                Ok(())
+            } else {
+                Err(ServiceError::Conflict(
+                    "this customer opted out of proactive messages on this channel (they typed STOP); templates, campaigns and flow starts are refused until they type START".into(),
+                ))
+            }
+        }
+
+        /// The tenant's privacy settings (any staff may read them).
+        pub async fn privacy_settings(&self, staff: &User) -> ServiceResult<PrivacySettings> {
+            Ok(self.store.privacy_settings(staff.tenant_id).await?)
+        }
+
+        /// Replaces the tenant's privacy settings (admins).
+        pub async fn set_privacy_settings(
+            &self,
+            staff: &User,
+            settings: PrivacySettings,
+        ) -> ServiceResult<PrivacySettings> {
+            require(staff, Role::Admin, "changing privacy settings")?;
+            self.privacy
+                .save_settings(staff.tenant_id, &settings)
+                .await?;
+            Ok(settings)
+        }
+
+        /// Records consent given or withdrawn outside the chat (a signed form, a call).
+        pub async fn record_consent(
+            &self,
+            staff: &User,
+            contact: ContactId,
+            channel: ChannelId,
+            status: ConsentStatus,
+            wording: Option<String>,
+        ) -> ServiceResult<switchboard_core::ports::Consent> {
+            require(staff, Role::Supervisor, "recording consent")?;
+            Ok(self
+                .store
+                .record_consent(
+                    staff.tenant_id,
+                    contact,
+                    channel,
+                    NewConsent {
+                        status,
+                        source: format!("staff:{}", staff.id),
+                        wording,
+                    },
+                    now(),
+                )
+                .await?)
+        }
+
+        /// A contact's consent history.
+        pub async fn consent_history(
+            &self,
+            staff: &User,
+            contact: ContactId,
+        ) -> ServiceResult<Vec<switchboard_core::ports::Consent>> {
+            if self
+                .store
+                .contact(staff.tenant_id, contact)
+                .await?
+                .is_none()
+            {
+                return Err(ServiceError::NotFound("contact"));
+            }
+            Ok(self.store.consents(staff.tenant_id, contact).await?)
+        }
+
+        /// Everything held about one contact (supervisors and admins).
+        pub async fn export_contact(
+            &self,
+            staff: &User,
+            contact: ContactId,
+        ) -> ServiceResult<ContactExport> {
+            require(staff, Role::Supervisor, "exporting a contact")?;
+            Ok(self
+                .store
+                .export_contact(staff.tenant_id, contact, now())
+                .await?)
+        }
+
+        /// Erases a contact at once (admins), leaving a tombstone.
+        pub async fn erase_contact(
+            &self,
+            staff: &User,
+            contact: ContactId,
+        ) -> ServiceResult<Erasure> {
+            require(staff, Role::Admin, "erasing a contact")?;
+            Ok(self
+                .privacy
+                .erase(staff.tenant_id, contact, "admin", None)
+                .await?)
+        }
+
+        /// Erasure requests of the tenant, newest first.
+        pub async fn erasure_requests(
+            &self,
+            staff: &User,
+            status: Option<ErasureStatus>,
+        ) -> ServiceResult<Vec<ErasureRequest>> {
+            require(staff, Role::Supervisor, "reading erasure requests")?;
+            Ok(self
+                .store
+                .erasure_requests(staff.tenant_id, status, 200)
+                .await?)
+        }
+
+        /// Approves (the customer is told, then erased by a job) or denies (the customer is
+        /// told why) a pending request. Admins only.
+        pub async fn decide_erasure(
+            &self,
+            staff: &User,
+            id: &str,
+            approve: bool,
+            note: Option<String>,
+        ) -> ServiceResult<ErasureRequest> {
+            require(staff, Role::Admin, "deciding an erasure request")?;
+            let tenant = staff.tenant_id;
+            let request = self
+                .store
+                .erasure_request(tenant, id)
+                .await?
+                .ok_or(ServiceError::NotFound("erasure request"))?;
+            if request.status != ErasureStatus::Pending {
+                return Err(ServiceError::Conflict(format!(
+                    "this request is {}, not pending; only pending requests can be decided",
+                    request.status.as_str()
+                )));
+            }
+            if !approve && note.as_deref().is_none_or(|n| n.trim().is_empty()) {
+                return Err(ServiceError::Invalid(
+                    "a denial needs a `note`: the reason the customer is told (e.g. a legal duty to keep loan records)".into(),
+                ));
+            }
+            let conversation = self
+                .store
+                .contact_conversations(tenant, request.contact_id)
+                .await?
+                .into_iter()
+                .next()
+                .ok_or(ServiceError::NotFound("contact"))?;
+            let (to, text, jobs) = if approve {
+                (
+                    ErasureStatus::Approved,
+                    super::ERASURE_APPROVED.to_string(),
+                    vec![(
+                        JobKind::EraseContact {
+                            contact_id: request.contact_id,
+                            request_id: request.id.clone(),
+                        },
+                        now(),
+                    )],
+                )
+            } else {
+                (
+                    ErasureStatus::Denied,
+                    format!(
+                        "Your erasure request was declined: {}",
+                        note.as_deref().unwrap_or_default().trim()
+                    ),
+                    Vec::new(),
+                )
+            };
+            let decision = Decision {
+                job_id: JobId::new_at(0),
+                tenant_id: tenant,
+                conversation_id: conversation.conversation.id,
+                new_state: None,
+                outbound: vec![NewOutbound {
+                    sender: Sender::System,
+                    content: Content::text(text),
+                    lane: Lane::Live,
+                }],
+            };
+            let effects = PrivacyEffects {
+                erasure: Some(ErasureChange::Set {
+                    id: request.id.clone(),
+                    from: ErasureStatus::Pending,
+                    to,
+                    by: Some(staff.id),
+                    note,
+                }),
+                jobs,
+                ..PrivacyEffects::default()
+            };
+            let events = self
+                .store
+                .apply_privacy_decision(decision, effects, now())
+                .await?;
+            self.bus.publish(&events);
+            self.wake_sender();
+            self.wake_jobs();
+            self.store
+                .erasure_request(tenant, id)
+                .await?
+                .ok_or(ServiceError::NotFound("erasure request"))
+        }
+
+        /// Anonymised tombstones of erased contacts.
+        pub async fn tombstones(&self, staff: &User) -> ServiceResult<Vec<ContactTombstone>> {
+            require(staff, Role::Supervisor, "reading erasure tombstones")?;
+            Ok(self.store.tombstones(staff.tenant_id, 200).await?)
+        }
+
+        /// Retention purge reports, newest first.
+        pub async fn retention_runs(&self, staff: &User) -> ServiceResult<Vec<RetentionRun>> {
+            require(staff, Role::Supervisor, "reading retention reports")?;
+            Ok(self.store.retention_runs(staff.tenant_id, 100).await?)
+        }
+
+        /// Runs a retention purge now (admins; the timer keeps its own schedule).
+        pub async fn purge_now(&self, staff: &User) -> ServiceResult<RetentionRun> {
+            require(staff, Role::Admin, "running a retention purge")?;
+            self.purge_tenant(staff.tenant_id).await
+        }
+
+        /// Runs a retention purge for a tenant now (CLI, tests).
+        pub async fn purge_tenant(&self, tenant: TenantId) -> ServiceResult<RetentionRun> {
+            Ok(self.privacy.run_purge(tenant, None).await?)
+        }
+    }
+}
+
+fn privacy_is_proactive(lane: Lane, content: &Content) -> bool {
+    switchboard_core::privacy::is_proactive(lane, content)
+}
