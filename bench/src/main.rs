@@ -221,12 +221,14 @@ pub(crate) struct BenchServer {
 /// Starts a [`BenchServer`].
 pub(crate) async fn start_server(database_url: Option<String>) -> anyhow::Result<BenchServer> {
     let dir = tempfile::tempdir()?;
-    let config = Config {
+    let mut config = Config {
         listen: "127.0.0.1:0".parse()?,
         data_dir: dir.path().to_path_buf(),
         database_url,
         ..Config::default()
     };
+    // A fixed throwaway master key: benchmarks make no key file in the home directory.
+    config.keys.master_key = Some(switchboard_app::config::KeyText::new("42".repeat(32)));
     let server = Server::build(config)
         .await
         .context("starting Switchboard")?;

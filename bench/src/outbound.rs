@@ -110,6 +110,7 @@ async fn run(kind: ChannelKind, rate: u32, messages: u64) -> anyhow::Result<(f64
     };
     config.channels.whatsapp_per_second = 80;
     config.channels.telegram_per_second = 30;
+    config.keys.master_key = Some(switchboard_app::config::KeyText::new("42".repeat(32)));
     let app = App::open(config).await.context("opening the store")?;
     let now = switchboard_app::now();
     let tenant = app.store.create_tenant("bench", "Bench", now).await?;

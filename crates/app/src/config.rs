@@ -40,6 +40,48 @@ pub struct Config {
     pub flows: FlowsConfig,
     /// Provider channels: send rates (channels.md §1.2, §2.2) and the Signal receiver.
     pub channels: ChannelsConfig,
+    /// Encryption at rest: where the master key comes from (see [`crate::keys`]).
+    pub keys: KeysConfig,
+}
+
+/// Master key settings. The key never goes into the database or the data directory.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeysConfig {
+    /// The master key itself (64 hex digits or base64 of 32 bytes). Set it through the
+    /// environment, `SWITCHBOARD_MASTER_KEY`, rather than in a file next to the config.
+    #[serde(skip_serializing)]
+    pub master_key: Option<KeyText>,
+    /// A file holding the master key, mode 0600, outside `data_dir`
+    /// (`SWITCHBOARD_MASTER_KEY_FILE`). Default: `~/.config/switchboard/master.key`, made
+    /// on first start when no key is configured.
+    pub master_key_file: Option<PathBuf>,
+    /// Older (or, during a cluster rotation, newer) master keys that may only unwrap data
+    /// keys, never wrap: see `switchboard keys rotate --help`.
+    pub previous_master_key_files: Vec<PathBuf>,
+}
+
+/// Key material given as text; `Debug` never shows it.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct KeyText(String);
+
+impl KeyText {
+    /// Wraps key text (tests pass keys this way).
+    pub fn new(text: impl Into<String>) -> Self {
+        KeyText(text.into())
+    }
+
+    /// The text, for parsing.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for KeyText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyText(..)")
+    }
 }
 
 /// Provider channel settings. Providers change limits without notice, so every number is
@@ -70,11 +112,10 @@ pub struct ChannelsConfig {
     /// video/mp4 and 3gpp, PDF, common office documents and plain text. Anything else stays
     /// a message saying the file was refused.
     pub media_allowed_types: Vec<String>,
-    /// Per-deployment secret for cross-channel identity matching: identities store
-    /// HMAC-SHA256(key, E.164 number) as their lookup key, never the number for matching.
-    /// Unset (the default) turns automatic linking by phone number off.
-    /// `SWITCHBOARD__CHANNELS__PHONE_HASH_KEY`.
-    pub phone_hash_key: Option<String>,
+    /// Links a WhatsApp and a Signal identity with the same verified phone number to one
+    /// contact (default true). The lookup uses a blind index keyed per tenant (see
+    /// `switchboard_storage::keys`), never the number itself.
+    pub link_by_phone: bool,
 }
 
 /// Self-service flow settings.
@@ -172,6 +213,7 @@ impl Default for Config {
             sessions: SessionConfig::default(),
             flows: FlowsConfig::default(),
             channels: ChannelsConfig::default(),
+            keys: KeysConfig::default(),
         }
     }
 }
@@ -188,7 +230,7 @@ impl Default for ChannelsConfig {
             signal_poll_interval_ms: 1000,
             media_max_bytes: 100 * 1024 * 1024,
             media_allowed_types: default_media_types(),
-            phone_hash_key: None,
+            link_by_phone: true,
         }
     }
 }
@@ -295,6 +337,8 @@ impl Config {
             ("SWITCHBOARD_DATABASE_URL", "database_url"),
             ("SWITCHBOARD_NATS_URL", "nats_url"),
             ("SWITCHBOARD_PUBLIC_URL", "public_url"),
+            ("SWITCHBOARD_MASTER_KEY", "keys.master_key"),
+            ("SWITCHBOARD_MASTER_KEY_FILE", "keys.master_key_file"),
         ] {
             if let Ok(v) = std::env::var(var)
                 && !v.trim().is_empty()

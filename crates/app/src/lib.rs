@@ -3,11 +3,13 @@
 //! Layout:
 //! - [`config`]: the typed configuration and its layers.
 //! - [`ingest`]: inbound messages committed in batches before they are acknowledged.
-//! - [`worker`]: durable jobs (decisions after a customer message).
+//! - [`worker`]: durable jobs (decisions after a customer message); [`clock`]: the time
+//!   the worker and the flow runtime read (tests move it forward).
 //! - [`media`]: inbound media downloaded by a job into the content-addressed media store.
 //! - [`sender`]: the outbox sender and the per-kind transports.
 //! - [`bus`]: live event notifications ([`bus_nats`] across nodes); [`webchat`]: open
 //!   customer pages, reached from any node; [`lease`]: work one node does at a time.
+//! - [`routing`]: routing rounds (queues, agents, SLA timers) and the desk's use cases.
 //! - [`flows_runtime`]: runs bot flows for conversations in state `bot` (HTTP calls behind
 //!   an SSRF guard, hand-off, records, consent, timers) and loads flow definitions.
 //! - [`access`]: login throttling and lockout, session expiry, API tokens, role changes;
@@ -25,12 +27,16 @@ pub mod bus;
 pub mod bus_nats;
 pub mod cache;
 pub mod channels;
+pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod flows_runtime;
 pub mod ingest;
+pub mod keys;
 pub mod lease;
 pub mod media;
+pub mod privacy;
+pub mod routing;
 pub mod sender;
 pub mod services;
 pub mod webchat;
@@ -87,11 +93,17 @@ pub struct App {
     pub(crate) visitor_cache: Arc<cache::TtlCache<(switchboard_core::ChannelId, String), String>>,
     /// Self-service flows: runs `flows::step` for conversations in state `bot`.
     pub flows: Arc<flows_runtime::FlowRuntime>,
+    /// Privacy: chat commands, erasure, export, retention purges.
+    pub privacy: Arc<privacy::Privacy>,
+    /// The time the job worker (timers) and the flow runtime read; see [`App::with_clock`].
+    pub clock: Arc<dyn switchboard_core::ports::Clock>,
     own_addr: Arc<std::sync::OnceLock<std::net::SocketAddr>>,
     extra_transports: Arc<std::sync::Mutex<Transports>>,
     /// Provider channels: HTTP client and per-account send limiters.
     pub channels: Arc<channels::ChannelRuntime>,
     wake_signal: Arc<Notify>,
+    /// The SQL store when [`App::open`] opened one: the media store takes tenant keys from it.
+    sql_store: Option<Arc<switchboard_storage::SqlStore>>,
 }
 
 /// Background tasks started by [`App::start_workers`].
@@ -122,12 +134,17 @@ impl App {
                 )
             })?;
         }
-        let store = switchboard_storage::open(&url)
+        // The master key: configured, or made on first start outside the data directory.
+        let (master, source) = keys::master_keyring(&config, true)?;
+        tracing::info!(master_key = %master.current().id(), source = %source, "master key loaded");
+        let store = switchboard_storage::open(&url, master)
             .await
             .with_context(|| format!("opening the database {}", redact_url(&url)))?;
         let backend = store.backend_name();
         let nats_url = config.nats_url.clone();
-        let mut app = Self::with_store(Arc::new(store), backend, config);
+        let store = Arc::new(store);
+        let mut app = Self::with_store(store.clone(), backend, config);
+        app.sql_store = Some(store);
         if let Some(url) = nats_url {
             let bus = bus_nats::NatsBus::connect(&url).await?;
             let relay = bus_nats::WebchatNatsRelay::start(
@@ -149,16 +166,25 @@ impl App {
             config.lease(),
         ));
         let own_addr = Arc::new(std::sync::OnceLock::new());
+        let clock: Arc<dyn switchboard_core::ports::Clock> = Arc::new(clock::SystemClock);
         let flows = Arc::new(flows_runtime::FlowRuntime::new(
             store.clone(),
             config.flows.clone(),
             own_addr.clone(),
+            clock.clone(),
+        ));
+        let privacy = Arc::new(privacy::Privacy::new(
+            store.clone(),
+            media::MediaStore::new(config.data_dir.join("media")),
         ));
         App {
             flows,
+            privacy,
+            clock,
             own_addr,
             channels,
             wake_signal: Arc::new(Notify::new()),
+            sql_store: None,
             store,
             bus: Arc::new(InProcessBus::new(8192)),
             webchat: WebchatHub::default(),
@@ -177,9 +203,27 @@ impl App {
         }
     }
 
-    /// The media store under `<data_dir>/media/` (downloaded inbound files).
+    /// The same runtime reading `clock` (tests: a [`clock::ShiftedClock`] they advance to
+    /// make flow timers due). Call before [`App::start_workers`].
+    pub fn with_clock(mut self, clock: Arc<dyn switchboard_core::ports::Clock>) -> App {
+        self.flows = Arc::new(flows_runtime::FlowRuntime::new(
+            self.store.clone(),
+            self.config.flows.clone(),
+            self.own_addr.clone(),
+            clock.clone(),
+        ));
+        self.clock = clock;
+        self
+    }
+
+    /// The media store under `<data_dir>/media/` (downloaded inbound files, encrypted with
+    /// the tenants' data keys).
     pub fn media_store(&self) -> media::MediaStore {
-        media::MediaStore::new(self.config.data_dir.join("media"))
+        let root = self.config.data_dir.join("media");
+        match &self.sql_store {
+            Some(store) => media::MediaStore::with_keys(root, store.clone()),
+            None => media::MediaStore::new(root),
+        }
     }
 
     /// Registers (or replaces) the transport used for a channel kind. Must be called before
@@ -195,6 +239,13 @@ impl App {
     /// Starts the ingest writer, the job worker and the sender; they stop when `shutdown`
     /// fires, after finishing the work in hand.
     pub fn start_workers(&self, shutdown: CancellationToken) -> Workers {
+        // Every tenant gets its retention purge timer (a job row; idempotent across nodes),
+        // at start and each minute after (tenants created meanwhile).
+        tokio::spawn(privacy::arm_timers_until_stopped(
+            self.store.clone(),
+            self.wake_jobs.clone(),
+            shutdown.clone(),
+        ));
         let (ingestor, ingest_handle) = Ingestor::start(
             self.store.clone(),
             self.bus.clone(),
@@ -210,6 +261,8 @@ impl App {
             wake: self.wake_jobs.clone(),
             wake_sender: self.wake_sender.clone(),
             flows: self.flows.clone(),
+            privacy: self.privacy.clone(),
+            clock: self.clock.clone(),
             media: Arc::new(media::MediaFetcher::new(
                 self.store.clone(),
                 self.bus.clone(),
@@ -263,6 +316,16 @@ impl App {
                 (
                     "signal",
                     tokio::spawn(self.clone().run_signal_receivers(shutdown.clone())),
+                ),
+                (
+                    "routing",
+                    tokio::spawn(
+                        routing::Router {
+                            app: self.clone(),
+                            tick: std::time::Duration::from_millis(500),
+                        }
+                        .run_until_stopped(shutdown.clone()),
+                    ),
                 ),
                 ("sender", tokio::spawn(sender.run_until_stopped(shutdown))),
             ],

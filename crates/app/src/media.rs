@@ -5,8 +5,16 @@
 //! runs it: it asks the provider where the file is, streams it into a temporary file under
 //! `<data_dir>/media/tmp/` while hashing it and enforcing `channels.media_max_bytes` and the
 //! MIME allow-list (`channels.media_allowed_types`), then renames it to
-//! `<data_dir>/media/ab/cd/<sha256>` and records `stored_key`, `size`, `sha256` and
-//! `mime_type` on the message (`Store::record_media`). A refused file stays a message with a
+//! `<data_dir>/media/ab/cd/<name>` and records `stored_key`, `size`, `sha256` and
+//! `mime_type` on the message (`Store::record_media`).
+//!
+//! Files are encrypted at rest as they arrive (`switchboard_crypto::encrypt_file`, chunked
+//! AES-256-GCM under a per-file key derived from the tenant's data key): no plaintext byte
+//! is ever written to disk, not even in `tmp/`. A file's name is a keyed hash of its SHA-256
+//! (`TenantKeys::media_name`), so equal files of a tenant are stored once while the name says
+//! nothing about the content. The associated data binds a file to its tenant; which file
+//! belongs to which message is checked on every read against the SHA-256 kept in the
+//! message's sealed content, so a file swapped on disk is refused. A refused file stays a message with a
 //! permanent `failure` saying why; a retryable provider error returns `Err`, and the worker
 //! retries the job with backoff.
 //!
@@ -23,7 +31,6 @@ use sha2::{Digest, Sha256};
 use switchboard_channels::{SendError, signal, telegram, whatsapp};
 use switchboard_core::ports::{Job, JobKind, Store};
 use switchboard_core::{Channel, ChannelKind, Content, ErrorClass, MediaRef, Message, SendFailure};
-use tokio::io::AsyncWriteExt;
 
 use crate::bus::EventBus;
 use crate::channels::ChannelRuntime;
@@ -33,10 +40,44 @@ use crate::now;
 /// Claims of one download job before a retryable error becomes a permanent failure.
 const MAX_ATTEMPTS: i32 = 6;
 
-/// The media store: files named by their SHA-256 under one root directory.
-#[derive(Debug, Clone)]
+/// The media store: encrypted files named by a keyed hash under one root directory.
+#[derive(Clone)]
 pub struct MediaStore {
     root: PathBuf,
+    keys: Option<Arc<switchboard_storage::SqlStore>>,
+}
+
+impl std::fmt::Debug for MediaStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MediaStore")
+            .field("root", &self.root)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where in a tenant's data a media file lives, for the associated data of its chunks.
+fn file_aad(tenant: &str) -> switchboard_crypto::Aad<'_> {
+    switchboard_crypto::Aad::new(tenant, "media", "content", "file")
+}
+
+/// A blocking reader over chunks sent from async code (feeds `encrypt_file`).
+struct ChunkReader {
+    rx: tokio::sync::mpsc::Receiver<bytes::Bytes>,
+    current: bytes::Bytes,
+}
+
+impl std::io::Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(chunk) => self.current = chunk,
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current.split_to(n));
+        Ok(n)
+    }
 }
 
 /// A file written to the store.
@@ -51,9 +92,31 @@ pub struct StoredFile {
 }
 
 impl MediaStore {
-    /// A store rooted at `root` (created on first write).
+    /// A store rooted at `root` (created on first write) without keys: it can name files
+    /// but neither write nor read them.
     pub fn new(root: PathBuf) -> Self {
-        Self { root }
+        Self { root, keys: None }
+    }
+
+    /// A store rooted at `root` encrypting with the tenants' data keys from `store`.
+    pub fn with_keys(root: PathBuf, store: Arc<switchboard_storage::SqlStore>) -> Self {
+        Self {
+            root,
+            keys: Some(store),
+        }
+    }
+
+    async fn tenant_keys(
+        &self,
+        tenant: switchboard_core::TenantId,
+    ) -> std::io::Result<Arc<switchboard_storage::TenantKeys>> {
+        let store = self.keys.as_ref().ok_or_else(|| {
+            std::io::Error::other("the media store was opened without encryption keys")
+        })?;
+        store
+            .data_keys(tenant)
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))
     }
 
     /// The path of a stored key, or `None` for a key that is not one this store writes
@@ -70,29 +133,72 @@ impl MediaStore {
         Some(self.root.join(a).join(b).join(hash))
     }
 
-    /// Reads a stored file.
-    pub async fn read(&self, key: &str) -> std::io::Result<Vec<u8>> {
+    /// Reads and decrypts a tenant's stored file. With `sha256` (hex, from the message), the
+    /// plaintext must have that digest: a file swapped on disk is refused.
+    pub async fn read(
+        &self,
+        tenant: switchboard_core::TenantId,
+        key: &str,
+        sha256: Option<&str>,
+    ) -> std::io::Result<Vec<u8>> {
         let path = self
             .path_of(key)
             .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "not a media key"))?;
-        tokio::fs::read(path).await
+        let keys = self.tenant_keys(tenant).await?;
+        let sealed = tokio::fs::read(path).await?;
+        let expected = sha256.map(str::to_ascii_lowercase);
+        tokio::task::spawn_blocking(move || {
+            let bad = |e: switchboard_crypto::FileError| {
+                std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string())
+            };
+            let version = switchboard_crypto::media::key_version(&sealed).map_err(bad)?;
+            let data_key = keys.version(version).ok_or_else(|| {
+                std::io::Error::other(format!("data key version {version} is not loaded"))
+            })?;
+            let mut plain = Vec::with_capacity(sealed.len());
+            switchboard_crypto::decrypt_file(
+                &sealed[..],
+                &mut plain,
+                data_key,
+                &file_aad(keys.tenant()),
+            )
+            .map_err(bad)?;
+            if let Some(expected) = expected
+                && expected.len() == 64
+                && hex::encode(Sha256::digest(&plain)) != expected
+            {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "the stored file is not the one this message refers to",
+                ));
+            }
+            Ok(plain)
+        })
+        .await
+        .map_err(std::io::Error::other)?
     }
 
     /// A fresh temporary file in the store (same file system, so the final rename is atomic).
-    async fn temp(&self) -> std::io::Result<(PathBuf, tokio::fs::File)> {
+    async fn temp(&self) -> std::io::Result<(PathBuf, std::fs::File)> {
         let dir = self.root.join("tmp");
         tokio::fs::create_dir_all(&dir).await?;
         let path = dir.join(format!("{}.part", crate::auth::random_token()));
-        let file = tokio::fs::File::create(&path).await?;
+        let file = tokio::fs::File::create(&path).await?.into_std().await;
         Ok((path, file))
     }
 
-    /// Moves a finished temporary file to its content address.
-    async fn commit(&self, temp: &Path, sha256: &str) -> std::io::Result<String> {
-        let key = format!("{}/{}/{}", &sha256[0..2], &sha256[2..4], sha256);
-        let dir = self.root.join(&sha256[0..2]).join(&sha256[2..4]);
+    /// Moves a finished (encrypted) temporary file to its keyed name; when the tenant already
+    /// stores an equal file, the copy is dropped.
+    async fn commit(&self, temp: &Path, name: &str) -> std::io::Result<String> {
+        let key = format!("{}/{}/{}", &name[0..2], &name[2..4], name);
+        let dir = self.root.join(&name[0..2]).join(&name[2..4]);
         tokio::fs::create_dir_all(&dir).await?;
-        tokio::fs::rename(temp, dir.join(sha256)).await?;
+        let target = dir.join(name);
+        if tokio::fs::try_exists(&target).await.unwrap_or(false) {
+            tokio::fs::remove_file(temp).await?;
+        } else {
+            tokio::fs::rename(temp, target).await?;
+        }
         Ok(key)
     }
 }
@@ -159,11 +265,8 @@ impl MediaFetcher {
         };
         let tenant = job.tenant_id;
         let Some(message) = self.store.message(tenant, *message_id).await? else {
-            // The message is gone (erased): nothing to download.
-            self.store
-                .retry_job(job.id, now() + time::Duration::days(3650), "message gone")
-                .await
-                .ok();
+            // The message is gone (erased): nothing to download, and the job goes too.
+            self.store.cancel_job(tenant, job.id).await?;
             return Ok(());
         };
         let Content::Media { media, .. } = &message.content else {
@@ -175,6 +278,7 @@ impl MediaFetcher {
         } else {
             self.fetch(&message, &media).await.map(Some)
         };
+        let fetched = matches!(outcome, Ok(Some(_)));
         let failure = match outcome {
             Ok(Some((file, mime))) => {
                 media.stored_key = Some(file.key);
@@ -197,10 +301,64 @@ impl MediaFetcher {
         }
         let events = self
             .store
-            .record_media(tenant, *message_id, media, failure, Some(job.id), now())
+            .record_media(
+                tenant,
+                *message_id,
+                media.clone(),
+                failure,
+                Some(job.id),
+                now(),
+            )
             .await?;
         self.bus.publish(&events);
+        if fetched && let Some(provider_id) = &media.provider_id {
+            self.delete_provider_copy(&message, provider_id).await;
+        }
         Ok(())
+    }
+
+    /// Deletes the provider's own copy of a file we stored, where the provider keeps one on
+    /// our behalf: signal-cli-rest-api keeps every received attachment in signal-cli's data
+    /// directory until `DELETE /v1/attachments/{id}` (channels.md §3.3). Runs after our copy
+    /// is committed; a failure only leaves the provider's copy behind, so it is logged.
+    async fn delete_provider_copy(&self, message: &Message, provider_id: &str) {
+        let Ok(Some(channel)) = self.store.channel(message.channel_id).await else {
+            return;
+        };
+        if channel.kind != ChannelKind::Signal {
+            return;
+        }
+        let creds = serde_json::from_value::<signal::Credentials>(channel.credentials.clone());
+        let Ok(creds) = creds else {
+            return;
+        };
+        if creds.mode != signal::Mode::Rest {
+            // signal-cli's JSON-RPC daemon has no call that deletes a received attachment.
+            return;
+        }
+        let base = channel
+            .settings
+            .api_base
+            .as_deref()
+            .unwrap_or(&creds.api_base);
+        let base = base.trim_end_matches('/');
+        let Ok(mut url) = reqwest::Url::parse(&format!("{base}/v1/attachments/")) else {
+            return;
+        };
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty().push(provider_id);
+        }
+        match self.channels.http().delete(url).send().await {
+            Ok(r) if r.status().is_success() || r.status().as_u16() == 404 => {
+                tracing::debug!(message_id = %message.id, "deleted signal-cli's copy of the attachment");
+            }
+            Ok(r) => {
+                tracing::warn!(message_id = %message.id, status = r.status().as_u16(), "signal-cli kept its copy of the attachment")
+            }
+            Err(e) => {
+                tracing::warn!(message_id = %message.id, error = %e.without_url(), "could not delete signal-cli's copy of the attachment")
+            }
+        }
     }
 
     /// Finds the file at the provider and stores it; returns it with its MIME type.
@@ -238,7 +396,7 @@ impl MediaFetcher {
         }
         let http = self.client_for(&channel, &source).await?;
         let file = self
-            .download(&http, &source, config.media_max_bytes)
+            .download(&http, &source, config.media_max_bytes, message.tenant_id)
             .await?;
         Ok((file, mime))
     }
@@ -357,12 +515,14 @@ impl MediaFetcher {
             .map_err(|e| Fetch::Retry(format!("cannot build an HTTP client: {e}")))
     }
 
-    /// Streams the file into a temporary file, hashing it and stopping past `max` bytes.
+    /// Streams the file, encrypted as it arrives, into a temporary file, hashing the
+    /// plaintext and stopping past `max` bytes.
     async fn download(
         &self,
         http: &reqwest::Client,
         source: &Source,
         max: u64,
+        tenant: switchboard_core::TenantId,
     ) -> Result<StoredFile, Fetch> {
         let mut req = http.get(source.url.clone());
         if let Some(t) = &source.bearer {
@@ -388,10 +548,29 @@ impl MediaFetcher {
             return Err(too_large(max));
         }
         let io = |e: std::io::Error| Fetch::Retry(format!("writing the media store: {e}"));
+        let keys = self.media.tenant_keys(tenant).await.map_err(io)?;
         let (temp, mut file) = self.media.temp().await.map_err(io)?;
+        // The encryption runs on a blocking thread fed chunk by chunk: memory stays flat.
+        let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(8);
+        let writer_keys = keys.clone();
+        let encrypt = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            let reader = ChunkReader {
+                rx,
+                current: bytes::Bytes::new(),
+            };
+            switchboard_crypto::encrypt_file(
+                reader,
+                std::io::BufWriter::new(&mut file),
+                writer_keys.current(),
+                &file_aad(writer_keys.tenant()),
+            )
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+            file.sync_all()
+        });
         let result = async {
             let mut hasher = Sha256::new();
             let mut size: u64 = 0;
+            let mut tx = Some(tx);
             while let Some(chunk) = resp
                 .chunk()
                 .await
@@ -402,11 +581,23 @@ impl MediaFetcher {
                     return Err(too_large(max));
                 }
                 hasher.update(&chunk);
-                file.write_all(&chunk).await.map_err(io)?;
+                if let Some(sender) = &tx
+                    && sender.send(chunk).await.is_err()
+                {
+                    tx = None;
+                }
             }
-            file.flush().await.map_err(io)?;
-            file.sync_all().await.map_err(io)?;
-            let digest = hasher.finalize();
+            drop(tx);
+            Ok((hasher.finalize(), size))
+        }
+        .await;
+        let encrypted = encrypt
+            .await
+            .map_err(|e| io(std::io::Error::other(e)))
+            .and_then(|r| r.map_err(io));
+        let result = async {
+            let (digest, size) = result?;
+            encrypted?;
             let sha256 = hex::encode(digest);
             if let Some(declared) = &source.sha256
                 && !digest_matches(declared, &digest)
@@ -415,7 +606,11 @@ impl MediaFetcher {
                     "the downloaded file's SHA-256 {sha256} differs from the provider's {declared}"
                 )));
             }
-            let key = self.media.commit(&temp, &sha256).await.map_err(io)?;
+            let key = self
+                .media
+                .commit(&temp, &keys.media_name(&sha256))
+                .await
+                .map_err(io)?;
             Ok(StoredFile { key, sha256, size })
         }
         .await;

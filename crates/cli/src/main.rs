@@ -2,7 +2,7 @@
 //! the libraries; no business logic lives here.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -12,6 +12,8 @@ use switchboard_core::Role;
 use switchboard_http::Server;
 use tokio_util::sync::CancellationToken;
 
+mod keys;
+mod queues;
 mod security;
 
 /// Switchboard: an open-source contact centre for WhatsApp, Telegram, Signal and web chat.
@@ -42,6 +44,9 @@ enum Command {
     /// Bot flow definitions.
     #[command(subcommand)]
     Flows(FlowsCommand),
+    /// Routing queues (teams) that flows hand off to.
+    #[command(subcommand)]
+    Queues(queues::QueuesCommand),
     /// Configuration helpers.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -51,6 +56,9 @@ enum Command {
     /// API tokens for integrations (`Authorization: Bearer`).
     #[command(subcommand)]
     Tokens(security::TokensCommand),
+    /// Encryption at rest: make a master key, rotate it, add a tenant data-key version.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
 }
 
 #[derive(Subcommand)]
@@ -81,6 +89,41 @@ enum FlowsCommand {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Start a flow for a list of contacts (a campaign): each gets it on their open
+    /// conversation on --channel, or on a new one; messages go on the bulk lane, behind live
+    /// replies, and are sent by the running server. Opted-out contacts are refused.
+    Start(FlowsStartArgs),
+}
+
+#[derive(Args)]
+struct FlowsStartArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Tenant slug.
+    #[arg(long)]
+    tenant: String,
+    /// Channel id to reach the contacts on.
+    #[arg(long)]
+    channel: String,
+    /// Contacts: a CSV file whose first column is the contact id (a header row is allowed),
+    /// or a JSON file with an array of contact ids or of objects with `contact_id`.
+    #[arg(long)]
+    contacts: PathBuf,
+    /// Approved WhatsApp template sent to contacts outside the 24-hour window (the flow
+    /// then starts when they answer). Not needed when the flow opens with a template.
+    #[arg(long)]
+    template: Option<String>,
+    /// Language code of --template.
+    #[arg(long, default_value = "en_US", requires = "template")]
+    template_language: String,
+    /// A body variable of --template, in order (repeat for several).
+    #[arg(long = "template-var", requires = "template")]
+    template_vars: Vec<String>,
+    /// Print one JSON object per contact and a summary instead of text.
+    #[arg(long)]
+    json: bool,
+    /// The flow id to start.
+    flow: String,
 }
 
 #[derive(Args, Clone)]
@@ -272,6 +315,24 @@ enum ChannelsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Resume a channel paused because the provider refused its credentials (revoked or
+    /// expired token): checks the new (or stored) credentials with the provider, stores
+    /// them and sends the queued messages.
+    Resume {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The channel id (`GET /api/v1/channels` lists ids and shows `paused`).
+        channel_id: switchboard_core::ChannelId,
+        /// Tenant slug.
+        #[arg(long)]
+        tenant: String,
+        /// WhatsApp: a new system-user access token.
+        #[arg(long, env = "SWITCHBOARD_WHATSAPP_TOKEN")]
+        access_token: Option<String>,
+        /// Telegram: a new bot token from @BotFather.
+        #[arg(long, env = "SWITCHBOARD_TELEGRAM_TOKEN")]
+        bot_token: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -355,8 +416,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             json,
             files,
         }) => flows_load(&store, &tenant, default_flow, channel, json, &files).await,
+        Command::Flows(FlowsCommand::Start(args)) => flows_start(args).await,
+        Command::Queues(cmd) => queues::run(cmd).await,
         Command::Audit(cmd) => security::audit(cmd).await,
         Command::Tokens(cmd) => security::tokens(cmd).await,
+        Command::Keys(cmd) => keys::run(cmd).await,
         Command::Config(ConfigCommand::Example) => {
             print!("{}", Config::example_toml());
             Ok(())
@@ -603,6 +667,16 @@ async fn users(cmd: UsersCommand) -> anyhow::Result<()> {
 }
 
 async fn channels(cmd: ChannelsCommand) -> anyhow::Result<()> {
+    if let ChannelsCommand::Resume {
+        store,
+        channel_id,
+        tenant,
+        access_token,
+        bot_token,
+    } = cmd
+    {
+        return channels_resume(&store, channel_id, &tenant, access_token, bot_token).await;
+    }
     let ChannelsCommand::Add {
         store,
         kind,
@@ -622,7 +696,10 @@ async fn channels(cmd: ChannelsCommand) -> anyhow::Result<()> {
         allow_bulk,
         rate_per_second,
         json,
-    } = cmd;
+    } = cmd
+    else {
+        unreachable!("resume returned above");
+    };
     let mut creds = serde_json::Map::new();
     let mut put = |k: &str, v: Option<String>| {
         if let Some(v) = v {
@@ -710,6 +787,40 @@ async fn channels(cmd: ChannelsCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `switchboard channels resume`: new or re-tested credentials, then sending resumes.
+async fn channels_resume(
+    store: &StoreArgs,
+    channel_id: switchboard_core::ChannelId,
+    tenant: &str,
+    access_token: Option<String>,
+    bot_token: Option<String>,
+) -> anyhow::Result<()> {
+    let mut creds = serde_json::Map::new();
+    if let Some(t) = access_token {
+        creds.insert("access_token".into(), serde_json::Value::String(t));
+    }
+    if let Some(t) = bot_token {
+        creds.insert("bot_token".into(), serde_json::Value::String(t));
+    }
+    let app = open_app(store).await?;
+    let t = tenant_by_slug(&app, tenant).await?;
+    let update = (!creds.is_empty()).then_some(serde_json::Value::Object(creds));
+    let channel = app
+        .resume_channel(t.id, channel_id, update)
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "{e}\nThe channel stays paused. Pass a working token (--access-token for WhatsApp, --bot-token for Telegram) and try again."
+            )
+        })?;
+    println!(
+        "{} channel \"{}\" ({}) accepted its credentials; sending resumed.",
+        channel.kind, channel.name, channel.id
+    );
+    println!("Queued messages go out as soon as `switchboard serve` runs.");
+    Ok(())
+}
+
 /// `switchboard flows check FILE…`: prints `file:line: problem (hint)` for each problem and
 /// fails when there is any.
 fn flows_check(files: &[PathBuf]) -> anyhow::Result<()> {
@@ -770,9 +881,12 @@ async fn flows_load(
         .collect();
     let saved = app
         .load_flows_as(&switchboard_app::audit::Actor::Cli, t.id, &refs)
-        .await.map_err(|e| {
-        anyhow::anyhow!("{e} (run `switchboard flows check FILE…` for every problem with its line)")
-    })?;
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "{e} (run `switchboard flows check FILE…` for every problem with its line)"
+            )
+        })?;
     let mut channel_set = None;
     if let (Some(flow_id), Some(channel)) = (default_flow, channel) {
         let channel_id: switchboard_core::ChannelId = channel
@@ -827,5 +941,148 @@ async fn flows_load(
             "Next: make one the default of a channel with --default-flow FLOW --channel ID."
         ),
     }
+    Ok(())
+}
+
+/// Reads contact ids from a CSV (first column; a header row that is not an id is skipped) or
+/// JSON file (an array of ids, or of objects with `contact_id`).
+fn read_contact_ids(path: &Path) -> anyhow::Result<Vec<switchboard_core::ContactId>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the contacts file {}", path.display()))?;
+    let is_json = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+        || text.trim_start().starts_with('[');
+    let mut ids = Vec::new();
+    if is_json {
+        let v: serde_json::Value = serde_json::from_str(&text).with_context(|| {
+            format!(
+                "{} is not valid JSON: write an array of contact ids, or of objects with \"contact_id\"",
+                path.display()
+            )
+        })?;
+        let items = v.as_array().with_context(|| {
+            format!(
+                "{}: the JSON must be an array of contact ids",
+                path.display()
+            )
+        })?;
+        for (i, item) in items.iter().enumerate() {
+            let raw = item
+                .as_str()
+                .or_else(|| item.get("contact_id").and_then(|c| c.as_str()))
+                .with_context(|| {
+                    format!(
+                        "{} item {}: expected a contact id or {{\"contact_id\": \"...\"}}",
+                        path.display(),
+                        i + 1
+                    )
+                })?;
+            ids.push(
+                raw.trim()
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("{} item {}: {e}", path.display(), i + 1))?,
+            );
+        }
+    } else {
+        for (n, line) in text.lines().enumerate() {
+            let first = line
+                .split(',')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .trim_matches('"');
+            if first.is_empty() {
+                continue;
+            }
+            match first.parse() {
+                Ok(id) => ids.push(id),
+                Err(_) if n == 0 => {} // a header row
+                Err(e) => anyhow::bail!(
+                    "{} line {}: `{first}` is not a contact id ({e}); the first column must hold contact ids",
+                    path.display(),
+                    n + 1
+                ),
+            }
+        }
+    }
+    anyhow::ensure!(
+        !ids.is_empty(),
+        "{} lists no contacts: put one contact id per line (CSV) or a JSON array of ids",
+        path.display()
+    );
+    Ok(ids)
+}
+
+/// `switchboard flows start FLOW --tenant T --channel C --contacts FILE`: the campaign
+/// trigger for a list of contacts, one line of progress per contact.
+async fn flows_start(args: FlowsStartArgs) -> anyhow::Result<()> {
+    let contacts = read_contact_ids(&args.contacts)?;
+    let channel: switchboard_core::ChannelId = args
+        .channel
+        .trim()
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--channel: {e}"))?;
+    let app = open_app(&args.store).await?;
+    let t = tenant_by_slug(&app, &args.tenant).await?;
+    let template = args
+        .template
+        .as_ref()
+        .map(|name| switchboard_core::Content::Template {
+            name: name.trim().to_string(),
+            language: args.template_language.trim().to_string(),
+            variables: args.template_vars.clone(),
+        });
+    let total = contacts.len();
+    let (mut started, mut refused) = (0usize, 0usize);
+    for (i, contact) in contacts.into_iter().enumerate() {
+        let target = switchboard_app::flows_runtime::admin::CampaignTarget {
+            contact,
+            channel,
+            template: template.clone(),
+        };
+        let result = app
+            .start_campaign_flow(t.id, args.flow.trim(), target)
+            .await;
+        match &result {
+            Ok(_) => started += 1,
+            Err(_) => refused += 1,
+        }
+        if args.json {
+            let line = match result {
+                Ok(conv) => {
+                    serde_json::json!({"contact_id": contact, "started": true, "conversation_id": conv.conversation.id})
+                }
+                Err(e) => {
+                    serde_json::json!({"contact_id": contact, "started": false, "error": e.to_string()})
+                }
+            };
+            println!("{line}");
+        } else {
+            match result {
+                Ok(conv) => println!(
+                    "[{}/{total}] {contact}: started in conversation {}",
+                    i + 1,
+                    conv.conversation.id
+                ),
+                Err(e) => println!("[{}/{total}] {contact}: refused: {e}", i + 1),
+            }
+        }
+    }
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({"summary": {"total": total, "started": started, "refused": refused}})
+        );
+    } else {
+        println!("{started} of {total} started, {refused} refused.");
+        println!(
+            "Next: the running server (`switchboard serve`) sends the messages; follow them in the desk or with GET /api/v1/conversations."
+        );
+    }
+    anyhow::ensure!(
+        started > 0 || total == 0,
+        "no flow was started; fix the reasons above and run the command again"
+    );
     Ok(())
 }

@@ -9,9 +9,14 @@ fn bin() -> Command {
     c.env_remove("SWITCHBOARD_DATABASE_URL")
         .env_remove("DATABASE_URL")
         .env_remove("SWITCHBOARD_DATA_DIR")
+        .env_remove("SWITCHBOARD_MASTER_KEY_FILE")
+        // An explicit test key: no key file is made in the tester's home directory.
+        .env("SWITCHBOARD_MASTER_KEY", TEST_KEY)
         .env("SWITCHBOARD_LOG", "warn");
     c
 }
+
+const TEST_KEY: &str = "0707070707070707070707070707070707070707070707070707070707070707";
 
 fn run(args: &[&str], data: &Path) -> Output {
     bin()
@@ -43,6 +48,7 @@ fn every_command_has_help() {
         &["users", "list"],
         &["flows", "check"],
         &["flows", "load"],
+        &["flows", "start"],
         &["channels", "add"],
         &["config", "example"],
     ];
@@ -218,4 +224,197 @@ fn demo_seeding_is_idempotent_and_flows_load_sets_a_channels_default() {
         "file and line are named: {}",
         stdout(&o)
     );
+}
+
+#[test]
+fn flows_start_reports_progress_per_contact_and_says_why_each_was_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = run(
+        &[
+            "demo",
+            "--seed-only",
+            "--json",
+            "--admin-password",
+            "cli-test-password",
+        ],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let seeded: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let channel = seeded["webchat_channel_id"].as_str().unwrap().to_string();
+    let unknown = "0190a0a0-0000-7000-8000-000000000001";
+
+    // A CSV with a header row and two unknown contacts: each line says why, and the run fails.
+    let csv = dir.path().join("contacts.csv");
+    std::fs::write(
+        &csv,
+        format!("contact_id,name\n{unknown},Thandi\n0190a0a0-0000-7000-8000-000000000002,Sipho\n"),
+    )
+    .unwrap();
+    let o = run(
+        &[
+            "flows",
+            "start",
+            "balance",
+            "--tenant",
+            "demo",
+            "--channel",
+            &channel,
+            "--contacts",
+            csv.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert!(!o.status.success(), "nothing started is a failure");
+    let out = stdout(&o);
+    assert!(
+        out.contains(&format!("[1/2] {unknown}: refused: contact not found")),
+        "{out}"
+    );
+    assert!(out.contains("[2/2]"), "{out}");
+    assert!(out.contains("0 of 2 started, 2 refused."), "{out}");
+    assert!(stderr(&o).contains("no flow was started"), "{}", stderr(&o));
+
+    // JSON output: one object per contact, then a summary.
+    let json_file = dir.path().join("contacts.json");
+    std::fs::write(&json_file, format!("[{{\"contact_id\": \"{unknown}\"}}]")).unwrap();
+    let o = run(
+        &[
+            "flows",
+            "start",
+            "nope",
+            "--tenant",
+            "demo",
+            "--channel",
+            &channel,
+            "--contacts",
+            json_file.to_str().unwrap(),
+            "--json",
+        ],
+        dir.path(),
+    );
+    let lines: Vec<serde_json::Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(lines[0]["started"], false);
+    assert_eq!(lines[0]["error"], "flow not found");
+    assert_eq!(lines[1]["summary"]["refused"], 1);
+
+    // A bad file is named with the line to fix, before anything is started.
+    std::fs::write(&csv, format!("{unknown}\nnot-an-id\n")).unwrap();
+    let o = run(
+        &[
+            "flows",
+            "start",
+            "balance",
+            "--tenant",
+            "demo",
+            "--channel",
+            &channel,
+            "--contacts",
+            csv.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("line 2"), "{}", stderr(&o));
+    assert!(stdout(&o).is_empty(), "nothing was started: {}", stdout(&o));
+}
+
+#[test]
+fn keys_commands_explain_themselves() {
+    for args in [
+        &["keys", "--help"][..],
+        &["keys", "rotate", "--help"],
+        &["keys", "add-version", "--help"],
+    ] {
+        let out = bin().args(args).output().expect("binary runs");
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        assert!(stdout(&out).contains("Usage"), "{args:?}");
+    }
+}
+
+#[test]
+fn first_start_makes_a_master_key_outside_the_data_dir_and_rotation_moves_to_a_new_one() {
+    // Arrange: no key configured; the config dir is a temp folder.
+    let home = tempfile::tempdir().unwrap();
+    let data = home.path().join("data");
+    let config_home = home.path().join("config");
+    let plain = |args: &[&str]| {
+        bin()
+            .env_remove("SWITCHBOARD_MASTER_KEY")
+            .env("XDG_CONFIG_HOME", &config_home)
+            .args(args)
+            .arg("--data-dir")
+            .arg(&data)
+            .output()
+            .expect("binary runs")
+    };
+
+    // Act: the first command that opens the database makes the key and says so.
+    let out = plain(&["tenants", "add", "--slug", "acme", "--name", "Acme"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let key_file = config_home.join("switchboard").join("master.key");
+    assert!(
+        stdout(&out).contains("Created a new master key"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(key_file.exists());
+    assert!(!key_file.starts_with(&data));
+
+    // A different key is refused with a clear message.
+    let wrong = bin()
+        .args([
+            "tenants",
+            "add",
+            "--slug",
+            "other",
+            "--name",
+            "Other",
+            "--data-dir",
+        ])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(!wrong.status.success());
+    assert!(
+        stderr(&wrong).contains("cannot unwrap"),
+        "{}",
+        stderr(&wrong)
+    );
+
+    // Rotate to a new key file; afterwards only the new key opens the data.
+    let new_key = home.path().join("new.key");
+    let out = bin()
+        .args(["keys", "generate", "--out", new_key.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = plain(&[
+        "keys",
+        "rotate",
+        "--new-key-file",
+        new_key.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("1 data keys re-wrapped"),
+        "{}",
+        stdout(&out)
+    );
+    let old = plain(&["tenants", "add", "--slug", "x", "--name", "X"]);
+    assert!(
+        !old.status.success(),
+        "the old key no longer opens the database"
+    );
+    let new = bin()
+        .env_remove("SWITCHBOARD_MASTER_KEY")
+        .env("SWITCHBOARD_MASTER_KEY_FILE", &new_key)
+        .args(["tenants", "add", "--slug", "y", "--name", "Y", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(new.status.success(), "{}", stderr(&new));
 }

@@ -228,6 +228,16 @@ fn encode_header(chunk_size: u32, key_version: u32, salt: &[u8; SALT_LEN]) -> [u
     header
 }
 
+/// The data-key version named in an encrypted file's header, so the reader can pick the key
+/// before calling [`decrypt_file`]. `start` is at least the first 45 bytes of the file.
+pub fn key_version(start: &[u8]) -> Result<u32, FileError> {
+    let header: &[u8; HEADER_LEN] = start
+        .get(..HEADER_LEN)
+        .and_then(|h| h.try_into().ok())
+        .ok_or(FileError::Malformed("shorter than the header"))?;
+    Ok(decode_header(header)?.1)
+}
+
 fn decode_header(header: &[u8; HEADER_LEN]) -> Result<(usize, u32, [u8; SALT_LEN]), FileError> {
     if &header[..4] != MAGIC {
         return Err(FileError::Malformed(

@@ -24,7 +24,9 @@ impl SqlStore {
             name: name.to_string(),
             created_at: trunc(now),
         };
-        let mut conn = self.conn().await?;
+        // The tenant and its first data key commit together: no tenant ever exists without
+        // a key to seal its data.
+        let mut tx = self.begin().await?;
         let mut sql =
             Sql::new("INSERT INTO tenants (id, slug, name, event_seq, created_at) VALUES (");
         sql.list::<Val>(vec![
@@ -35,7 +37,10 @@ impl SqlStore {
             ms(now).into(),
         ])
         .push(")");
-        sql.execute(&mut conn).await.unique("tenant slug")?;
+        sql.execute(&mut tx).await.unique("tenant slug")?;
+        let keys = self.keys.create_first(&mut tx, tenant.id, now).await?;
+        tx.commit().await.db()?;
+        self.keys.remember(tenant.id, keys);
         Ok(tenant)
     }
 

@@ -4,7 +4,7 @@ use switchboard_core::ports::{StoreError, StoreResult, WebchatVisitor};
 use switchboard_core::{Channel, ChannelId, Conversation, NewChannel, TenantId, Timestamp};
 
 use crate::SqlStore;
-use crate::rows::{self, CHANNEL_COLS, CONVERSATION_COLS};
+use crate::rows::{self, CHANNEL_COLS, CHANNEL_INSERT_COLS, CONVERSATION_COLS};
 use crate::sql::{DbResult, RowExt, Sql, Val, is_fk_violation, ms, new_uuid, to_json, trunc};
 
 impl SqlStore {
@@ -13,6 +13,9 @@ impl SqlStore {
         new: NewChannel,
         now: Timestamp,
     ) -> StoreResult<Channel> {
+        self.ensure_keys([new.tenant_id]).await?;
+        let keys =
+            crate::keys::tenant(new.tenant_id).map_err(|_| StoreError::NotFound("tenant"))?;
         let channel = Channel {
             id: ChannelId::from_uuid(new_uuid(now)),
             tenant_id: new.tenant_id,
@@ -21,15 +24,24 @@ impl SqlStore {
             credentials: new.credentials,
             settings: new.settings,
             created_at: trunc(now),
+            paused: None,
         };
         let mut conn = self.conn().await?;
-        let mut sql = Sql::new(&format!("INSERT INTO channels ({CHANNEL_COLS}) VALUES ("));
+        let mut sql = Sql::new(&format!(
+            "INSERT INTO channels ({CHANNEL_INSERT_COLS}) VALUES ("
+        ));
         sql.list::<Val>(vec![
             channel.id.to_string().into(),
             channel.tenant_id.to_string().into(),
             channel.kind.as_str().into(),
             channel.name.as_str().into(),
-            to_json(&channel.credentials)?.into(),
+            keys.seal_json(
+                "channels",
+                "credentials",
+                &channel.id.to_string(),
+                &channel.credentials,
+            )?
+            .into(),
             to_json(&channel.settings)?.into(),
             ms(now).into(),
         ])
@@ -45,12 +57,9 @@ impl SqlStore {
         let mut conn = self.conn().await?;
         let mut sql = Sql::new(&format!("SELECT {CHANNEL_COLS} FROM channels WHERE id = "));
         sql.bind(id.to_string());
-        sql.fetch_optional(&mut conn)
-            .await
-            .db()?
-            .as_ref()
-            .map(rows::channel)
-            .transpose()
+        let row = sql.fetch_optional(&mut conn).await.db()?;
+        self.ensure_row_keys(row.as_slice()).await?;
+        row.as_ref().map(rows::channel).transpose()
     }
 
     pub(crate) async fn list_channels_impl(&self, tenant: TenantId) -> StoreResult<Vec<Channel>> {
@@ -60,12 +69,9 @@ impl SqlStore {
         ));
         sql.bind(tenant.to_string())
             .push(" ORDER BY created_at, id");
-        sql.fetch_all(&mut conn)
-            .await
-            .db()?
-            .iter()
-            .map(rows::channel)
-            .collect()
+        let found = sql.fetch_all(&mut conn).await.db()?;
+        self.ensure_row_keys(&found).await?;
+        found.iter().map(rows::channel).collect()
     }
 
     pub(crate) async fn channels_of_kind_impl(
@@ -77,12 +83,77 @@ impl SqlStore {
             "SELECT {CHANNEL_COLS} FROM channels WHERE kind = "
         ));
         sql.bind(kind.as_str()).push(" ORDER BY created_at, id");
-        sql.fetch_all(&mut conn)
+        let found = sql.fetch_all(&mut conn).await.db()?;
+        self.ensure_row_keys(&found).await?;
+        found.iter().map(rows::channel).collect()
+    }
+
+    /// Sets (`Some`) or clears a channel's pause and returns the channel as stored.
+    pub(crate) async fn set_channel_pause_impl(
+        &self,
+        tenant: TenantId,
+        channel: ChannelId,
+        reason: Option<&str>,
+        now: Timestamp,
+    ) -> StoreResult<Channel> {
+        let mut sql = Sql::new("UPDATE channels SET paused_reason = ");
+        sql.bind(reason.map(str::to_string));
+        match reason {
+            // Several in-flight sends may report the refusal: the pause keeps its first time.
+            Some(_) => sql
+                .push(", paused_at = COALESCE(paused_at, ")
+                .bind(ms(now))
+                .push(")"),
+            None => sql.push(", paused_at = NULL"),
+        };
+        self.update_channel(tenant, channel, sql).await
+    }
+
+    /// Replaces a channel's credentials and returns the channel as stored.
+    pub(crate) async fn set_channel_credentials_impl(
+        &self,
+        tenant: TenantId,
+        channel: ChannelId,
+        credentials: &serde_json::Value,
+    ) -> StoreResult<Channel> {
+        self.ensure_keys([tenant]).await?;
+        let sealed = crate::keys::tenant(tenant)?.seal_json(
+            "channels",
+            "credentials",
+            &channel.to_string(),
+            credentials,
+        )?;
+        let mut sql = Sql::new("UPDATE channels SET credentials = ");
+        sql.bind(sealed);
+        self.update_channel(tenant, channel, sql).await
+    }
+
+    /// Runs `UPDATE channels SET …` (given without its WHERE) for one channel of `tenant`
+    /// and reads the row back, in one transaction.
+    async fn update_channel(
+        &self,
+        tenant: TenantId,
+        channel: ChannelId,
+        mut sql: Sql,
+    ) -> StoreResult<Channel> {
+        let mut tx = self.begin().await?;
+        sql.push(" WHERE tenant_id = ")
+            .bind(tenant.to_string())
+            .push(" AND id = ")
+            .bind(channel.to_string());
+        if sql.execute(&mut tx).await.db()? == 0 {
+            return Err(StoreError::NotFound("channel"));
+        }
+        let mut sql = Sql::new(&format!("SELECT {CHANNEL_COLS} FROM channels WHERE id = "));
+        sql.bind(channel.to_string());
+        let row = sql
+            .fetch_optional(&mut tx)
             .await
             .db()?
-            .iter()
-            .map(rows::channel)
-            .collect()
+            .ok_or(StoreError::NotFound("channel"))?;
+        let channel = rows::channel(&row)?;
+        tx.commit().await.db()?;
+        Ok(channel)
     }
 
     pub(crate) async fn create_webchat_visitor_impl(
@@ -139,6 +210,15 @@ impl SqlStore {
         visitor_id: &str,
     ) -> StoreResult<Option<Conversation>> {
         let mut conn = self.conn().await?;
+        // Identities are keyed by a blind index of the address, made with the tenant's key.
+        let mut sql = Sql::new("SELECT tenant_id FROM channels WHERE id = ");
+        sql.bind(channel.to_string());
+        let Some(owner) = sql.fetch_optional(&mut conn).await.db()? else {
+            return Ok(None);
+        };
+        let tenant: TenantId = owner.parse("tenant_id")?;
+        self.ensure_keys([tenant]).await?;
+        let visitor_id = crate::keys::tenant(tenant)?.address_index(channel, visitor_id);
         let mut sql = Sql::new(&format!(
             "SELECT {CONVERSATION_COLS} FROM conversations c \
              JOIN identities i ON i.contact_id = c.contact_id AND i.channel_id = c.channel_id \
@@ -146,7 +226,7 @@ impl SqlStore {
         ));
         sql.bind(channel.to_string())
             .push(" AND i.external_id = ")
-            .bind(visitor_id)
+            .bind(visitor_id.as_str())
             .push(" ORDER BY c.created_at DESC, c.id DESC LIMIT 1");
         sql.fetch_optional(&mut conn)
             .await

@@ -3,8 +3,9 @@
 //!
 //! A merge moves identities, conversations, flow records and consents of the merged contact to
 //! the survivor in ONE transaction, marks the merged row (`merged_into`) and writes a
-//! `contact_links` row (who, why, when) for audit. The phone hash is computed by the caller
-//! (the store never sees the key).
+//! `contact_links` row (who, why, when) for audit. Identities are found by blind indexes (see
+//! [`crate::keys`]): the address index for `(channel, external id)` and the phone index,
+//! keyed per tenant, for equal numbers across channels.
 
 use sqlx::AnyConnection;
 use switchboard_core::ports::{ContactMerge, StoreError, StoreResult};
@@ -32,6 +33,8 @@ impl SqlStore {
         unreachable: Option<&str>,
         now: Timestamp,
     ) -> StoreResult<bool> {
+        self.ensure_keys([tenant]).await?;
+        let external_id = crate::keys::tenant(tenant)?.address_index(channel, external_id);
         let mut conn = self.conn().await?;
         let mut sql = Sql::new("UPDATE identities SET unreachable_reason = ");
         sql.bind(unreachable.map(str::to_string))
@@ -42,7 +45,7 @@ impl SqlStore {
             .push(" AND channel_id = ")
             .bind(channel.to_string())
             .push(" AND external_id = ")
-            .bind(external_id);
+            .bind(external_id.as_str());
         Ok(sql.execute(&mut conn).await.db()? > 0)
     }
 
@@ -51,9 +54,19 @@ impl SqlStore {
         tenant: TenantId,
         channel: ChannelId,
         external_id: &str,
-        phone_hash: &str,
+        phone: &str,
         now: Timestamp,
     ) -> StoreResult<Option<ContactMerge>> {
+        self.ensure_keys([tenant]).await?;
+        let keys = crate::keys::tenant(tenant)?;
+        let Some(phone_hash) = keys.phone_index(phone) else {
+            return Err(StoreError::Invalid(
+                "not an international phone number (+<country code><number>)".into(),
+            ));
+        };
+        let phone_hash = phone_hash.as_str();
+        let external_id = keys.address_index(channel, external_id);
+        let external_id = external_id.as_str();
         let mut tx = self.begin().await?;
         let mut sql = Sql::new("UPDATE identities SET phone_hash = ");
         sql.bind(phone_hash)
@@ -251,15 +264,35 @@ async fn merge(
             .bind(merged.to_string());
         sql.execute(&mut *conn).await.db()?;
     }
-    // The survivor keeps its name; it takes the merged one's only when it has none.
-    let mut sql = Sql::new(
-        "UPDATE contacts SET display_name = \
-         (SELECT m.display_name FROM contacts m WHERE m.id = ",
-    );
-    sql.bind(merged.to_string())
-        .push(") WHERE display_name IS NULL AND id = ")
-        .bind(survivor.to_string());
-    sql.execute(&mut *conn).await.db()?;
+    // The survivor keeps its name; it takes the merged one's only when it has none. Names
+    // are sealed for their row, so the name is opened and sealed again for the survivor.
+    let name_of = |id: ContactId| -> StoreResult<Option<String>> {
+        let row = found
+            .iter()
+            .find(|r| r.text("id").ok().as_deref() == Some(id.to_string().as_str()))
+            .ok_or(StoreError::NotFound("contact"))?;
+        crate::keys::tenant(tenant)?.open_opt(
+            "contacts",
+            "display_name",
+            &id.to_string(),
+            row.opt_text("display_name")?.as_deref(),
+        )
+    };
+    if name_of(survivor)?.is_none()
+        && let Some(name) = name_of(merged)?
+    {
+        let sealed = crate::keys::tenant(tenant)?.seal_text(
+            "contacts",
+            "display_name",
+            &survivor.to_string(),
+            &name,
+        )?;
+        let mut sql = Sql::new("UPDATE contacts SET display_name = ");
+        sql.bind(sealed)
+            .push(" WHERE id = ")
+            .bind(survivor.to_string());
+        sql.execute(&mut *conn).await.db()?;
+    }
     let mut sql = Sql::new("UPDATE contacts SET merged_into = ");
     sql.bind(survivor.to_string())
         .push(" WHERE id = ")

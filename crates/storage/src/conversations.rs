@@ -10,7 +10,7 @@ use switchboard_core::{
 };
 
 use crate::rows::{self, CONTACT_COLS, IDENTITY_COLS, MESSAGE_COLS, SUMMARY_SELECT};
-use crate::sql::{DbResult, RowExt, Sql, is_unique_violation, ms};
+use crate::sql::{DbResult, Sql, is_unique_violation, ms};
 use crate::{Backend, SqlStore, events};
 
 /// Default and maximum page size of list calls.
@@ -62,9 +62,10 @@ pub(crate) async fn lock(
         .await
         .db()?
         .ok_or(StoreError::NotFound("conversation"))?;
+    let conversation = rows::conversation(&row)?;
     Ok(Locked {
-        conversation: rows::conversation(&row)?,
-        preview: row.opt_text("last_message_preview")?,
+        preview: rows::preview(&row, &conversation)?,
+        conversation,
     })
 }
 
@@ -88,9 +89,10 @@ pub(crate) async fn lock_many(
             .push(") ORDER BY id")
             .push(backend.for_update());
         for row in sql.fetch_all(&mut *conn).await.db()? {
+            let conversation = rows::conversation(&row)?;
             let locked = Locked {
-                conversation: rows::conversation(&row)?,
-                preview: row.opt_text("last_message_preview")?,
+                preview: rows::preview(&row, &conversation)?,
+                conversation,
             };
             found.insert(locked.conversation.id, locked);
         }
@@ -109,18 +111,20 @@ pub(crate) async fn save_many(conn: &mut AnyConnection, locked: &[&Locked]) -> S
              last_message_at = v.column4, last_inbound_at = v.column5, \
              last_message_preview = v.column6 FROM (VALUES ",
         );
-        sql.rows(chunk.iter().map(|l| {
+        let mut rows = Vec::with_capacity(chunk.len());
+        for l in chunk {
             let c = &l.conversation;
-            vec![
+            rows.push(vec![
                 crate::sql::Val::from(c.id.to_string()),
                 c.state.as_str().into(),
                 c.assignee.map(|u| u.to_string()).into(),
                 ms(c.last_message_at).into(),
                 c.last_inbound_at.map(ms).into(),
-                l.preview.clone().into(),
-            ]
-        }))
-        .push(") AS v WHERE conversations.id = v.column1");
+                seal_preview(c, l.preview.as_deref())?.into(),
+            ]);
+        }
+        sql.rows(rows)
+            .push(") AS v WHERE conversations.id = v.column1");
         match sql.execute(&mut *conn).await {
             Ok(_) => {}
             Err(e) if is_unique_violation(&e) => {
@@ -156,6 +160,16 @@ pub(crate) async fn summaries(
     Ok(found)
 }
 
+/// The sealed form of a conversation's preview (it quotes the customer's last message).
+pub(crate) fn seal_preview(c: &Conversation, preview: Option<&str>) -> StoreResult<Option<String>> {
+    crate::keys::tenant(c.tenant_id)?.seal_opt(
+        "conversations",
+        "last_message_preview",
+        &c.id.to_string(),
+        preview,
+    )
+}
+
 /// Writes back the mutable columns of a conversation read with [`lock`].
 pub(crate) async fn save(conn: &mut AnyConnection, locked: &Locked) -> StoreResult<()> {
     let c = &locked.conversation;
@@ -168,7 +182,7 @@ pub(crate) async fn save(conn: &mut AnyConnection, locked: &Locked) -> StoreResu
         .push(", last_inbound_at = ")
         .bind(c.last_inbound_at.map(ms))
         .push(", last_message_preview = ")
-        .bind(locked.preview.clone())
+        .bind(seal_preview(c, locked.preview.as_deref())?)
         .push(" WHERE tenant_id = ")
         .bind(c.tenant_id.to_string())
         .push(" AND id = ")
@@ -242,6 +256,7 @@ impl SqlStore {
         tenant: TenantId,
         filter: &ConversationFilter,
     ) -> StoreResult<Vec<ConversationSummary>> {
+        self.ensure_keys([tenant]).await?;
         let mut conn = self.conn().await?;
         let mut sql = Sql::new(SUMMARY_SELECT);
         sql.push(" WHERE c.tenant_id = ").bind(tenant.to_string());
@@ -270,6 +285,7 @@ impl SqlStore {
         tenant: TenantId,
         id: ConversationId,
     ) -> StoreResult<Option<ConversationSummary>> {
+        self.ensure_keys([tenant]).await?;
         let mut conn = self.conn().await?;
         summary(&mut conn, tenant, id).await
     }
@@ -280,6 +296,7 @@ impl SqlStore {
         conversation: ConversationId,
         limit: u32,
     ) -> StoreResult<Vec<Message>> {
+        self.ensure_keys([tenant]).await?;
         let mut conn = self.conn().await?;
         let mut sql = Sql::new(&format!(
             "SELECT {MESSAGE_COLS} FROM messages m WHERE m.tenant_id = "
@@ -305,6 +322,7 @@ impl SqlStore {
         tenant: TenantId,
         id: switchboard_core::MessageId,
     ) -> StoreResult<Option<Message>> {
+        self.ensure_keys([tenant]).await?;
         let mut conn = self.conn().await?;
         let mut sql = Sql::new(&format!(
             "SELECT {MESSAGE_COLS} FROM messages m WHERE m.tenant_id = "
@@ -325,6 +343,7 @@ impl SqlStore {
         tenant: TenantId,
         id: ContactId,
     ) -> StoreResult<Option<(Contact, Vec<Identity>)>> {
+        self.ensure_keys([tenant]).await?;
         let mut conn = self.conn().await?;
         let mut sql = Sql::new(&format!(
             "SELECT {CONTACT_COLS} FROM contacts WHERE tenant_id = "
@@ -360,6 +379,7 @@ impl SqlStore {
         agent: UserId,
         now: Timestamp,
     ) -> StoreResult<Event> {
+        self.ensure_keys([tenant]).await?;
         let mut tx = self.begin().await?;
         let mut sql = Sql::new("SELECT id FROM users WHERE tenant_id = ");
         sql.bind(tenant.to_string())
@@ -382,6 +402,7 @@ impl SqlStore {
         transition: Transition,
         now: Timestamp,
     ) -> StoreResult<Event> {
+        self.ensure_keys([tenant]).await?;
         if transition == Transition::Assign {
             return Err(StoreError::Invalid(
                 "assigning needs an agent: use assign".into(),

@@ -10,15 +10,11 @@ use switchboard_core::ports::{StoreError, StoreResult};
 use switchboard_core::{Event, EventKind, TenantId, Timestamp};
 
 use crate::SqlStore;
-use crate::sql::{DbResult, RowExt, Sql, Val, insert_rows, ms, to_json, trunc};
+use crate::sql::{DbResult, RowExt, Sql, Val, insert_rows, ms, trunc};
 
 /// The stable name stored in `events.kind`.
 fn kind_name(kind: &EventKind) -> &'static str {
-    match kind {
-        EventKind::MessageCreated { .. } => "message_created",
-        EventKind::MessageStatus { .. } => "message_status",
-        EventKind::ConversationChanged { .. } => "conversation_changed",
-    }
+    kind.name()
 }
 
 /// Numbers and stores events of one tenant, in the given order, inside the caller's
@@ -46,6 +42,9 @@ pub(crate) async fn append(
     let last = row.int("event_seq")?;
     let first = last - count + 1;
     let at = trunc(at);
+    // Payloads copy message content and contact names (live pages replay them), so they
+    // are sealed like the rows they copy.
+    let keys = crate::keys::tenant(tenant)?;
     let mut rows = Vec::with_capacity(kinds.len());
     let mut events = Vec::with_capacity(kinds.len());
     for (i, kind) in kinds.into_iter().enumerate() {
@@ -55,8 +54,9 @@ pub(crate) async fn append(
             seq.into(),
             ms(at).into(),
             kind_name(&kind).into(),
-            kind.conversation_id().to_string().into(),
-            to_json(&kind)?.into(),
+            kind.conversation_id().map(|c| c.to_string()).into(),
+            keys.seal_json("events", "payload", &seq.to_string(), &kind)?
+                .into(),
         ]);
         events.push(Event {
             tenant_id: tenant,
@@ -82,6 +82,8 @@ impl SqlStore {
         after: i64,
         limit: u32,
     ) -> StoreResult<Vec<Event>> {
+        self.ensure_keys([tenant]).await?;
+        let keys = crate::keys::tenant(tenant)?;
         let mut conn = self.conn().await?;
         let mut sql = Sql::new("SELECT seq, at, payload FROM events WHERE tenant_id = ");
         sql.bind(tenant.to_string())
@@ -94,11 +96,17 @@ impl SqlStore {
             .db()?
             .iter()
             .map(|row| {
+                let seq = row.int("seq")?;
                 Ok(Event {
                     tenant_id: tenant,
-                    seq: row.int("seq")?,
+                    seq,
                     at: row.ts("at")?,
-                    kind: row.json("payload")?,
+                    kind: keys.open_json(
+                        "events",
+                        "payload",
+                        &seq.to_string(),
+                        &row.text("payload")?,
+                    )?,
                 })
             })
             .collect()

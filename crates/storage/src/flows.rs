@@ -12,8 +12,8 @@ use std::collections::HashMap;
 
 use sqlx::AnyConnection;
 use switchboard_core::ports::{
-    Consent, FlowEffects, FlowRecord, FlowSessionWrite, JobKind, SavedFlow, StoreError,
-    StoreResult, StoredFlow, StoredFlowSession, TimerChange,
+    CampaignStart, Consent, FlowEffects, FlowRecord, FlowSessionWrite, JobKind, OpenedConversation,
+    SavedFlow, StoreError, StoreResult, StoredFlow, StoredFlowSession, TimerChange,
 };
 use switchboard_core::{
     Channel, ChannelId, ChannelSettings, ContactId, ConversationId, JobId, RecordId, TenantId,
@@ -66,6 +66,7 @@ pub(crate) async fn apply_effects(
 ) -> StoreResult<()> {
     let c = &locked.conversation;
     let tenant = c.tenant_id;
+    let keys = crate::keys::tenant(tenant)?;
     if let Some(write) = effects.session {
         let mut sql =
             Sql::new("SELECT version, timer_job_id FROM flow_sessions WHERE tenant_id = ");
@@ -112,7 +113,12 @@ pub(crate) async fn apply_effects(
                 }
             }
         };
-        let session = to_json(&write.session)?;
+        let session = keys.seal_json(
+            "flow_sessions",
+            "session",
+            &c.id.to_string(),
+            &write.session,
+        )?;
         let timer = timer.map(|t| t.to_string());
         let sql = match version {
             Some(v) => {
@@ -159,13 +165,14 @@ pub(crate) async fn apply_effects(
             .records
             .iter()
             .map(|r| {
+                let id = RecordId::from_uuid(new_uuid(now)).to_string();
                 Ok(vec![
-                    Val::from(RecordId::from_uuid(new_uuid(now)).to_string()),
+                    Val::from(id.as_str()),
                     tenant.to_string().into(),
                     c.id.to_string().into(),
                     c.contact_id.to_string().into(),
                     r.kind.as_str().into(),
-                    to_json(&r.data)?.into(),
+                    keys.seal_json("flow_records", "data", &id, &r.data)?.into(),
                     ms(now).into(),
                 ])
             })
@@ -184,18 +191,20 @@ pub(crate) async fn apply_effects(
             .consents
             .iter()
             .map(|k| {
-                vec![
-                    Val::from(new_uuid(now).to_string()),
+                let id = new_uuid(now).to_string();
+                Ok(vec![
+                    Val::from(id.as_str()),
                     tenant.to_string().into(),
                     c.contact_id.to_string().into(),
                     c.channel_id.to_string().into(),
                     k.status.as_str().into(),
                     k.source.as_str().into(),
-                    k.wording.clone().into(),
+                    keys.seal_opt("consents", "wording", &id, k.wording.as_deref())?
+                        .into(),
                     ms(now).into(),
-                ]
+                ])
             })
-            .collect();
+            .collect::<StoreResult<Vec<_>>>()?;
         insert_rows(
             conn,
             "INSERT INTO consents (id, tenant_id, contact_id, channel_id, status, source, \
@@ -216,7 +225,13 @@ pub(crate) async fn apply_effects(
             .await
             .db()?
             .ok_or(StoreError::NotFound("contact"))?;
-        let mut attributes: serde_json::Value = row.json("attributes")?;
+        let contact_row = c.contact_id.to_string();
+        let mut attributes: serde_json::Value = keys.open_json(
+            "contacts",
+            "attributes",
+            &contact_row,
+            &row.text("attributes")?,
+        )?;
         if !attributes.is_object() {
             attributes = serde_json::json!({});
         }
@@ -226,7 +241,7 @@ pub(crate) async fn apply_effects(
             }
         }
         let mut sql = Sql::new("UPDATE contacts SET attributes = ");
-        sql.bind(to_json(&attributes)?)
+        sql.bind(keys.seal_json("contacts", "attributes", &contact_row, &attributes)?)
             .push(" WHERE tenant_id = ")
             .bind(tenant.to_string())
             .push(" AND id = ")
@@ -269,6 +284,7 @@ pub(crate) async fn apply_session_writes(
             );
         }
     }
+    let keys = crate::keys::tenant(tenant)?;
     let mut old_timers = Vec::new();
     let mut new_timers = Vec::new();
     let mut updates = Vec::new();
@@ -312,7 +328,12 @@ pub(crate) async fn apply_session_writes(
                 }
             }
         };
-        let session = to_json(&write.session)?;
+        let session = keys.seal_json(
+            "flow_sessions",
+            "session",
+            &conv.to_string(),
+            &write.session,
+        )?;
         let timer = timer.map(|t| t.to_string());
         match version {
             Some(v) => updates.push(vec![
@@ -476,6 +497,114 @@ impl SqlStore {
             .collect()
     }
 
+    pub(crate) async fn flow_version_impl(
+        &self,
+        tenant: TenantId,
+        flow_id: &str,
+        version: i64,
+    ) -> StoreResult<Option<StoredFlow>> {
+        let mut conn = self.conn().await?;
+        let mut sql = Sql::new(
+            "SELECT tenant_id, flow_id, version, source, loaded_at FROM flow_definitions \
+             WHERE tenant_id = ",
+        );
+        sql.bind(tenant.to_string())
+            .push(" AND flow_id = ")
+            .bind(flow_id)
+            .push(" AND version = ")
+            .bind(version);
+        sql.fetch_optional(&mut conn)
+            .await
+            .db()?
+            .as_ref()
+            .map(stored_flow)
+            .transpose()
+    }
+
+    pub(crate) async fn open_conversation_impl(
+        &self,
+        tenant: TenantId,
+        contact: ContactId,
+        channel: ChannelId,
+        flow_id: &str,
+        campaign: CampaignStart,
+        now: Timestamp,
+    ) -> StoreResult<OpenedConversation> {
+        let mut tx = self.begin().await?;
+        // The contact must be reachable there: an identity of this tenant on this channel.
+        let mut sql = Sql::new("SELECT contact_id FROM identities WHERE tenant_id = ");
+        sql.bind(tenant.to_string())
+            .push(" AND channel_id = ")
+            .bind(channel.to_string())
+            .push(" AND contact_id = ")
+            .bind(contact.to_string())
+            .push(" LIMIT 1");
+        if sql.fetch_optional(&mut tx).await.db()?.is_none() {
+            return Err(StoreError::NotFound("contact address on this channel"));
+        }
+        let mut sql =
+            Sql::new("SELECT id, state, last_inbound_at FROM conversations WHERE tenant_id = ");
+        sql.bind(tenant.to_string())
+            .push(" AND channel_id = ")
+            .bind(channel.to_string())
+            .push(" AND contact_id = ")
+            .bind(contact.to_string())
+            .push(" ORDER BY created_at DESC")
+            .push(self.backend.for_update());
+        let rows = sql.fetch_all(&mut tx).await.db()?;
+        let mut last_inbound: Option<i64> = None;
+        for row in &rows {
+            if row.text("state")? != "resolved" {
+                let id: ConversationId = row.parse("id")?;
+                let conversation = crate::conversations::summary(&mut tx, tenant, id)
+                    .await?
+                    .ok_or(StoreError::NotFound("conversation"))?;
+                return Ok(OpenedConversation {
+                    conversation,
+                    created: false,
+                    events: Vec::new(),
+                });
+            }
+            if let Some(t) = row.opt_int("last_inbound_at")? {
+                last_inbound = Some(last_inbound.map_or(t, |l| l.max(t)));
+            }
+        }
+        let id = ConversationId::from_uuid(new_uuid(now));
+        let mut sql = Sql::new(
+            "INSERT INTO conversations (id, tenant_id, channel_id, contact_id, state, \
+             last_inbound_at, last_message_at, created_at) VALUES (",
+        );
+        sql.list::<Val>(vec![
+            id.to_string().into(),
+            tenant.to_string().into(),
+            channel.to_string().into(),
+            contact.to_string().into(),
+            "bot".into(),
+            last_inbound.into(),
+            ms(now).into(),
+            ms(now).into(),
+        ])
+        .push(")");
+        sql.execute(&mut tx).await.unique("open conversation")?;
+        let kind = JobKind::StartFlow {
+            conversation_id: id,
+            flow_id: flow_id.to_string(),
+            campaign: Some(campaign),
+        };
+        insert_job(&mut tx, tenant, &kind, now, now).await?;
+        let changed = crate::conversations::changed(&mut tx, tenant, id).await?;
+        let events = crate::events::append(&mut tx, tenant, now, vec![changed]).await?;
+        let conversation = crate::conversations::summary(&mut tx, tenant, id)
+            .await?
+            .ok_or(StoreError::NotFound("conversation"))?;
+        tx.commit().await.db()?;
+        Ok(OpenedConversation {
+            conversation,
+            created: true,
+            events,
+        })
+    }
+
     pub(crate) async fn set_channel_settings_impl(
         &self,
         tenant: TenantId,
@@ -520,9 +649,16 @@ impl SqlStore {
         let Some(row) = sql.fetch_optional(&mut conn).await.db()? else {
             return Ok(None);
         };
+        self.ensure_keys([tenant]).await?;
+        let keys = crate::keys::tenant(tenant)?;
         Ok(Some(StoredFlowSession {
             conversation_id: row.parse("conversation_id")?,
-            session: row.json("session")?,
+            session: keys.open_json(
+                "flow_sessions",
+                "session",
+                &row.text("conversation_id")?,
+                &row.text("session")?,
+            )?,
             version: row.int("version")?,
             timer_job: row.opt_parse("timer_job_id")?,
         }))
@@ -552,6 +688,8 @@ impl SqlStore {
             .push(" AND conversation_id = ")
             .bind(conversation.to_string())
             .push(" ORDER BY id");
+        self.ensure_keys([tenant]).await?;
+        let keys = crate::keys::tenant(tenant)?;
         sql.fetch_all(&mut conn)
             .await
             .db()?
@@ -563,7 +701,12 @@ impl SqlStore {
                     conversation_id: row.parse("conversation_id")?,
                     contact_id: row.parse("contact_id")?,
                     kind: row.text("kind")?,
-                    data: row.json("data")?,
+                    data: keys.open_json(
+                        "flow_records",
+                        "data",
+                        &row.text("id")?,
+                        &row.text("data")?,
+                    )?,
                     created_at: row.ts("created_at")?,
                 })
             })
@@ -577,13 +720,15 @@ impl SqlStore {
     ) -> StoreResult<Vec<Consent>> {
         let mut conn = self.conn().await?;
         let mut sql = Sql::new(
-            "SELECT tenant_id, contact_id, channel_id, status, source, wording, at \
+            "SELECT id, tenant_id, contact_id, channel_id, status, source, wording, at \
              FROM consents WHERE tenant_id = ",
         );
         sql.bind(tenant.to_string())
             .push(" AND contact_id = ")
             .bind(contact.to_string())
             .push(" ORDER BY id");
+        self.ensure_keys([tenant]).await?;
+        let keys = crate::keys::tenant(tenant)?;
         sql.fetch_all(&mut conn)
             .await
             .db()?
@@ -595,7 +740,12 @@ impl SqlStore {
                     channel_id: row.parse("channel_id")?,
                     status: row.parse("status")?,
                     source: row.text("source")?,
-                    wording: row.opt_text("wording")?,
+                    wording: keys.open_opt(
+                        "consents",
+                        "wording",
+                        &row.text("id")?,
+                        row.opt_text("wording")?.as_deref(),
+                    )?,
                     at: row.ts("at")?,
                 })
             })

@@ -16,6 +16,7 @@
 //! lookups see the winner's rows. SQLite takes the write lock first and never races.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use sqlx::AnyConnection;
 use switchboard_core::ports::{IngestItem, IngestOutcome, JobKind, StoreError, StoreResult};
@@ -27,6 +28,7 @@ use switchboard_core::{
 
 use crate::SqlStore;
 use crate::events;
+use crate::keys::TenantKeys;
 use crate::sql::{
     DbResult, RowExt, Sql, Val, chunks, db, insert_rows, is_unique_violation, ms, new_uuid,
     to_json, trunc,
@@ -91,6 +93,8 @@ impl SqlStore {
         if items.is_empty() {
             return Ok(Vec::new());
         }
+        // Keys first, outside the write transaction (normally all cached already).
+        self.ensure_keys(items.iter().map(|i| i.tenant_id)).await?;
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -119,6 +123,17 @@ async fn ingest_once(
     items: &[IngestItem],
 ) -> Result<Vec<IngestOutcome>, Failed> {
     let n = items.len();
+    let mut keys: HashMap<TenantId, Arc<TenantKeys>> = HashMap::new();
+    for item in items {
+        if let std::collections::hash_map::Entry::Vacant(slot) = keys.entry(item.tenant_id) {
+            slot.insert(crate::keys::tenant(item.tenant_id)?);
+        }
+    }
+    let keys_of = |tenant: &TenantId| {
+        keys.get(tenant)
+            .cloned()
+            .ok_or_else(|| StoreError::Backend(format!("no keys for tenant {tenant}")))
+    };
 
     // 1. Channels: each must exist and belong to the item's tenant.
     let channel_ids: Vec<ChannelId> = distinct(items.iter().map(|i| i.channel_id));
@@ -182,16 +197,29 @@ async fn ingest_once(
         .filter(|&i| copy_of[i].is_none() && outcomes[i].is_none())
         .collect();
 
-    // 3. Contacts: look up identities, create the missing ones.
+    // 3. Contacts: look up identities (by the blind index of the address), create the
+    // missing ones.
     let mut contacts: HashMap<(ChannelId, String), ContactInfo> = HashMap::new();
+    let mut address_index: HashMap<(ChannelId, String), String> = HashMap::new();
     for channel in &channel_ids {
+        let Some((tenant, _)) = channels.get(channel) else {
+            continue;
+        };
+        let k = keys_of(tenant)?;
         let externals: Vec<String> = distinct(
             fresh
                 .iter()
                 .filter(|&&i| items[i].channel_id == *channel)
                 .map(|&i| items[i].message.external_contact_id.clone()),
         );
-        for chunk in chunks(&externals) {
+        let mut by_index: HashMap<String, String> = HashMap::with_capacity(externals.len());
+        for external in &externals {
+            let index = k.address_index(*channel, external);
+            by_index.insert(index.clone(), external.clone());
+            address_index.insert((*channel, external.clone()), index);
+        }
+        let indexes: Vec<String> = by_index.keys().cloned().collect();
+        for chunk in chunks(&indexes) {
             let mut sql = Sql::new(
                 "SELECT i.external_id, i.contact_id, i.phone, c.display_name \
                  FROM identities i JOIN contacts c ON c.id = i.contact_id \
@@ -202,12 +230,28 @@ async fn ingest_once(
                 .list(chunk)
                 .push(")");
             for row in sql.fetch_all(&mut *conn).await? {
+                let index = row.text("external_id")?;
+                let Some(external) = by_index.get(&index) else {
+                    continue;
+                };
+                let id: ContactId = row.parse("contact_id")?;
+                let place = crate::keys::identity_row(&channel.to_string(), &index);
                 contacts.insert(
-                    (*channel, row.text("external_id")?),
+                    (*channel, external.clone()),
                     ContactInfo {
-                        id: row.parse("contact_id")?,
-                        name: row.opt_text("display_name")?,
-                        phone: row.opt_text("phone")?,
+                        id,
+                        name: k.open_opt(
+                            "contacts",
+                            "display_name",
+                            &id.to_string(),
+                            row.opt_text("display_name")?.as_deref(),
+                        )?,
+                        phone: k.open_opt(
+                            "identities",
+                            "phone",
+                            &place,
+                            row.opt_text("phone")?.as_deref(),
+                        )?,
                     },
                 );
             }
@@ -220,41 +264,61 @@ async fn ingest_once(
     for &i in &fresh {
         let item = &items[i];
         let m = &item.message;
+        let k = keys_of(&item.tenant_id)?;
         let key = (item.channel_id, m.external_contact_id.clone());
+        let index = address_index
+            .get(&key)
+            .cloned()
+            .unwrap_or_else(|| k.address_index(item.channel_id, &m.external_contact_id));
+        let place = crate::keys::identity_row(&item.channel_id.to_string(), &index);
         match contacts.get_mut(&key) {
             Some(info) => {
                 if let Some(name) = &m.contact_name
                     && info.name.as_ref() != Some(name)
                 {
                     info.name = Some(name.clone());
-                    renamed.insert(info.id, name.clone());
+                    let sealed =
+                        k.seal_text("contacts", "display_name", &info.id.to_string(), name)?;
+                    renamed.insert(info.id, sealed);
                 }
                 if let Some(phone) = &m.phone
                     && info.phone.as_ref() != Some(phone)
                 {
                     info.phone = Some(phone.clone());
-                    rephoned.insert(key, phone.clone());
+                    let sealed = k.seal_text("identities", "phone", &place, phone)?;
+                    rephoned.insert((item.channel_id, index.clone()), sealed);
                 }
             }
             None => {
                 let id = ContactId::from_uuid(new_uuid(item.received_at));
+                let contact_row = id.to_string();
                 let kind = channels
                     .get(&item.channel_id)
                     .map_or("webchat", |c| c.1.as_str());
                 new_contacts.push(vec![
                     Val::from(id.to_string()),
                     item.tenant_id.to_string().into(),
-                    m.contact_name.clone().into(),
-                    "{}".into(),
+                    k.seal_opt(
+                        "contacts",
+                        "display_name",
+                        &contact_row,
+                        m.contact_name.as_deref(),
+                    )?
+                    .into(),
+                    k.seal_text("contacts", "attributes", &contact_row, "{}")?
+                        .into(),
                     ms(item.received_at).into(),
                 ]);
                 new_identities.push(vec![
                     Val::from(item.channel_id.to_string()),
-                    m.external_contact_id.clone().into(),
+                    index.clone().into(),
+                    k.seal_text("identities", "address", &place, &m.external_contact_id)?
+                        .into(),
                     id.to_string().into(),
                     item.tenant_id.to_string().into(),
                     kind.into(),
-                    m.phone.clone().into(),
+                    k.seal_opt("identities", "phone", &place, m.phone.as_deref())?
+                        .into(),
                     ms(item.received_at).into(),
                 ]);
                 contacts.insert(
@@ -277,7 +341,8 @@ async fn ingest_once(
     insert_rows(
         conn,
         "INSERT INTO identities \
-         (channel_id, external_id, contact_id, tenant_id, kind, phone, created_at) VALUES ",
+         (channel_id, external_id, address, contact_id, tenant_id, kind, phone, created_at) \
+         VALUES ",
         new_identities,
     )
     .await?;
@@ -289,6 +354,7 @@ async fn ingest_once(
         sql.execute(&mut *conn).await?;
     }
     for ((channel, external), phone) in rephoned {
+        // `external` is the address index; `phone` is sealed for that identity.
         let mut sql = Sql::new("UPDATE identities SET phone = ");
         sql.bind(phone)
             .push(" WHERE channel_id = ")
@@ -325,12 +391,70 @@ async fn ingest_once(
                 convs.insert(
                     (*channel, conversation.contact_id),
                     ConvSlot {
+                        preview: crate::rows::preview(&row, &conversation)?,
                         conversation,
-                        preview: row.opt_text("last_message_preview")?,
                         is_new: false,
                         touched: false,
                     },
                 );
+            }
+        }
+    }
+
+    // 4b. Privacy commands (STOP, START, "my data", "forget me", and the yes/no answering a
+    //     "forget me") work in every state, also while people own the conversation: such
+    //     short texts get a job too (the worker answers them; `app::privacy`). Only short
+    //     texts to queued/assigned conversations are looked at, so the hot path pays nothing
+    //     for ordinary messages.
+    let mut privacy_jobs: std::collections::HashSet<usize> = std::collections::HashSet::new();
+    {
+        let text_of = |i: usize| match &items[i].message.content {
+            switchboard_core::Content::Text { body }
+                if body.trim().chars().count() <= switchboard_core::privacy::MAX_COMMAND_CHARS =>
+            {
+                Some(body.as_str())
+            }
+            _ => None,
+        };
+        let contact_of = |i: usize| {
+            contacts
+                .get(&(
+                    items[i].channel_id,
+                    items[i].message.external_contact_id.clone(),
+                ))
+                .map(|c| c.id)
+        };
+        let candidates: Vec<(usize, ContactId, &str)> = fresh
+            .iter()
+            .filter_map(|&i| {
+                let text = text_of(i)?;
+                let contact = contact_of(i)?;
+                let slot = convs.get(&(items[i].channel_id, contact))?;
+                matches!(
+                    slot.conversation.state,
+                    ConversationState::Queued | ConversationState::Assigned
+                )
+                .then_some((i, contact, text))
+            })
+            .collect();
+        if !candidates.is_empty() {
+            let ids = distinct(candidates.iter().map(|(_, c, _)| c.to_string()));
+            let confirming = crate::privacy::confirming_contacts(&mut *conn, &ids).await?;
+            let mut settings: HashMap<TenantId, switchboard_core::privacy::PrivacySettings> =
+                HashMap::new();
+            for (i, contact, text) in candidates {
+                let tenant = items[i].tenant_id;
+                if !settings.contains_key(&tenant) {
+                    let s = crate::privacy::settings_in(&mut *conn, tenant).await?;
+                    settings.insert(tenant, s);
+                }
+                if settings
+                    .get(&tenant)
+                    .and_then(|s| s.command(text, confirming.contains(&contact)))
+                    .is_some()
+                {
+                    privacy_jobs.insert(i);
+                }
             }
         }
     }
@@ -401,7 +525,14 @@ async fn ingest_once(
             message.channel_id.to_string().into(),
             "inbound".into(),
             to_json(&message.sender)?.into(),
-            to_json(&message.content)?.into(),
+            keys_of(&message.tenant_id)?
+                .seal_json(
+                    "messages",
+                    "content",
+                    &message.id.to_string(),
+                    &message.content,
+                )?
+                .into(),
             message.provider_id.clone().into(),
             message.status.as_str().into(),
             Option::<String>::None.into(),
@@ -412,6 +543,7 @@ async fn ingest_once(
         // nothing: the agent learns of it from the events below, published at commit. Only
         // the bot (state `bot`) and a new conversation (welcome message) need the job.
         let needs_job = new_conversation
+            || privacy_jobs.contains(&i)
             || !matches!(
                 c.state,
                 ConversationState::Queued | ConversationState::Assigned
@@ -490,7 +622,7 @@ async fn ingest_once(
                 c.state.as_str().into(),
                 c.last_inbound_at.map(ms).into(),
                 ms(c.last_message_at).into(),
-                slot.preview.clone().into(),
+                crate::conversations::seal_preview(c, slot.preview.as_deref())?.into(),
                 ms(c.created_at).into(),
             ]);
         } else if slot.touched {
@@ -498,7 +630,7 @@ async fn ingest_once(
                 Val::from(c.id.to_string()),
                 ms(c.last_message_at).into(),
                 c.last_inbound_at.map(ms).into(),
-                slot.preview.clone().into(),
+                crate::conversations::seal_preview(c, slot.preview.as_deref())?.into(),
             ]);
         }
     }

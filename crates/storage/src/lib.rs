@@ -29,9 +29,13 @@ mod events;
 mod flows;
 mod ingest;
 mod jobs;
+pub mod keys;
 mod leases;
 mod media;
 mod outbound;
+mod privacy;
+mod retention;
+mod routing;
 mod rows;
 mod security;
 mod sql;
@@ -55,6 +59,12 @@ use switchboard_core::{
 };
 
 use crate::sql::DbResult;
+
+pub use keys::{
+    KeyCheckError, KeyOpError, Keys, RotateReport, TenantKeys, add_data_key_version,
+    rotate_master_key,
+};
+pub use switchboard_crypto::{MasterKey, MasterKeyring};
 
 /// Which database a [`SqlStore`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,6 +116,10 @@ pub enum OpenError {
         #[source]
         source: sqlx::migrate::MigrateError,
     },
+    /// The master key does not fit the database (wrong key, or a database from before
+    /// encryption at rest). Nothing was written.
+    #[error(transparent)]
+    MasterKey(#[from] KeyCheckError),
 }
 
 /// The [`Store`] implementation over SQLite or PostgreSQL. Cheap to clone (a pool handle).
@@ -119,6 +133,8 @@ pub struct SqlStore {
     /// and the sender all writing, those sleeps left the CPU half idle. A FIFO async mutex
     /// hands the lock over at once instead. Other processes still meet the busy handler.
     write_turn: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// The master keyring and the tenants' unwrapped data keys (see [`keys`]).
+    pub(crate) keys: std::sync::Arc<Keys>,
 }
 
 /// A write transaction or connection holding this process's SQLite write turn (see
@@ -186,11 +202,28 @@ pub async fn migrate(database_url: &str) -> Result<(), OpenError> {
     }
 }
 
-/// Opens the database named by `database_url` and brings its schema up to date.
+/// Opens the database named by `database_url`, brings its schema up to date and unwraps every
+/// tenant's data key with `master` (see [`keys`]).
 ///
 /// `postgres://…` or `postgresql://…` selects PostgreSQL; `sqlite://path`, `sqlite:path` or a
 /// plain file path selects SQLite (the file and its directories are created when missing).
-pub async fn open(database_url: &str) -> Result<SqlStore, OpenError> {
+/// [`OpenError::MasterKey`] when `master` cannot unwrap the stored data keys: a wrong key is
+/// refused before anything is written, and no key is ever replaced.
+pub async fn open(database_url: &str, master: MasterKeyring) -> Result<SqlStore, OpenError> {
+    let store = open_unchecked(database_url, master).await?;
+    if let Err(e) = store.keys.load_all(&store.pool).await {
+        store.close().await;
+        return Err(e.into());
+    }
+    Ok(store)
+}
+
+/// [`open`] without unwrapping the stored keys (for the key commands, which check each key
+/// themselves).
+pub(crate) async fn open_unchecked(
+    database_url: &str,
+    master: MasterKeyring,
+) -> Result<SqlStore, OpenError> {
     sqlx::any::install_default_drivers();
     migrate(database_url).await?;
     let backend = Backend::from_url(database_url);
@@ -229,6 +262,7 @@ pub async fn open(database_url: &str) -> Result<SqlStore, OpenError> {
         pool,
         backend,
         write_turn: Default::default(),
+        keys: std::sync::Arc::new(Keys::new(master)),
     })
 }
 
@@ -241,6 +275,33 @@ impl SqlStore {
     /// The backend.
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// A tenant's unwrapped data keys (loaded on first use; cached for the process), e.g. for
+    /// encrypting its media files.
+    pub async fn data_keys(&self, tenant: TenantId) -> StoreResult<std::sync::Arc<TenantKeys>> {
+        self.keys.ensure(&self.pool, [tenant]).await?;
+        keys::tenant(tenant)
+    }
+
+    /// Loads the keys of `tenant` when this process has not yet (a tenant created by another
+    /// node), so the synchronous sealing code that follows finds them.
+    pub(crate) async fn ensure_keys(
+        &self,
+        tenants: impl IntoIterator<Item = TenantId>,
+    ) -> StoreResult<()> {
+        self.keys.ensure(&self.pool, tenants).await
+    }
+
+    /// [`SqlStore::ensure_keys`] for the tenants (column `tenant_id`) of rows about to be
+    /// decoded.
+    pub(crate) async fn ensure_row_keys(&self, rows: &[sqlx::any::AnyRow]) -> StoreResult<()> {
+        use crate::sql::RowExt as _;
+        let tenants = rows
+            .iter()
+            .map(|r| r.parse::<TenantId>("tenant_id"))
+            .collect::<StoreResult<Vec<_>>>()?;
+        self.ensure_keys(tenants).await
     }
 
     /// Closes the pool, waiting for connections to be returned.
@@ -465,6 +526,9 @@ impl Store for SqlStore {
     ) -> StoreResult<Event> {
         self.outbox_failed_impl(id, failure, now).await
     }
+    async fn outbox_parts_sent(&self, id: OutboxId, part_ids: &[String]) -> StoreResult<()> {
+        self.outbox_parts_sent_impl(id, part_ids).await
+    }
 
     async fn claim_jobs(
         &self,
@@ -474,6 +538,16 @@ impl Store for SqlStore {
         limit: u32,
     ) -> StoreResult<Vec<Job>> {
         self.claim_jobs_impl(node, now, lease, limit).await
+    }
+    async fn cancel_job(&self, tenant: TenantId, id: JobId) -> StoreResult<bool> {
+        self.cancel_job_impl(tenant, id).await
+    }
+    async fn cancel_media_downloads(
+        &self,
+        tenant: TenantId,
+        message: switchboard_core::MessageId,
+    ) -> StoreResult<u64> {
+        self.cancel_media_downloads_impl(tenant, message).await
     }
     async fn apply_decision(&self, decision: Decision, now: Timestamp) -> StoreResult<Vec<Event>> {
         self.apply_decision_impl(decision, now).await
@@ -568,6 +642,26 @@ impl Store for SqlStore {
     ) -> StoreResult<Vec<switchboard_core::ports::StoredFlow>> {
         self.flows_impl(tenant).await
     }
+    async fn flow_version(
+        &self,
+        tenant: TenantId,
+        flow_id: &str,
+        version: i64,
+    ) -> StoreResult<Option<switchboard_core::ports::StoredFlow>> {
+        self.flow_version_impl(tenant, flow_id, version).await
+    }
+    async fn open_conversation(
+        &self,
+        tenant: TenantId,
+        contact: ContactId,
+        channel: ChannelId,
+        flow_id: &str,
+        campaign: switchboard_core::ports::CampaignStart,
+        now: Timestamp,
+    ) -> StoreResult<switchboard_core::ports::OpenedConversation> {
+        self.open_conversation_impl(tenant, contact, channel, flow_id, campaign, now)
+            .await
+    }
     async fn set_channel_settings(
         &self,
         tenant: TenantId,
@@ -575,6 +669,25 @@ impl Store for SqlStore {
         settings: &switchboard_core::ChannelSettings,
     ) -> StoreResult<Channel> {
         self.set_channel_settings_impl(tenant, channel, settings)
+            .await
+    }
+    async fn set_channel_pause(
+        &self,
+        tenant: TenantId,
+        channel: ChannelId,
+        reason: Option<&str>,
+        now: Timestamp,
+    ) -> StoreResult<Channel> {
+        self.set_channel_pause_impl(tenant, channel, reason, now)
+            .await
+    }
+    async fn set_channel_credentials(
+        &self,
+        tenant: TenantId,
+        channel: ChannelId,
+        credentials: &serde_json::Value,
+    ) -> StoreResult<Channel> {
+        self.set_channel_credentials_impl(tenant, channel, credentials)
             .await
     }
     async fn flow_session(
@@ -653,5 +766,247 @@ impl Store for SqlStore {
         contact: ContactId,
     ) -> StoreResult<Vec<ConversationSummary>> {
         self.contact_conversations_impl(tenant, contact).await
+    }
+
+    async fn save_queue(
+        &self,
+        tenant: TenantId,
+        id: Option<switchboard_core::QueueId>,
+        name: &str,
+        settings: &serde_json::Value,
+        now: Timestamp,
+    ) -> StoreResult<(switchboard_core::routing::QueueRecord, Vec<Event>)> {
+        self.save_queue_impl(tenant, id, name, settings, now).await
+    }
+    async fn queues(
+        &self,
+        tenant: TenantId,
+    ) -> StoreResult<Vec<switchboard_core::routing::QueueRecord>> {
+        self.queues_impl(tenant).await
+    }
+    async fn delete_queue(
+        &self,
+        tenant: TenantId,
+        id: switchboard_core::QueueId,
+        now: Timestamp,
+    ) -> StoreResult<Vec<Event>> {
+        self.delete_queue_impl(tenant, id, now).await
+    }
+    async fn agent_settings(
+        &self,
+        tenant: TenantId,
+        now: Timestamp,
+    ) -> StoreResult<Vec<switchboard_core::routing::AgentSettings>> {
+        self.agent_settings_impl(tenant, now).await
+    }
+    async fn save_agent_settings(
+        &self,
+        tenant: TenantId,
+        settings: &switchboard_core::routing::AgentSettings,
+        now: Timestamp,
+    ) -> StoreResult<Vec<Event>> {
+        self.save_agent_settings_impl(tenant, settings, now).await
+    }
+    async fn routing_round(
+        &self,
+        tenant: TenantId,
+        focus: Option<ConversationId>,
+        now: Timestamp,
+        plan: switchboard_core::routing::RoutingPlan<'_>,
+    ) -> StoreResult<switchboard_core::routing::RoutingOutcome> {
+        self.routing_round_impl(tenant, focus, now, plan).await
+    }
+    async fn routing_due(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<TenantId>> {
+        self.routing_due_impl(now, limit).await
+    }
+    async fn routed_conversation(
+        &self,
+        tenant: TenantId,
+        id: ConversationId,
+    ) -> StoreResult<Option<switchboard_core::routing::RoutedConversation>> {
+        self.routed_conversation_impl(tenant, id).await
+    }
+    async fn desk_conversations(
+        &self,
+        tenant: TenantId,
+        filter: &switchboard_core::routing::DeskFilter,
+    ) -> StoreResult<
+        Vec<(
+            ConversationSummary,
+            switchboard_core::routing::RoutedConversation,
+        )>,
+    > {
+        self.desk_conversations_impl(tenant, filter).await
+    }
+    async fn record_first_response(
+        &self,
+        tenant: TenantId,
+        id: ConversationId,
+        at: Timestamp,
+    ) -> StoreResult<()> {
+        self.record_first_response_impl(tenant, id, at).await
+    }
+    async fn queue_visits(
+        &self,
+        tenant: TenantId,
+        since: Timestamp,
+    ) -> StoreResult<Vec<switchboard_core::routing::QueueVisit>> {
+        self.queue_visits_impl(tenant, since).await
+    }
+    async fn notes(
+        &self,
+        tenant: TenantId,
+        conversation: ConversationId,
+    ) -> StoreResult<Vec<switchboard_core::routing::Note>> {
+        self.notes_impl(tenant, conversation).await
+    }
+    async fn save_canned(
+        &self,
+        tenant: TenantId,
+        id: Option<switchboard_core::CannedId>,
+        shortcut: &str,
+        title: &str,
+        body: &str,
+        now: Timestamp,
+    ) -> StoreResult<switchboard_core::routing::CannedResponse> {
+        self.save_canned_impl(tenant, id, shortcut, title, body, now)
+            .await
+    }
+    async fn canned_responses(
+        &self,
+        tenant: TenantId,
+    ) -> StoreResult<Vec<switchboard_core::routing::CannedResponse>> {
+        self.canned_responses_impl(tenant).await
+    }
+    async fn delete_canned(
+        &self,
+        tenant: TenantId,
+        id: switchboard_core::CannedId,
+    ) -> StoreResult<()> {
+        self.delete_canned_impl(tenant, id).await
+    }
+
+    // ---- privacy (privacy.rs, retention.rs) ----
+    async fn privacy_settings(
+        &self,
+        tenant: TenantId,
+    ) -> StoreResult<switchboard_core::privacy::PrivacySettings> {
+        self.privacy_settings_impl(tenant).await
+    }
+    async fn set_privacy_settings(
+        &self,
+        tenant: TenantId,
+        settings: &switchboard_core::privacy::PrivacySettings,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        self.set_privacy_settings_impl(tenant, settings, now).await
+    }
+    async fn record_consent(
+        &self,
+        tenant: TenantId,
+        contact: ContactId,
+        channel: ChannelId,
+        consent: switchboard_core::ports::NewConsent,
+        now: Timestamp,
+    ) -> StoreResult<switchboard_core::ports::Consent> {
+        self.record_consent_impl(tenant, contact, channel, consent, now)
+            .await
+    }
+    async fn opted_out_conversations(
+        &self,
+        conversations: &[ConversationId],
+    ) -> StoreResult<Vec<ConversationId>> {
+        self.opted_out_conversations_impl(conversations).await
+    }
+    async fn open_erasure_request(
+        &self,
+        tenant: TenantId,
+        contact: ContactId,
+    ) -> StoreResult<Option<switchboard_core::privacy::ErasureRequest>> {
+        self.open_erasure_request_impl(tenant, contact).await
+    }
+    async fn erasure_requests(
+        &self,
+        tenant: TenantId,
+        status: Option<switchboard_core::privacy::ErasureStatus>,
+        limit: u32,
+    ) -> StoreResult<Vec<switchboard_core::privacy::ErasureRequest>> {
+        self.erasure_requests_impl(tenant, status, limit).await
+    }
+    async fn erasure_request(
+        &self,
+        tenant: TenantId,
+        id: &str,
+    ) -> StoreResult<Option<switchboard_core::privacy::ErasureRequest>> {
+        self.erasure_request_impl(tenant, id).await
+    }
+    async fn apply_privacy_decision(
+        &self,
+        decision: Decision,
+        effects: switchboard_core::ports::PrivacyEffects,
+        now: Timestamp,
+    ) -> StoreResult<Vec<Event>> {
+        self.apply_privacy_decision_impl(decision, effects, now)
+            .await
+    }
+    async fn export_contact(
+        &self,
+        tenant: TenantId,
+        contact: ContactId,
+        now: Timestamp,
+    ) -> StoreResult<switchboard_core::ports::ContactExport> {
+        self.export_contact_impl(tenant, contact, now).await
+    }
+    async fn erase_contact(
+        &self,
+        tenant: TenantId,
+        contact: ContactId,
+        reason: &str,
+        request: Option<&str>,
+        now: Timestamp,
+    ) -> StoreResult<switchboard_core::privacy::Erasure> {
+        self.erase_contact_impl(tenant, contact, reason, request, now)
+            .await
+    }
+    async fn pending_outbox_for_contact(
+        &self,
+        tenant: TenantId,
+        contact: ContactId,
+    ) -> StoreResult<i64> {
+        self.pending_outbox_for_contact_impl(tenant, contact).await
+    }
+    async fn tombstones(
+        &self,
+        tenant: TenantId,
+        limit: u32,
+    ) -> StoreResult<Vec<switchboard_core::privacy::ContactTombstone>> {
+        self.tombstones_impl(tenant, limit).await
+    }
+    async fn purge_step(
+        &self,
+        tenant: TenantId,
+        policy: &switchboard_core::privacy::RetentionPolicy,
+        now: Timestamp,
+        batch: u32,
+    ) -> StoreResult<switchboard_core::privacy::PurgeStep> {
+        self.purge_step_impl(tenant, policy, now, batch).await
+    }
+    async fn finish_retention_run(
+        &self,
+        run: &switchboard_core::privacy::RetentionRun,
+        job: Option<JobId>,
+        next_at: Timestamp,
+    ) -> StoreResult<()> {
+        self.finish_retention_run_impl(run, job, next_at).await
+    }
+    async fn arm_retention_timers(&self, at: Timestamp) -> StoreResult<u64> {
+        self.arm_retention_timers_impl(at).await
+    }
+    async fn retention_runs(
+        &self,
+        tenant: TenantId,
+        limit: u32,
+    ) -> StoreResult<Vec<switchboard_core::privacy::RetentionRun>> {
+        self.retention_runs_impl(tenant, limit).await
     }
 }

@@ -20,6 +20,7 @@ impl SqlStore {
         job: Option<JobId>,
         now: Timestamp,
     ) -> StoreResult<Vec<Event>> {
+        self.ensure_keys([tenant]).await?;
         let mut tx = self.begin().await?;
         let mut sql = Sql::new(&format!(
             "SELECT {MESSAGE_COLS} FROM messages m WHERE m.tenant_id = "
@@ -47,8 +48,22 @@ impl SqlStore {
             Some(f) => Some(to_json(f)?),
             None => None,
         };
+        let content = crate::keys::tenant(tenant)?.seal_json(
+            "messages",
+            "content",
+            &id.to_string(),
+            &message.content,
+        )?;
+        // `media_key` in the clear: erasure and retention find a file's users with SQL
+        // (privacy.rs, retention.rs); the content itself is sealed.
+        let media_key = match &message.content {
+            Content::Media { media, .. } => media.stored_key.clone(),
+            _ => None,
+        };
         let mut up = Sql::new("UPDATE messages SET content = ");
-        up.bind(to_json(&message.content)?)
+        up.bind(content)
+            .push(", media_key = ")
+            .bind(media_key)
             .push(", failure = ")
             .bind(failure_json)
             .push(" WHERE tenant_id = ")

@@ -114,7 +114,14 @@ pub(crate) fn prepare(
         message.channel_id.to_string().into(),
         "outbound".into(),
         to_json(&message.sender)?.into(),
-        to_json(&message.content)?.into(),
+        crate::keys::tenant(message.tenant_id)?
+            .seal_json(
+                "messages",
+                "content",
+                &message.id.to_string(),
+                &message.content,
+            )?
+            .into(),
         Option::<String>::None.into(),
         "queued".into(),
         Option::<String>::None.into(),
@@ -275,6 +282,7 @@ impl SqlStore {
         out: NewOutbound,
         now: Timestamp,
     ) -> StoreResult<(Message, Vec<Event>)> {
+        self.ensure_keys([tenant]).await?;
         let mut tx = self.begin().await?;
         let mut locked = conversations::lock(&mut tx, self.backend, tenant, conversation).await?;
         let message = create(&mut tx, &mut locked, out, now).await?;
@@ -313,7 +321,10 @@ impl SqlStore {
             .push(" AND (o.lease_until IS NULL OR o.lease_until <= ")
             .bind(now_ms)
             .push(
-                ") AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.conversation_id = o.conversation_id \
+                // A paused channel's rows stay queued until it is resumed.
+                ") AND NOT EXISTS (SELECT 1 FROM channels pc WHERE pc.id = o.channel_id \
+                 AND pc.paused_reason IS NOT NULL) \
+                 AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.conversation_id = o.conversation_id \
                  AND p.state = 'pending' AND p.id < o.id) \
                  ORDER BY o.priority, o.next_attempt_at, o.id LIMIT ",
             )
@@ -334,10 +345,13 @@ impl SqlStore {
         }
         let mut sql = Sql::new(&format!(
             "SELECT o.id AS outbox_id, o.attempts, o.idempotency_key, o.priority, \
+             o.parts_sent, o.first_part_id, \
              c.last_inbound_at AS conv_last_inbound_at, {MESSAGE_COLS}, \
              ch.kind AS ch_kind, ch.name AS ch_name, ch.credentials AS ch_credentials, \
              ch.settings AS ch_settings, ch.created_at AS ch_created_at, \
-             i.external_id AS recipient \
+             ch.paused_reason AS ch_paused_reason, ch.paused_at AS ch_paused_at, \
+             i.external_id AS recipient_index, i.address AS recipient, \
+             i.unreachable_reason AS recipient_unreachable \
              FROM outbox o \
              JOIN messages m ON m.id = o.message_id \
              JOIN channels ch ON ch.id = o.channel_id \
@@ -347,32 +361,50 @@ impl SqlStore {
         ));
         sql.list(ids)
             .push(") ORDER BY o.priority, o.next_attempt_at, o.id");
-        sql.fetch_all(&mut conn)
-            .await
-            .db()?
+        let found = sql.fetch_all(&mut conn).await.db()?;
+        drop(conn);
+        self.ensure_row_keys(&found).await?;
+        found
             .iter()
             .map(|row| {
                 let message = rows::message(row)?;
+                let keys = crate::keys::tenant(message.tenant_id)?;
+                let channel_id = message.channel_id.to_string();
+                let recipient = keys.open_text(
+                    "identities",
+                    "address",
+                    &crate::keys::identity_row(&channel_id, &row.text("recipient_index")?),
+                    &row.text("recipient")?,
+                )?;
                 let channel = switchboard_core::Channel {
                     id: message.channel_id,
                     tenant_id: message.tenant_id,
                     kind: row.parse("ch_kind")?,
                     name: row.text("ch_name")?,
-                    credentials: row.json("ch_credentials")?,
+                    credentials: keys.open_json(
+                        "channels",
+                        "credentials",
+                        &channel_id,
+                        &row.text("ch_credentials")?,
+                    )?,
                     settings: row.json("ch_settings")?,
                     created_at: row.ts("ch_created_at")?,
+                    paused: rows::pause(row, "ch_paused_reason", "ch_paused_at")?,
                 };
                 Ok(OutboxItem {
                     id: row.parse("outbox_id")?,
                     attempts: i32::try_from(row.int("attempts")?).unwrap_or(i32::MAX),
                     idempotency_key: row.text("idempotency_key")?,
-                    recipient: row.text("recipient")?,
+                    recipient,
                     lane: if row.int("priority")? == priority(Lane::Live) {
                         Lane::Live
                     } else {
                         Lane::Bulk
                     },
                     last_inbound_at: row.opt_ts("conv_last_inbound_at")?,
+                    recipient_unreachable: row.opt_text("recipient_unreachable")?,
+                    parts_sent: u32::try_from(row.int("parts_sent")?).unwrap_or(0),
+                    first_part_id: row.opt_text("first_part_id")?,
                     message,
                     channel,
                 })
@@ -525,6 +557,28 @@ impl SqlStore {
             .push(", last_error = ")
             .bind(to_json(failure)?)
             .push(" WHERE state = 'pending' AND id = ")
+            .bind(id.to_string());
+        match sql.execute(&mut conn).await.db()? {
+            0 => Err(StoreError::NotFound("pending outbox row")),
+            _ => Ok(()),
+        }
+    }
+
+    pub(crate) async fn outbox_parts_sent_impl(
+        &self,
+        id: OutboxId,
+        part_ids: &[String],
+    ) -> StoreResult<()> {
+        let Some(first) = part_ids.first() else {
+            return Ok(());
+        };
+        let count = i64::try_from(part_ids.len()).unwrap_or(i64::MAX);
+        let mut conn = self.write_conn().await?;
+        let mut sql = Sql::new("UPDATE outbox SET parts_sent = parts_sent + ");
+        sql.bind(count)
+            .push(", first_part_id = COALESCE(first_part_id, ")
+            .bind(first.as_str())
+            .push(") WHERE state = 'pending' AND id = ")
             .bind(id.to_string());
         match sql.execute(&mut conn).await.db()? {
             0 => Err(StoreError::NotFound("pending outbox row")),

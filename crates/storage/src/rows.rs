@@ -1,5 +1,6 @@
 //! Column lists and row decoders for each domain type, so every query that returns, say, a
-//! message selects the same columns and decodes them the same way.
+//! message selects the same columns and decodes them the same way. Sealed columns (see
+//! [`crate::keys`]) are opened here with the row's tenant keys, so callers get plaintext.
 
 use sqlx::any::AnyRow;
 use switchboard_core::ports::StoreResult;
@@ -8,6 +9,7 @@ use switchboard_core::{
     Tenant, User,
 };
 
+use crate::keys;
 use crate::sql::{RowExt, corrupt};
 
 pub(crate) const TENANT_COLS: &str = "id, slug, name, created_at";
@@ -35,43 +37,91 @@ pub(crate) fn user(row: &AnyRow) -> StoreResult<User> {
     })
 }
 
-pub(crate) const CHANNEL_COLS: &str =
+/// Columns written when a channel is created.
+pub(crate) const CHANNEL_INSERT_COLS: &str =
     "id, tenant_id, kind, name, credentials, settings, created_at";
 
+/// Columns [`channel`] reads.
+pub(crate) const CHANNEL_COLS: &str =
+    "id, tenant_id, kind, name, credentials, settings, created_at, paused_reason, paused_at";
+
 pub(crate) fn channel(row: &AnyRow) -> StoreResult<Channel> {
+    let id: switchboard_core::ChannelId = row.parse("id")?;
+    let tenant_id = row.parse("tenant_id")?;
+    let keys = keys::tenant(tenant_id)?;
     Ok(Channel {
-        id: row.parse("id")?,
-        tenant_id: row.parse("tenant_id")?,
+        id,
+        tenant_id,
         kind: row.parse("kind")?,
         name: row.text("name")?,
-        credentials: row.json("credentials")?,
+        credentials: keys.open_json(
+            "channels",
+            "credentials",
+            &id.to_string(),
+            &row.text("credentials")?,
+        )?,
         settings: row.json("settings")?,
         created_at: row.ts("created_at")?,
+        paused: pause(row, "paused_reason", "paused_at")?,
+    })
+}
+
+/// A channel's pause from its two columns (both set, or neither).
+pub(crate) fn pause(
+    row: &AnyRow,
+    reason: &str,
+    since: &str,
+) -> StoreResult<Option<switchboard_core::ChannelPause>> {
+    Ok(match (row.opt_text(reason)?, row.opt_ts(since)?) {
+        (Some(reason), Some(since)) => Some(switchboard_core::ChannelPause { reason, since }),
+        _ => None,
     })
 }
 
 pub(crate) const CONTACT_COLS: &str = "id, tenant_id, display_name, attributes, created_at";
 
 pub(crate) fn contact(row: &AnyRow) -> StoreResult<Contact> {
+    let id: switchboard_core::ContactId = row.parse("id")?;
+    let tenant_id = row.parse("tenant_id")?;
+    let keys = keys::tenant(tenant_id)?;
+    let row_id = id.to_string();
     Ok(Contact {
-        id: row.parse("id")?,
-        tenant_id: row.parse("tenant_id")?,
-        display_name: row.opt_text("display_name")?,
-        attributes: row.json("attributes")?,
+        id,
+        tenant_id,
+        display_name: keys.open_opt(
+            "contacts",
+            "display_name",
+            &row_id,
+            row.opt_text("display_name")?.as_deref(),
+        )?,
+        attributes: keys.open_json("contacts", "attributes", &row_id, &row.text("attributes")?)?,
         created_at: row.ts("created_at")?,
     })
 }
 
-pub(crate) const IDENTITY_COLS: &str =
-    "contact_id, channel_id, kind, external_id, phone, unreachable_reason, linked_by";
+pub(crate) const IDENTITY_COLS: &str = "tenant_id, contact_id, channel_id, kind, external_id, \
+     address, phone, unreachable_reason, linked_by";
 
+/// An identity; `external_id` is the opened `address` (the column `external_id` holds its
+/// blind index).
 pub(crate) fn identity(row: &AnyRow) -> StoreResult<Identity> {
+    let keys = keys::tenant(row.parse("tenant_id")?)?;
+    let channel = row.text("channel_id")?;
+    let place = keys::identity_row(&channel, &row.text("external_id")?);
+    let address = row
+        .opt_text("address")?
+        .ok_or_else(|| corrupt("identities.address", "missing"))?;
     Ok(Identity {
         contact_id: row.parse("contact_id")?,
         channel_id: row.parse("channel_id")?,
         kind: row.parse("kind")?,
-        external_id: row.text("external_id")?,
-        phone: row.opt_text("phone")?,
+        external_id: keys.open_text("identities", "address", &place, &address)?,
+        phone: keys.open_opt(
+            "identities",
+            "phone",
+            &place,
+            row.opt_text("phone")?.as_deref(),
+        )?,
         unreachable: row.opt_text("unreachable_reason")?,
         linked_by: row.opt_text("linked_by")?,
     })
@@ -104,12 +154,29 @@ pub(crate) const SUMMARY_SELECT: &str = "SELECT c.id, c.tenant_id, c.channel_id,
      JOIN contacts ct ON ct.id = c.contact_id";
 
 pub(crate) fn summary(row: &AnyRow) -> StoreResult<ConversationSummary> {
+    let conversation = conversation(row)?;
+    let keys = keys::tenant(conversation.tenant_id)?;
     Ok(ConversationSummary {
-        conversation: conversation(row)?,
         channel_kind: row.parse::<ChannelKind>("channel_kind")?,
-        contact_name: row.opt_text("contact_name")?,
-        last_message_preview: row.opt_text("last_message_preview")?,
+        contact_name: keys.open_opt(
+            "contacts",
+            "display_name",
+            &conversation.contact_id.to_string(),
+            row.opt_text("contact_name")?.as_deref(),
+        )?,
+        last_message_preview: preview(row, &conversation)?,
+        conversation,
     })
+}
+
+/// The opened `last_message_preview` of a conversation row.
+pub(crate) fn preview(row: &AnyRow, c: &Conversation) -> StoreResult<Option<String>> {
+    keys::tenant(c.tenant_id)?.open_opt(
+        "conversations",
+        "last_message_preview",
+        &c.id.to_string(),
+        row.opt_text("last_message_preview")?.as_deref(),
+    )
 }
 
 /// Message columns of table alias `m`.
@@ -117,14 +184,22 @@ pub(crate) const MESSAGE_COLS: &str = "m.id, m.tenant_id, m.conversation_id, m.c
      m.direction, m.sender, m.content, m.provider_id, m.status, m.failure, m.provider_ts, m.created_at";
 
 pub(crate) fn message(row: &AnyRow) -> StoreResult<Message> {
+    let id: switchboard_core::MessageId = row.parse("id")?;
+    let tenant_id = row.parse("tenant_id")?;
+    let keys = keys::tenant(tenant_id)?;
     Ok(Message {
-        id: row.parse("id")?,
-        tenant_id: row.parse("tenant_id")?,
+        id,
+        tenant_id,
         conversation_id: row.parse("conversation_id")?,
         channel_id: row.parse("channel_id")?,
         direction: row.parse("direction")?,
         sender: row.json("sender")?,
-        content: row.json("content")?,
+        content: keys.open_json(
+            "messages",
+            "content",
+            &id.to_string(),
+            &row.text("content")?,
+        )?,
         provider_id: row.opt_text("provider_id")?,
         status: row.parse("status")?,
         failure: row.opt_json("failure")?,

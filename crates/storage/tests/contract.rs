@@ -29,7 +29,7 @@ macro_rules! contract {
                 async fn $name() {
                     let dir = tempfile::tempdir().expect("temp dir");
                     let path = dir.path().join("data/switchboard.db");
-                    let store = switchboard_storage::open(path.to_str().expect("utf-8 path"))
+                    let store = switchboard_storage::open(path.to_str().expect("utf-8 path"), super::test_master())
                         .await
                         .expect("open sqlite");
                     assert_eq!(store.backend_name(), "sqlite");
@@ -43,7 +43,7 @@ macro_rules! contract {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     let Some(db) = super::PgDatabase::create().await else { return };
-                    let store = switchboard_storage::open(&db.url).await.expect("open postgres");
+                    let store = switchboard_storage::open(&db.url, super::test_master()).await.expect("open postgres");
                     assert_eq!(store.backend_name(), "postgres");
                     let run = tokio::spawn(super::$name(store.clone())).await;
                     store.close().await;
@@ -55,6 +55,13 @@ macro_rules! contract {
             )*
         }
     };
+}
+
+/// The master key of every contract test (tests pass an explicit key; none is made).
+fn test_master() -> switchboard_storage::MasterKeyring {
+    switchboard_storage::MasterKeyring::new(
+        switchboard_storage::MasterKey::from_bytes(&[7u8; 32]).expect("32 bytes"),
+    )
 }
 
 /// A throwaway PostgreSQL database.
@@ -140,12 +147,14 @@ contract!(
     invalid_transitions_are_refused_and_valid_ones_are_recorded,
     web_chat_visitors_find_their_latest_conversation,
     flows_are_versioned_per_tenant_and_the_same_source_adds_no_version,
+    a_pinned_flow_version_is_read_back_by_number,
+    a_campaign_opens_one_conversation_with_its_start_job,
     a_flow_decision_stores_session_records_consent_and_replies_together,
     a_stale_flow_session_write_changes_nothing,
     a_flow_timer_is_a_due_job_that_never_holds_back_the_conversation,
     channel_settings_are_replaced_within_the_tenant,
     a_status_report_before_the_provider_id_is_recorded_applies_when_it_is,
-    equal_phone_hashes_on_whatsapp_and_signal_link_the_contacts,
+    equal_phone_numbers_on_whatsapp_and_signal_link_the_contacts,
     a_merge_moves_identities_and_conversations_and_stays_in_the_tenant,
     an_unreachable_identity_shows_its_reason_until_it_is_reachable_again,
     a_batch_of_decisions_commits_together_with_each_decisions_events,
@@ -461,11 +470,7 @@ async fn a_first_message_opens_a_conversation_and_a_second_joins_it(s: SqlStore)
     assert_eq!(m1.sender, Sender::Customer);
     let kinds: Vec<&str> = events1
         .iter()
-        .map(|e| match e.kind {
-            EventKind::MessageCreated { .. } => "message_created",
-            EventKind::ConversationChanged { .. } => "conversation_changed",
-            EventKind::MessageStatus { .. } => "message_status",
-        })
+        .map(|e| e.kind.name())
         .collect();
     assert_eq!(kinds, ["message_created", "conversation_changed"]);
 
@@ -1459,6 +1464,108 @@ async fn flows_are_versioned_per_tenant_and_the_same_source_adds_no_version(s: S
     ));
 }
 
+async fn a_pinned_flow_version_is_read_back_by_number(s: SqlStore) {
+    let a = world(&s, "a").await;
+    let b = world(&s, "b").await;
+    s.save_flow(a.tenant.id, "menu", "id: menu\n", t(1))
+        .await
+        .unwrap();
+    s.save_flow(a.tenant.id, "menu", "id: menu\nname: Menu\n", t(2))
+        .await
+        .unwrap();
+    let cases = [
+        (a.tenant.id, "menu", 1, Some("id: menu\n"), "an older version"),
+        (a.tenant.id, "menu", 2, Some("id: menu\nname: Menu\n"), "the latest"),
+        (a.tenant.id, "menu", 3, None, "a version never loaded"),
+        (a.tenant.id, "other", 1, None, "an unknown flow"),
+        (b.tenant.id, "menu", 1, None, "another tenant's flow"),
+    ];
+    for (tenant, flow, version, want, why) in cases {
+        let got = s.flow_version(tenant, flow, version).await.unwrap();
+        assert_eq!(got.as_ref().map(|f| f.source.as_str()), want, "{why}");
+        if let Some(f) = got {
+            assert_eq!((f.flow_id.as_str(), f.version), (flow, version), "{why}");
+        }
+    }
+}
+
+async fn a_campaign_opens_one_conversation_with_its_start_job(s: SqlStore) {
+    use switchboard_core::ports::CampaignStart;
+    let a = world(&s, "a").await;
+    let b = world(&s, "b").await;
+    let old = customer_writes(&s, &a, "27820000001", "p1", t(10)).await;
+    let old_summary = s.conversation(a.tenant.id, old).await.unwrap().unwrap();
+    let contact = old_summary.conversation.contact_id;
+    let campaign = CampaignStart {
+        opening_template: Some(Content::Template {
+            name: "account_update".into(),
+            language: "en_US".into(),
+            variables: vec![],
+        }),
+    };
+
+    // An open conversation is returned as it is, and nothing is enqueued for it.
+    let opened = s
+        .open_conversation(a.tenant.id, contact, a.channel.id, "menu", campaign.clone(), t(20))
+        .await
+        .unwrap();
+    assert!(!opened.created);
+    assert_eq!(opened.conversation.conversation.id, old);
+    assert!(opened.events.is_empty());
+
+    // Resolved: a new conversation in `bot`, the customer's window carried over, one event.
+    s.transition(a.tenant.id, old, Transition::Resolve, t(30))
+        .await
+        .unwrap();
+    let opened = s
+        .open_conversation(a.tenant.id, contact, a.channel.id, "menu", campaign.clone(), t(40))
+        .await
+        .unwrap();
+    assert!(opened.created);
+    let new = opened.conversation.conversation.clone();
+    assert_ne!(new.id, old);
+    assert_eq!(new.state, ConversationState::Bot);
+    assert_eq!(new.contact_id, contact);
+    assert_eq!(
+        new.last_inbound_at, old_summary.conversation.last_inbound_at,
+        "WhatsApp's window is the customer's, not the conversation's"
+    );
+    assert_eq!(opened.events.len(), 1);
+    assert!(matches!(
+        &opened.events[0].kind,
+        EventKind::ConversationChanged { conversation } if conversation.conversation.id == new.id
+    ));
+    let jobs = s.claim_jobs("node", t(50), LEASE, 10).await.unwrap();
+    let start: Vec<_> = jobs
+        .iter()
+        .filter(|j| matches!(&j.kind, JobKind::StartFlow { conversation_id, .. } if *conversation_id == new.id))
+        .collect();
+    assert_eq!(start.len(), 1, "{jobs:?}");
+    assert_eq!(
+        start[0].kind,
+        JobKind::StartFlow {
+            conversation_id: new.id,
+            flow_id: "menu".into(),
+            campaign: Some(campaign.clone()),
+        }
+    );
+
+    // Refused: another tenant, or a channel where the contact has no address.
+    for (tenant, channel, why) in [
+        (b.tenant.id, a.channel.id, "another tenant"),
+        (a.tenant.id, b.channel.id, "another tenant's channel"),
+    ] {
+        assert!(
+            matches!(
+                s.open_conversation(tenant, contact, channel, "menu", campaign.clone(), t(60))
+                    .await,
+                Err(StoreError::NotFound(_))
+            ),
+            "{why}"
+        );
+    }
+}
+
 async fn claim_one(s: &SqlStore, at: Timestamp) -> switchboard_core::ports::Job {
     let mut jobs = s.claim_jobs("node", at, LEASE, 10).await.unwrap();
     assert_eq!(jobs.len(), 1, "{jobs:?}");
@@ -1718,6 +1825,7 @@ async fn a_flow_timer_is_a_due_job_that_never_holds_back_the_conversation(s: Sql
             JobKind::StartFlow {
                 conversation_id: conv,
                 flow_id: "collections".into(),
+                campaign: None,
             },
             t(3000),
         )
@@ -1857,7 +1965,7 @@ async fn writes_on(
     (summary.conversation.contact_id, conv)
 }
 
-async fn equal_phone_hashes_on_whatsapp_and_signal_link_the_contacts(s: SqlStore) {
+async fn equal_phone_numbers_on_whatsapp_and_signal_link_the_contacts(s: SqlStore) {
     // Arrange
     let w = world(&s, "a").await;
     let signal = signal_channel(&s, &w).await;
@@ -1867,16 +1975,16 @@ async fn equal_phone_hashes_on_whatsapp_and_signal_link_the_contacts(s: SqlStore
 
     // Act
     let first = s
-        .link_by_phone(w.tenant.id, w.channel.id, "491511", "hash-a", t(2))
+        .link_by_phone(w.tenant.id, w.channel.id, "491511", "+49 151 1234567", t(2))
         .await
         .unwrap();
     let linked = s
-        .link_by_phone(w.tenant.id, signal.id, "uuid-1", "hash-a", t(3))
+        .link_by_phone(w.tenant.id, signal.id, "uuid-1", "0049151-1234567", t(3))
         .await
         .unwrap()
         .expect("linked");
     let other = s
-        .link_by_phone(w.tenant.id, signal.id, "uuid-1", "hash-b", t(4))
+        .link_by_phone(w.tenant.id, signal.id, "uuid-1", "+4915199999999", t(4))
         .await
         .unwrap();
 
@@ -1896,7 +2004,7 @@ async fn equal_phone_hashes_on_whatsapp_and_signal_link_the_contacts(s: SqlStore
     let ids: Vec<ConversationId> = convs.iter().map(|c| c.conversation.id).collect();
     assert!(ids.contains(&wa_conv) && ids.contains(&sig_conv), "{ids:?}");
     assert!(matches!(
-        s.link_by_phone(w.tenant.id, signal.id, "nobody", "hash-a", t(5))
+        s.link_by_phone(w.tenant.id, signal.id, "nobody", "+491511234567", t(5))
             .await,
         Err(StoreError::NotFound(_))
     ));
@@ -2029,7 +2137,7 @@ async fn a_batch_of_decisions_commits_together_with_each_decisions_events(s: Sql
     assert!(events[1].is_empty(), "a decision that changes nothing");
     for (list, conv) in [(&events[0], c3), (&events[2], c2)] {
         assert_eq!(list.len(), 2, "message created + conversation changed");
-        assert!(list.iter().all(|e| e.kind.conversation_id() == conv));
+        assert!(list.iter().all(|e| e.kind.conversation_id() == Some(conv)));
     }
     let mut seqs: Vec<i64> = events.iter().flatten().map(|e| e.seq).collect();
     seqs.sort_unstable();
@@ -2438,15 +2546,8 @@ async fn inbound_media_gets_a_download_job_and_its_stored_copy_is_recorded_in_th
 async fn a_named_lease_has_one_holder_until_it_expires_or_is_released(s: SqlStore) {
     let ttl = Duration::from_secs(10);
     let name = "signal:channel-1";
-    assert_eq!(
-        s.lease_holder(name, t(0)).await.unwrap(),
-        None,
-        "free at first"
-    );
-    assert!(
-        s.take_lease(name, "node-a", t(0), ttl).await.unwrap(),
-        "a free lease is taken"
-    );
+    assert_eq!(s.lease_holder(name, t(0)).await.unwrap(), None, "free at first");
+    assert!(s.take_lease(name, "node-a", t(0), ttl).await.unwrap(), "a free lease is taken");
     assert!(
         !s.take_lease(name, "node-b", t(5), ttl).await.unwrap(),
         "a running lease of another node is not"
@@ -2459,23 +2560,15 @@ async fn a_named_lease_has_one_holder_until_it_expires_or_is_released(s: SqlStor
         !s.take_lease(name, "node-b", t(15), ttl).await.unwrap(),
         "the renewal moved the expiry to 19 s"
     );
-    assert_eq!(
-        s.lease_holder(name, t(15)).await.unwrap().as_deref(),
-        Some("node-a")
-    );
+    assert_eq!(s.lease_holder(name, t(15)).await.unwrap().as_deref(), Some("node-a"));
     assert!(
-        s.take_lease("signal:channel-2", "node-b", t(15), ttl)
-            .await
-            .unwrap(),
+        s.take_lease("signal:channel-2", "node-b", t(15), ttl).await.unwrap(),
         "leases of other names are independent"
     );
 
     // The holder dies: after expiry another node takes over, and the old holder cannot.
     assert_eq!(s.lease_holder(name, t(19)).await.unwrap(), None, "expired");
-    assert!(
-        s.take_lease(name, "node-b", t(19), ttl).await.unwrap(),
-        "taken over"
-    );
+    assert!(s.take_lease(name, "node-b", t(19), ttl).await.unwrap(), "taken over");
     assert!(
         !s.take_lease(name, "node-a", t(20), ttl).await.unwrap(),
         "the old holder lost it"
@@ -2483,10 +2576,7 @@ async fn a_named_lease_has_one_holder_until_it_expires_or_is_released(s: SqlStor
 
     // Releasing frees it at once; releasing someone else's lease changes nothing.
     s.release_lease(name, "node-a").await.unwrap();
-    assert_eq!(
-        s.lease_holder(name, t(20)).await.unwrap().as_deref(),
-        Some("node-b")
-    );
+    assert_eq!(s.lease_holder(name, t(20)).await.unwrap().as_deref(), Some("node-b"));
     s.release_lease(name, "node-b").await.unwrap();
     assert_eq!(s.lease_holder(name, t(20)).await.unwrap(), None);
     assert!(s.take_lease(name, "node-a", t(20), ttl).await.unwrap());
@@ -2496,8 +2586,5 @@ async fn a_named_lease_has_one_holder_until_it_expires_or_is_released(s: SqlStor
         s.take_lease("race", "node-a", t(30), ttl),
         s.take_lease("race", "node-b", t(30), ttl)
     );
-    assert!(
-        a.unwrap() ^ b.unwrap(),
-        "exactly one of two racing nodes holds it"
-    );
+    assert!(a.unwrap() ^ b.unwrap(), "exactly one of two racing nodes holds it");
 }

@@ -13,7 +13,10 @@ use switchboard_core::{
 #[ignore = "measurement, not a check"]
 async fn sqlite_ingests_batches_quickly() {
     let dir = tempfile::tempdir().unwrap();
-    let store = switchboard_storage::open(dir.path().join("bench.db").to_str().unwrap())
+    let master = switchboard_storage::MasterKeyring::new(
+        switchboard_storage::MasterKey::from_bytes(&[7u8; 32]).unwrap(),
+    );
+    let store = switchboard_storage::open(dir.path().join("bench.db").to_str().unwrap(), master)
         .await
         .unwrap();
     let now = Timestamp::from_unix_timestamp(1_700_000_000).unwrap();

@@ -110,14 +110,14 @@ impl ProviderTransport {
 }
 
 fn refuse(class: ErrorClass, code: &str, reason: impl Into<String>) -> AttemptError {
-    AttemptError {
-        failure: SendFailure {
+    AttemptError::new(
+        SendFailure {
             class,
             code: Some(code.to_string()),
             reason: reason.into(),
         },
-        retry_after: None,
-    }
+        None,
+    )
 }
 
 /// Whether a free-form message may go to a customer whose last message was at `last_inbound`
@@ -157,27 +157,35 @@ pub fn normalise_e164(raw: &str) -> Option<String> {
     }
 }
 
-/// The lookup key stored for a number: HMAC-SHA256(key, E.164), hex.
-pub fn phone_hash(key: &str, e164: &str) -> String {
-    use hmac::{KeyInit, Mac};
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes())
-        .expect("HMAC accepts keys of any length");
-    mac.update(e164.as_bytes());
-    hex::encode(mac.finalize().into_bytes())
-}
-
-/// Maps an adapter error to the sender's attempt error.
+/// Maps an adapter error to the sender's attempt error: parts accepted before the failure
+/// travel with it, and a refusal of the account itself (channels.md: auth, permissions,
+/// policy blocks; class permanent, scope channel) pauses the channel instead of failing the
+/// message.
 fn attempt_error(e: &SendError) -> AttemptError {
     AttemptError {
         failure: e.failure(),
         retry_after: e.retry_after,
+        sent_parts: e.sent_part_ids.clone(),
+        pause_channel: pauses_channel(e),
     }
+}
+
+/// Whether a send error means the channel account is unusable until an operator acts.
+pub fn pauses_channel(e: &SendError) -> bool {
+    e.scope == switchboard_channels::ErrorScope::Channel && !e.class.is_retryable()
 }
 
 #[async_trait]
 impl Transport for ProviderTransport {
     async fn send(&self, item: &OutboxItem) -> Result<Option<String>, AttemptError> {
         let channel = &item.channel;
+        if let Some(pause) = &channel.paused {
+            // Paused after this row was claimed: back to the queue until resumed.
+            return Err(AttemptError {
+                pause_channel: true,
+                ..refuse(ErrorClass::Permanent, "channel_paused", pause.reason.clone())
+            });
+        }
         if item.lane == Lane::Bulk
             && channel.kind == ChannelKind::Signal
             && !channel.settings.allow_bulk
@@ -210,22 +218,25 @@ impl Transport for ProviderTransport {
         let limiter = self.runtime.limiter(channel);
         let deadline = tokio::time::Instant::now() + self.runtime.max_wait;
         if let Err(wait) = limiter.acquire(item.lane, &item.recipient, deadline).await {
-            return Err(AttemptError {
-                failure: SendFailure {
+            return Err(AttemptError::new(
+                SendFailure {
                     class: ErrorClass::BackOff,
                     code: Some("rate_limited".into()),
                     reason: "waiting for this channel's send rate".into(),
                 },
-                retry_after: Some(wait),
-            });
+                Some(wait),
+            ));
         }
-        let msg = OutboundMessage::new(
+        let mut msg = OutboundMessage::new(
             item.recipient.clone(),
             item.message.content.clone(),
             item.idempotency_key.clone(),
         );
+        // Parts an earlier attempt had accepted are not sent again.
+        msg.skip_parts = usize::try_from(item.parts_sent).unwrap_or(usize::MAX);
         match adapter.send(&msg).await {
-            Ok(receipt) => Ok(Some(receipt.provider_id)),
+            // The message is known by its first part's id (status webhooks, quotes).
+            Ok(receipt) => Ok(Some(item.first_part_id.clone().unwrap_or(receipt.provider_id))),
             Err(e) => {
                 if e.class == ErrorClass::BackOff {
                     // Meta suggests backing off 4^n s on a pair limit; the provider's own
@@ -238,9 +249,6 @@ impl Transport for ProviderTransport {
                         switchboard_channels::ErrorScope::Channel => limiter.pause_account(wait),
                         _ => limiter.pause_recipient(&item.recipient, wait),
                     }
-                }
-                if e.scope == switchboard_channels::ErrorScope::Channel && !e.class.is_retryable() {
-                    tracing::error!(channel_id = %channel.id, kind = %channel.kind, code = ?e.code, error = %e.message, "the provider refused this channel account; check its credentials");
                 }
                 Err(attempt_error(&e))
             }
@@ -406,25 +414,24 @@ impl App {
         Ok(receipt)
     }
 
-    /// Records the keyed hash of a sender's verified number and links their contact to one
-    /// with the same number on the other channel kind (channels.md §7: WhatsApp and Signal
-    /// numbers are verified by the provider). Runs after the message is committed and never
+    /// Records the blind index of a sender's verified number (the store keys it per tenant)
+    /// and links their contact to one with the same number on the other channel kind
+    /// (channels.md §7: WhatsApp and Signal numbers are verified by the provider). Runs after the message is committed and never
     /// fails the webhook: a failure is logged, and the next new conversation tries again.
     async fn link_by_phone(&self, channel: &Channel, external_id: &str, phone: &str) {
         if !matches!(channel.kind, ChannelKind::Whatsapp | ChannelKind::Signal) {
             return;
         }
-        let Some(key) = self.config.channels.phone_hash_key.as_deref() else {
+        if !self.config.channels.link_by_phone {
             return;
-        };
+        }
         let Some(e164) = normalise_e164(phone) else {
             tracing::debug!(channel_id = %channel.id, "phone number is not E.164; not linked");
             return;
         };
-        let hash = phone_hash(key, &e164);
         match self
             .store
-            .link_by_phone(channel.tenant_id, channel.id, external_id, &hash, now())
+            .link_by_phone(channel.tenant_id, channel.id, external_id, &e164, now())
             .await
         {
             Ok(Some(merge)) => {
@@ -511,15 +518,6 @@ mod tests {
         for (raw, expected, why) in cases {
             assert_eq!(normalise_e164(raw).as_deref(), expected, "{why}");
         }
-        assert_eq!(
-            phone_hash("k", "+4915112345678"),
-            phone_hash("k", "+4915112345678")
-        );
-        assert_ne!(
-            phone_hash("k", "+4915112345678"),
-            phone_hash("other", "+4915112345678"),
-            "the hash depends on the deployment key"
-        );
     }
 
     #[test]

@@ -273,3 +273,15 @@ fn two_encryptions_of_one_file_differ() {
     let key = DataKey::generate(1).unwrap();
     assert_ne!(encrypt(&key, b"same"), encrypt(&key, b"same"));
 }
+
+#[test]
+fn the_header_names_the_data_key_version_that_encrypted_the_file() {
+    let key = DataKey::generate(7).unwrap();
+    let sealed = encrypt(&key, &sample(10));
+    assert_eq!(switchboard_crypto::media::key_version(&sealed).unwrap(), 7);
+    assert!(switchboard_crypto::media::key_version(&sealed[..10]).is_err());
+    assert!(
+        switchboard_crypto::media::key_version(b"plain text, not a media file at all!!!!!!!!!!!")
+            .is_err()
+    );
+}

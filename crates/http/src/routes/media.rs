@@ -48,13 +48,17 @@ async fn show(
         .map_err(|e| internal(&e))?
         .ok_or_else(|| ApiError::not_found("message"))?;
     let stored = match &message.content {
-        Content::Media { media, .. } => media
-            .stored_key
-            .as_ref()
-            .map(|k| (k.clone(), media.mime_type.clone(), media.filename.clone())),
+        Content::Media { media, .. } => media.stored_key.as_ref().map(|k| {
+            (
+                k.clone(),
+                media.mime_type.clone(),
+                media.filename.clone(),
+                media.sha256.clone(),
+            )
+        }),
         _ => None,
     };
-    let Some((key, mime, filename)) = stored else {
+    let Some((key, mime, filename, sha256)) = stored else {
         let why = match &message.failure {
             Some(f) if matches!(message.content, Content::Media { .. }) => {
                 format!("this message's file was not stored: {}", f.reason)
@@ -72,7 +76,7 @@ async fn show(
     };
     let bytes = app
         .media_store()
-        .read(&key)
+        .read(auth.user.tenant_id, &key, sha256.as_deref())
         .await
         .map_err(|e| internal(&e))?;
     let mime = mime

@@ -59,8 +59,14 @@ pub fn test_config(dir: &std::path::Path) -> Config {
     config.flows.allow_hosts = vec!["self".into()];
     // The Signal receiver polls its mock quickly.
     config.channels.signal_poll_interval_ms = 100;
+    // Tests pass an explicit master key: none is made in the tester's home directory.
+    config.keys.master_key = Some(switchboard_app::config::KeyText::new(TEST_MASTER_KEY));
     config
 }
+
+/// The master key of test servers (64 hex digits = 32 bytes).
+pub const TEST_MASTER_KEY: &str =
+    "0707070707070707070707070707070707070707070707070707070707070707";
 
 /// Starts a server over a fresh SQLite database with the demo data seeded.
 pub async fn spawn_app() -> TestApp {
