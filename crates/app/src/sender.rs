@@ -8,6 +8,12 @@
 //! written and two nodes never send the same row while both are healthy. A node that dies
 //! mid-send lets its lease expire and another node sends the row again (at-least-once toward
 //! the provider, with the outbox row's idempotency key for the provider to spot it).
+//!
+//! Guards every row, whatever wrote it (agent reply, flow message, template, campaign): a
+//! recipient known to be unreachable (they blocked the bot) fails at once without a provider
+//! call. Parts of a split message accepted before a failure are recorded on the row, so the
+//! retry sends only the rest. A transport that reports the channel account itself refused
+//! (revoked token) pauses the channel: its rows stay queued until it is resumed.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -32,6 +38,24 @@ pub struct AttemptError {
     pub failure: SendFailure,
     /// Provider-imposed wait before the next attempt (HTTP 429 `retry_after`).
     pub retry_after: Option<Duration>,
+    /// Provider ids of the parts of a split message accepted in this attempt before it
+    /// failed; the next attempt skips them.
+    pub sent_parts: Vec<String>,
+    /// The provider refused the channel account itself (token revoked or expired): pause
+    /// the channel with `failure.reason` and keep the row queued instead of failing it.
+    pub pause_channel: bool,
+}
+
+impl AttemptError {
+    /// A failure of this message alone.
+    pub fn new(failure: SendFailure, retry_after: Option<Duration>) -> Self {
+        AttemptError {
+            failure,
+            retry_after,
+            sent_parts: Vec::new(),
+            pause_channel: false,
+        }
+    }
 }
 
 /// Sends one outbox item over one kind of channel.
@@ -210,12 +234,23 @@ impl Sender {
         }
     }
 
-    /// One attempt through the row's channel transport.
+    /// One attempt through the row's channel transport, unless the recipient is known to be
+    /// unreachable on this channel.
     async fn attempt(&self, item: &OutboxItem) -> Result<Option<String>, AttemptError> {
+        if let Some(reason) = &item.recipient_unreachable {
+            return Err(AttemptError::new(
+                SendFailure {
+                    class: ErrorClass::Unreachable,
+                    code: Some("recipient_unreachable".into()),
+                    reason: reason.clone(),
+                },
+                None,
+            ));
+        }
         match self.transports.get(&item.channel.kind) {
             Some(t) => t.send(item).await,
-            None => Err(AttemptError {
-                failure: SendFailure {
+            None => Err(AttemptError::new(
+                SendFailure {
                     class: ErrorClass::Permanent,
                     code: None,
                     reason: format!(
@@ -223,9 +258,26 @@ impl Sender {
                         item.channel.kind
                     ),
                 },
-                retry_after: None,
-            }),
+                None,
+            )),
         }
+    }
+
+    /// Pauses the row's channel (the provider refused the account) and puts the row back in
+    /// the queue: it is not claimed again until the channel is resumed.
+    async fn pause_channel(
+        &self,
+        item: &OutboxItem,
+        failure: &SendFailure,
+    ) -> Result<(), switchboard_core::ports::StoreError> {
+        let ch = &item.channel;
+        if ch.paused.is_none() {
+            tracing::error!(channel_id = %ch.id, kind = %ch.kind, code = ?failure.code, reason = %failure.reason, "the provider refused this channel account; sending on it is paused until its credentials are updated or re-tested (switchboard channels resume)");
+        }
+        self.store
+            .set_channel_pause(ch.tenant_id, ch.id, Some(&failure.reason), now())
+            .await?;
+        self.store.outbox_retry(item.id, now(), failure).await
     }
 
     async fn record_failure(
@@ -233,6 +285,15 @@ impl Sender {
         item: &OutboxItem,
         err: AttemptError,
     ) -> Result<Vec<switchboard_core::Event>, switchboard_core::ports::StoreError> {
+        if !err.sent_parts.is_empty() {
+            // Recorded before anything else: whatever happens next, these parts are not
+            // sent again.
+            self.store.outbox_parts_sent(item.id, &err.sent_parts).await?;
+        }
+        if err.pause_channel {
+            self.pause_channel(item, &err.failure).await?;
+            return Ok(Vec::new());
+        }
         let attempt = u32::try_from(item.attempts).unwrap_or(0) + 1;
         if err.failure.class.is_retryable() {
             match self.policy.next(attempt, auth::jitter(), err.retry_after) {

@@ -161,6 +161,21 @@ pub struct Channel {
     /// When it was created.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: Timestamp,
+    /// Set while sending is paused because the provider refused the account itself (token
+    /// revoked or expired, account locked). Its queued messages wait; updating or re-testing
+    /// the credentials resumes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<ChannelPause>,
+}
+
+/// Why and since when a channel's sending is paused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelPause {
+    /// The provider's refusal, as the operator must read it (never contains secrets).
+    pub reason: String,
+    /// When sending stopped.
+    #[serde(with = "time::serde::rfc3339")]
+    pub since: Timestamp,
 }
 
 /// What is needed to create a channel instance.

@@ -22,7 +22,7 @@ pub mod security;
 pub mod tenant;
 pub mod user;
 
-pub use channel::{Capabilities, Channel, ChannelKind, ChannelSettings, NewChannel};
+pub use channel::{Capabilities, Channel, ChannelKind, ChannelPause, ChannelSettings, NewChannel};
 pub use contact::{Contact, ContactCard, Identity};
 pub use conversation::{Conversation, ConversationState, ConversationSummary, Transition};
 pub use event::{Event, EventKind};

@@ -203,6 +203,13 @@ pub struct OutboxItem {
     /// The customer's last message in this conversation (provider time): WhatsApp's 24 h
     /// window is checked against it before a free-form message is sent.
     pub last_inbound_at: Option<Timestamp>,
+    /// Why the recipient cannot be reached on this channel (they blocked the bot), when they
+    /// cannot: the sender fails the row without calling the provider.
+    pub recipient_unreachable: Option<String>,
+    /// Parts of a split message the provider accepted in earlier attempts (skipped now).
+    pub parts_sent: u32,
+    /// Provider id of the first accepted part, when an earlier attempt sent some parts.
+    pub first_part_id: Option<String>,
 }
 
 /// A staff login session (the token itself is never stored, only its hash).
@@ -402,6 +409,10 @@ pub trait Store: crate::security::SecurityStore + Send + Sync + 'static {
         failure: &SendFailure,
         now: Timestamp,
     ) -> StoreResult<Event>;
+    /// Records parts of a split message that the provider accepted in an attempt that then
+    /// failed: `parts_sent` grows by their count and the first one ever accepted is kept, so
+    /// the next claim of the row resumes after them. `NotFound` unless the row is pending.
+    async fn outbox_parts_sent(&self, id: OutboxId, part_ids: &[String]) -> StoreResult<()>;
 
     // ---- jobs ----
     /// Claims up to `limit` due jobs, leasing them until `now + lease`.
@@ -412,6 +423,15 @@ pub trait Store: crate::security::SecurityStore + Send + Sync + 'static {
         lease: std::time::Duration,
         limit: u32,
     ) -> StoreResult<Vec<Job>>;
+    /// Deletes a job that has not finished (e.g. its message was erased). Returns whether
+    /// the tenant had such a job; a worker holding it finds it gone and drops it.
+    async fn cancel_job(&self, tenant: TenantId, id: JobId) -> StoreResult<bool>;
+    /// Deletes the pending media download jobs of a message (it was erased); returns how many.
+    async fn cancel_media_downloads(
+        &self,
+        tenant: TenantId,
+        message: MessageId,
+    ) -> StoreResult<u64>;
     /// Applies a decision and completes its job in one transaction; returns the events.
     async fn apply_decision(&self, decision: Decision, now: Timestamp) -> StoreResult<Vec<Event>>;
     /// Applies several decisions, each with its flow effects (`FlowEffects::default()` for
@@ -510,6 +530,23 @@ pub trait Store: crate::security::SecurityStore + Send + Sync + 'static {
         tenant: TenantId,
         channel: ChannelId,
         settings: &crate::ChannelSettings,
+    ) -> StoreResult<Channel>;
+    /// Pauses a channel's sending with the provider's reason (`Some`), or resumes it
+    /// (`None`). While paused, `claim_outbox` claims none of its rows: they stay queued.
+    /// `NotFound` for another tenant's or an unknown channel.
+    async fn set_channel_pause(
+        &self,
+        tenant: TenantId,
+        channel: ChannelId,
+        reason: Option<&str>,
+        now: Timestamp,
+    ) -> StoreResult<Channel>;
+    /// Replaces a channel's provider credentials (already checked by the caller).
+    async fn set_channel_credentials(
+        &self,
+        tenant: TenantId,
+        channel: ChannelId,
+        credentials: &serde_json::Value,
     ) -> StoreResult<Channel>;
     /// The bot session of a conversation, if one was ever stored.
     async fn flow_session(

@@ -281,6 +281,30 @@ impl SqlStore {
             _ => Ok(()),
         }
     }
+
+    pub(crate) async fn cancel_job_impl(&self, tenant: TenantId, id: JobId) -> StoreResult<bool> {
+        let mut conn = self.write_conn().await?;
+        let mut sql = Sql::new("DELETE FROM jobs WHERE tenant_id = ");
+        sql.bind(tenant.to_string())
+            .push(" AND id = ")
+            .bind(id.to_string());
+        Ok(sql.execute(&mut conn).await.db()? > 0)
+    }
+
+    pub(crate) async fn cancel_media_downloads_impl(
+        &self,
+        tenant: TenantId,
+        message: switchboard_core::MessageId,
+    ) -> StoreResult<u64> {
+        let mut conn = self.write_conn().await?;
+        // The payload is the JSON `JobKind`; a message id (a UUID) appears in it only as
+        // that job's `message_id`.
+        let mut sql = Sql::new("DELETE FROM jobs WHERE tenant_id = ");
+        sql.bind(tenant.to_string())
+            .push(" AND kind = 'download_media' AND payload LIKE ")
+            .bind(format!("%\"{message}\"%"));
+        sql.execute(&mut conn).await.db()
+    }
 }
 
 /// Applies one decision inside `conn`'s transaction: completes the job, writes the flow

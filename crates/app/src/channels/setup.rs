@@ -1,4 +1,6 @@
-//! `channels add`: creating a provider channel from the CLI or the admin API.
+//! `channels add`: creating a provider channel from the CLI or the admin API; and
+//! `channels resume`: updating a paused channel's credentials (or re-testing them) and
+//! sending its queued messages again.
 //!
 //! Credentials are checked against the provider where its API allows (WhatsApp: `GET
 //! /{phone-number-id}`; Telegram: `getMe`; Signal: signal-cli's health endpoint), secrets we
@@ -235,6 +237,80 @@ impl App {
             verify_token,
             webhook_registered,
         })
+    }
+
+    /// Resumes a channel paused because the provider refused its account (see
+    /// `app::sender`): merges `credentials` (when given; only the fields to change) into the
+    /// stored ones, checks the result with the provider, stores it and clears the pause, so
+    /// the queued messages go out in order. A channel that is not paused is re-tested and
+    /// updated the same way. `Invalid` (nothing changes, the pause stays) when the provider
+    /// still refuses.
+    pub async fn resume_channel(
+        &self,
+        tenant: TenantId,
+        id: switchboard_core::ChannelId,
+        credentials: Option<Value>,
+    ) -> ServiceResult<Channel> {
+        let channel = self
+            .store
+            .channel(id)
+            .await?
+            .filter(|c| c.tenant_id == tenant)
+            .ok_or(ServiceError::NotFound("channel"))?;
+        let mut creds = channel.credentials.clone();
+        if let Some(update) = credentials {
+            let Value::Object(fields) = update else {
+                return Err(invalid("credentials must be a JSON object"));
+            };
+            let Some(stored) = creds.as_object_mut() else {
+                return Err(invalid("the stored credentials are not a JSON object"));
+            };
+            for (k, v) in fields {
+                stored.insert(k, v);
+            }
+        }
+        let base = channel.settings.api_base.as_deref();
+        let help = AddChannel::credentials_help(channel.kind);
+        let bad = |e: serde_json::Error| {
+            invalid(format!(
+                "{} credentials need {help}: {e}",
+                channel.kind
+            ))
+        };
+        match channel.kind {
+            ChannelKind::Whatsapp => {
+                let c: whatsapp::Credentials =
+                    serde_json::from_value(creds.clone()).map_err(bad)?;
+                self.check_whatsapp(&c, base).await?;
+            }
+            ChannelKind::Telegram => {
+                let c: telegram::Credentials =
+                    serde_json::from_value(creds.clone()).map_err(bad)?;
+                self.check_telegram(&c, base).await?;
+            }
+            ChannelKind::Signal => {
+                let mut c: signal::Credentials =
+                    serde_json::from_value(creds.clone()).map_err(bad)?;
+                if let Some(b) = base {
+                    c.api_base = b.to_string();
+                }
+                self.check_signal(&c).await?;
+            }
+            ChannelKind::Webchat => {
+                return Err(invalid(
+                    "web chat channels have no provider credentials and are never paused",
+                ));
+            }
+        }
+        if creds != channel.credentials {
+            self.store
+                .set_channel_credentials(tenant, id, &creds)
+                .await?;
+        }
+        let channel = self.store.set_channel_pause(tenant, id, None, now()).await?;
+        tracing::info!(channel_id = %id, kind = %channel.kind, %tenant, "channel credentials checked; sending resumed");
+        self.wake_sender();
+        Ok(channel)
     }
 
     async fn check_whatsapp(

@@ -1,10 +1,11 @@
-//! Channels for staff: listing (credentials are never serialised) and, for admins, adding
-//! WhatsApp, Telegram and Signal channels.
+//! Channels for staff: listing (credentials are never serialised; a channel the provider
+//! refused shows `paused`) and, for admins, adding WhatsApp, Telegram and Signal channels and
+//! resuming paused ones.
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
@@ -18,10 +19,13 @@ use crate::extract::{ApiJson, StaffAuth};
 
 /// Channel routes.
 pub fn router() -> Router<App> {
-    Router::new().route("/api/v1/channels", get(list).post(add))
+    Router::new()
+        .route("/api/v1/channels", get(list).post(add))
+        .route("/api/v1/channels/{id}/resume", post(resume))
 }
 
-/// `GET /api/v1/channels`: the tenant's channel instances.
+/// `GET /api/v1/channels`: the tenant's channel instances. A channel whose account the
+/// provider refused (revoked token) carries `paused: {"reason", "since"}`; its messages wait.
 async fn list(State(app): State<App>, auth: StaffAuth) -> Result<impl IntoResponse, ApiError> {
     let channels = app
         .store
@@ -87,4 +91,42 @@ async fn add(
     )
     .await?;
     Ok((StatusCode::CREATED, Json(added)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResumeBody {
+    credentials: Option<serde_json::Value>,
+}
+
+/// `POST /api/v1/channels/{id}/resume` (admin) `{"credentials"?: {…}}` (`{}` re-tests)
+/// - Merges the given credential fields (e.g. a new `access_token` or `bot_token`) into the
+///   stored ones, checks them with the provider, stores them, clears `paused` and sends the
+///   queued messages; answers `200 {"channel"}`. Without `credentials` the stored ones are
+///   re-tested.
+/// - 422 when the provider still refuses them (the channel stays paused, nothing changes);
+///   404 for an unknown channel or another tenant's.
+async fn resume(
+    State(app): State<App>,
+    auth: StaffAuth,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<ResumeBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    auth.require(Role::Admin)?;
+    let id = id.parse().map_err(|e: switchboard_core::ids::InvalidId| {
+        ApiError::bad_request("invalid_id", e.to_string())
+    })?;
+    let new_credentials = body.credentials.is_some();
+    let channel = app
+        .resume_channel(auth.user.tenant_id, id, body.credentials)
+        .await?;
+    app.audit(
+        auth.user.tenant_id,
+        &auth.actor,
+        switchboard_app::audit::action::CHANNEL_UPDATE,
+        format!("channel:{id}"),
+        json!({"change": "resume", "new_credentials": new_credentials}),
+    )
+    .await?;
+    Ok(Json(json!({"channel": channel})))
 }

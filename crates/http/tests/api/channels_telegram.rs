@@ -103,27 +103,35 @@ async fn a_telegram_message_reaches_the_agent_and_the_reply_goes_out_as_send_mes
 
     // Assert: the Bot API got sendMessage for the customer's chat.
     let p = provider.clone();
+    // (The server may also tell the customer their place in the queue.)
+    let is_reply = |b: &Value| b["text"] == "Hi Waffle!";
     wait_for(10, "sendMessage", move || {
-        !p.bodies("/sendMessage").is_empty()
+        p.bodies("/sendMessage").iter().any(is_reply)
     })
     .await;
-    let sent = provider.bodies("/sendMessage");
+    let sent: Vec<Value> = provider
+        .bodies("/sendMessage")
+        .into_iter()
+        .filter(is_reply)
+        .collect();
     assert_eq!(
         sent[0]["chat_id"].to_string().trim_matches('"'),
         "218485655"
     );
-    assert_eq!(sent[0]["text"], "Hi Waffle!");
     let app_ref = &app;
     let conv_ref = conv.as_str();
     let pid = eventually(10, "the reply to be sent", || async move {
         messages(app_ref, conv_ref)
             .await
             .iter()
-            .find(|m| m["direction"] == "outbound" && m["status"] == "sent")
+            .find(|m| m["sender"]["type"] == "agent" && m["status"] == "sent")
             .and_then(|m| m["provider_id"].as_str().map(str::to_string))
     })
     .await;
-    assert_eq!(pid, "218485655:1", "Telegram ids are chat:message");
+    assert!(
+        pid.starts_with("218485655:"),
+        "Telegram ids are chat:message: {pid}"
+    );
 }
 
 #[tokio::test]
@@ -151,10 +159,12 @@ async fn a_wrong_or_missing_secret_token_is_refused_and_a_duplicate_update_is_st
         200
     );
     let convs = telegram_conversations(&app).await;
-    assert_eq!(
-        messages(&app, convs[0]["id"].as_str().unwrap()).await.len(),
-        1
-    );
+    let inbound = messages(&app, convs[0]["id"].as_str().unwrap())
+        .await
+        .into_iter()
+        .filter(|m| m["direction"] == "inbound")
+        .count();
+    assert_eq!(inbound, 1);
     // The Signal kind has no webhook: nothing can be injected from outside.
     assert_eq!(
         app.client

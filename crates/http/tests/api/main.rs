@@ -8,6 +8,7 @@ mod providers;
 mod auth;
 mod bad_input;
 mod browser;
+mod channels_resilience;
 mod channels_signal;
 mod channels_telegram;
 mod channels_whatsapp;

@@ -41,14 +41,14 @@ impl Transport for Scripted {
                 self.sent.lock().unwrap().push(text.clone());
                 Ok(Some(format!("provider-{text}")))
             }
-            Err(class) => Err(AttemptError {
-                failure: SendFailure {
+            Err(class) => Err(AttemptError::new(
+                SendFailure {
                     class,
                     code: Some("42".into()),
                     reason: format!("scripted {class:?}"),
                 },
-                retry_after: None,
-            }),
+                None,
+            )),
         }
     }
 }

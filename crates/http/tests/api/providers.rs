@@ -64,6 +64,15 @@ pub struct MockState {
     pub rejected: Mutex<u32>,
     /// Answer the next N send calls with 429 regardless of the rate.
     pub fail_next: Mutex<u32>,
+    /// The next well-formed send whose JSON body contains this text is answered with the
+    /// provider's transient server error ("something went wrong") instead of being accepted
+    /// (once; then the marker is cleared).
+    pub fail_once_containing: Mutex<Option<String>>,
+    /// The credentials were revoked: every call is refused as unauthorized, as the provider
+    /// does for an expired or revoked token.
+    pub revoked: Mutex<bool>,
+    /// Bodies of the send calls the provider accepted, in order.
+    pub accepted: Mutex<Vec<Value>>,
     counter: Mutex<u64>,
 }
 
@@ -97,6 +106,26 @@ impl MockState {
             *self.rejected.lock().unwrap() += 1;
         }
         over
+    }
+
+    /// Whether this well-formed send is scripted to fail.
+    fn scripted_failure(&self, body: &Value) -> bool {
+        let mut marker = self.fail_once_containing.lock().unwrap();
+        let hit = marker
+            .as_deref()
+            .is_some_and(|m| body.to_string().contains(m));
+        if hit {
+            *marker = None;
+        }
+        hit
+    }
+
+    fn is_revoked(&self) -> bool {
+        *self.revoked.lock().unwrap()
+    }
+
+    fn accept(&self, body: &Value) {
+        self.accepted.lock().unwrap().push(body.clone());
     }
 
     fn next_id(&self) -> u64 {
@@ -143,6 +172,12 @@ impl Respond for WhatsAppResponder {
         if auth != Some(&format!("Bearer {WA_TOKEN}")) {
             return graph_error(401, 190, "Invalid OAuth access token.");
         }
+        if self.0.is_revoked() {
+            // What Graph answers once a system-user token expired or was revoked.
+            return ResponseTemplate::new(401).set_body_json(json!({"error": {
+                "message": "Error validating access token: Session has expired on Tuesday, 24-Nov-26 10:00:00 PST.",
+                "type": "OAuthException", "code": 190, "error_subcode": 463, "fbtrace_id": "mock"}}));
+        }
         if req.method.as_str() == "GET" {
             return ResponseTemplate::new(200).set_body_json(json!({
                 "id": WA_PHONE_ID, "display_phone_number": "15550783881",
@@ -164,6 +199,13 @@ impl Respond for WhatsAppResponder {
                 .insert_header("retry-after", "1")
                 .set_body_json(err);
         }
+        if self.0.scripted_failure(&body) {
+            return ResponseTemplate::new(500).set_body_json(json!({"error": {
+                "message": "Something went wrong", "type": "OAuthException", "code": 131000,
+                "error_data": {"messaging_product": "whatsapp", "details": "Something went wrong"},
+                "fbtrace_id": "mock"}}));
+        }
+        self.0.accept(&body);
         let mut ok = fixture("whatsapp/api/send_message_response_200.json");
         ok["messages"][0]["id"] = json!(format!("wamid.mock.{}", self.0.next_id()));
         ok["contacts"][0]["input"] = body["to"].clone();
@@ -209,6 +251,10 @@ impl Respond for TelegramResponder {
         let Some(rest) = p.strip_prefix(&format!("/bot{TG_TOKEN}/")) else {
             return tg_error(404, "Not Found");
         };
+        if self.0.is_revoked() {
+            // The token was revoked with @BotFather.
+            return tg_error(401, "Unauthorized");
+        }
         let ok = |result: Value| {
             ResponseTemplate::new(200).set_body_json(json!({"ok": true, "result": result}))
         };
@@ -238,6 +284,10 @@ impl Respond for TelegramResponder {
                     err["description"] = json!("Too Many Requests: retry after 1");
                     return ResponseTemplate::new(429).set_body_json(err);
                 }
+                if self.0.scripted_failure(&body) {
+                    return tg_error(500, "Internal Server Error");
+                }
+                self.0.accept(&body);
                 let chat_id = chat
                     .as_i64()
                     .or_else(|| chat.as_str().and_then(|s| s.parse().ok()))
@@ -275,7 +325,12 @@ struct SignalResponder {
     state: Arc<MockState>,
     /// Frames handed out by the next receive poll (then drained, like the real queue).
     queue: Arc<Mutex<Vec<Value>>>,
+    /// Attachment files signal-cli holds, by id.
+    attachments: Arc<Mutex<std::collections::HashMap<String, Vec<u8>>>>,
 }
+
+/// Attachment files the mocked signal-cli-rest-api holds, by attachment id.
+pub type SignalAttachments = Arc<Mutex<std::collections::HashMap<String, Vec<u8>>>>;
 
 impl Respond for SignalResponder {
     fn respond(&self, req: &Request) -> ResponseTemplate {
@@ -283,6 +338,24 @@ impl Respond for SignalResponder {
         if p == "/v1/about" {
             return ResponseTemplate::new(200)
                 .set_body_json(json!({"versions": ["v1", "v2"], "mode": "normal"}));
+        }
+        if let Some(id) = p.strip_prefix("/v1/attachments/") {
+            // signal-cli keeps received attachments until they are deleted.
+            if req.method.as_str() == "DELETE" {
+                self.state
+                    .requests
+                    .lock()
+                    .unwrap()
+                    .push((format!("DELETE {p}"), Value::Null));
+                return ResponseTemplate::new(204);
+            }
+            return match self.attachments.lock().unwrap().get(id) {
+                Some(bytes) => ResponseTemplate::new(200)
+                    .insert_header("content-type", "application/octet-stream")
+                    .set_body_bytes(bytes.clone()),
+                None => ResponseTemplate::new(404)
+                    .set_body_json(json!({"error": "attachment not found"})),
+            };
         }
         if p == format!("/v1/receive/{SIGNAL_ACCOUNT}") {
             let frames: Vec<Value> = std::mem::take(&mut *self.queue.lock().unwrap());
@@ -309,17 +382,30 @@ impl Respond for SignalResponder {
 
 /// A mocked signal-cli-rest-api (normal mode): poll receive, `/v2/send`.
 pub async fn signal_mock() -> (MockServer, Arc<MockState>, Arc<Mutex<Vec<Value>>>) {
+    let (server, state, queue, _) = signal_mock_with_attachments().await;
+    (server, state, queue)
+}
+
+/// [`signal_mock`] plus `GET`/`DELETE /v1/attachments/{id}` over the returned files.
+pub async fn signal_mock_with_attachments() -> (
+    MockServer,
+    Arc<MockState>,
+    Arc<Mutex<Vec<Value>>>,
+    SignalAttachments,
+) {
     let server = MockServer::start().await;
     let state = Arc::new(MockState::default());
     let queue = Arc::new(Mutex::new(Vec::new()));
+    let attachments = SignalAttachments::default();
     Mock::given(path_regex("^/v[12]/"))
         .respond_with(SignalResponder {
             state: state.clone(),
             queue: queue.clone(),
+            attachments: attachments.clone(),
         })
         .mount(&server)
         .await;
-    (server, state, queue)
+    (server, state, queue, attachments)
 }
 
 /// Waits until `f` holds, polling every 20 ms, for at most `secs`.
@@ -363,4 +449,112 @@ pub async fn add_whatsapp_channel(app: &crate::helpers::TestApp, api_base: &str)
         "secrets never leave"
     );
     id
+}
+
+// ------------------------------------------------------------------ signal-cli daemon
+
+/// A mocked `signal-cli daemon --http` (JSON-RPC mode): `GET /api/v1/check`, the
+/// server-sent event stream `GET /api/v1/events` (one `receive` event per frame the test
+/// pushes, on a connection that stays open like the real one), and `POST /api/v1/rpc` for
+/// `send`, answering with the send timestamp that later receipts reference.
+pub struct SignalDaemon {
+    /// `http://127.0.0.1:port`.
+    pub uri: String,
+    /// What the daemon saw (`/api/v1/rpc` bodies).
+    pub state: Arc<MockState>,
+    events: tokio::sync::broadcast::Sender<String>,
+}
+
+impl SignalDaemon {
+    /// Streams a received frame (a JSON-RPC `receive` notification) to every listener.
+    pub fn push(&self, frame: &Value) {
+        let _ = self.events.send(frame.to_string());
+    }
+
+    /// Event streams currently open (the server's receiver is connected when > 0).
+    pub fn listeners(&self) -> usize {
+        self.events.receiver_count()
+    }
+}
+
+/// Starts the mocked daemon on a random loopback port.
+pub async fn signal_daemon_mock() -> SignalDaemon {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    use axum::routing::{get, post};
+
+    let (events, _) = tokio::sync::broadcast::channel::<String>(64);
+    let state = Arc::new(MockState::default());
+    let sse_events = events.clone();
+    let rpc_state = state.clone();
+    let router = axum::Router::new()
+        .route("/api/v1/check", get(|| async { "" }))
+        .route(
+            "/api/v1/events",
+            get(move || {
+                let rx = sse_events.subscribe();
+                async move {
+                    let stream = futures::stream::unfold(rx, |mut rx| async move {
+                        loop {
+                            match rx.recv().await {
+                                Ok(frame) => {
+                                    let ev = Event::default().event("receive").data(frame);
+                                    return Some((Ok::<_, std::convert::Infallible>(ev), rx));
+                                }
+                                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                                Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                                    return None;
+                                }
+                            }
+                        }
+                    });
+                    Sse::new(stream).keep_alive(KeepAlive::default())
+                }
+            }),
+        )
+        .route(
+            "/api/v1/rpc",
+            post(move |axum::Json(body): axum::Json<Value>| {
+                let state = rpc_state.clone();
+                async move {
+                    state
+                        .requests
+                        .lock()
+                        .unwrap()
+                        .push(("/api/v1/rpc".to_string(), body.clone()));
+                    let id = body["id"].clone();
+                    let error = |code: i64, message: &str| {
+                        axum::Json(json!({"jsonrpc": "2.0", "id": id,
+                            "error": {"code": code, "message": message}}))
+                    };
+                    if body["jsonrpc"] != "2.0" {
+                        return error(-32600, "Invalid Request");
+                    }
+                    match body["method"].as_str() {
+                        Some("send") => {
+                            let p = &body["params"];
+                            let to_ok = p["recipient"].as_array().is_some_and(|r| !r.is_empty());
+                            let has_body = p["message"].is_string() || p["attachments"].is_array();
+                            if !to_ok || !has_body {
+                                return error(-32602, "Invalid params");
+                            }
+                            state.accept(&body);
+                            let mut ok = fixture("signal/jsonrpc_send_response.json");
+                            ok["id"] = id;
+                            ok["result"]["timestamp"] =
+                                json!(1_700_000_000_000u64 + state.next_id());
+                            axum::Json(ok)
+                        }
+                        _ => error(-32601, "Method not found"),
+                    }
+                }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let uri = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    SignalDaemon { uri, state, events }
 }
