@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use switchboard_core::ports::{
-    Decision, FlowEffects, Job, JobKind, Lane, NewOutbound, Store, StoreError,
+    Clock, Decision, FlowEffects, Job, JobKind, Lane, NewOutbound, Store, StoreError,
 };
 use switchboard_core::{Content, Sender};
 use tokio::sync::Notify;
@@ -22,7 +22,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bus::EventBus;
 use crate::flows_runtime::{FlowRuntime, Trigger};
-use crate::now;
 
 /// The job worker.
 pub struct JobWorker {
@@ -40,6 +39,8 @@ pub struct JobWorker {
     pub wake_sender: Arc<Notify>,
     /// Runs bot flows.
     pub flows: Arc<FlowRuntime>,
+    /// The time jobs are due against (tests move it forward to fire flow timers).
+    pub clock: Arc<dyn Clock>,
     /// Downloads inbound media (`JobKind::DownloadMedia`).
     pub media: Arc<crate::media::MediaFetcher>,
 }
@@ -66,7 +67,7 @@ impl JobWorker {
             }
             let jobs = match self
                 .store
-                .claim_jobs(&self.node, now(), self.lease, CLAIM_BATCH)
+                .claim_jobs(&self.node, self.clock.now(), self.lease, CLAIM_BATCH)
                 .await
             {
                 Ok(j) => j,
@@ -136,7 +137,7 @@ impl JobWorker {
                 .iter()
                 .map(|(_, d, e)| (d.clone(), e.clone()))
                 .collect();
-            match self.store.apply_decisions(batch, now()).await {
+            match self.store.apply_decisions(batch, self.clock.now()).await {
                 Ok(events) => {
                     let sends = taken.iter().any(|(_, d, _)| !d.outbound.is_empty());
                     for e in &events {
@@ -156,7 +157,7 @@ impl JobWorker {
             let sends = !decision.outbound.is_empty();
             match self
                 .store
-                .apply_flow_decision(decision, effects, now())
+                .apply_flow_decision(decision, effects, self.clock.now())
                 .await
             {
                 Ok(events) => {
@@ -180,7 +181,7 @@ impl JobWorker {
         tracing::error!(job_id = %job.id, error = %format!("{e:#}"), ?delay, "job failed; will retry");
         if let Err(e2) = self
             .store
-            .retry_job(job.id, now() + delay, &format!("{e:#}"))
+            .retry_job(job.id, self.clock.now() + delay, &format!("{e:#}"))
             .await
         {
             tracing::error!(job_id = %job.id, error = %e2, "could not reschedule job; its lease will expire");

@@ -132,6 +132,16 @@ pub struct ChannelSettings {
     /// is not sent as well.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub default_flow: Option<String>,
+    /// Flow the customer's `menu` command opens inside a flow a keyword started (the
+    /// channel's main menu). `None`: `default_flow`; with neither, `menu` restarts the
+    /// keyword's flow.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub menu_flow: Option<String>,
+    /// What the customer is told when the bot hands them to people on this channel
+    /// (transparency: a person is joining). Replaces the flow's default hand-off wording and
+    /// the built-in notice; a hand-off node with its own `message` still says that.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub handoff_message: Option<String>,
     /// Messages per second this account may send; overrides the kind's configured default
     /// (e.g. a WhatsApp number upgraded to 1,000 msg/s).
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -106,12 +106,16 @@ pub enum JobKind {
         /// The conversation whose session armed it.
         conversation_id: ConversationId,
     },
-    /// Staff started a flow on a conversation (`POST /api/v1/conversations/{id}/flow`).
+    /// Staff started a flow on a conversation (`POST /api/v1/conversations/{id}/flow`), or a
+    /// campaign did for a contact (`POST /api/v1/flows/{flow_id}/start`).
     StartFlow {
         /// The conversation.
         conversation_id: ConversationId,
         /// The flow to start.
         flow_id: String,
+        /// Set when a campaign started it: its messages go on the bulk lane.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        campaign: Option<CampaignStart>,
     },
     /// Download an inbound message's media from the provider into the media store. Runs
     /// whenever due (no conversation ordering): a slow download never holds back replies.
@@ -144,6 +148,35 @@ impl JobKind {
             JobKind::FlowTimeout { .. } | JobKind::DownloadMedia { .. } => None,
         }
     }
+}
+
+/// How a campaign starts a flow ([`JobKind::StartFlow`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CampaignStart {
+    /// A pre-approved template (a `Content::Template`) to send INSTEAD of starting the flow
+    /// now: the customer is outside WhatsApp's 24-hour window, where only a template may go.
+    /// The flow then starts when they reply. `None`: the flow starts at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opening_template: Option<Content>,
+}
+
+/// Where the runtime reads the time. Production uses the system clock; tests inject one they
+/// move forward, so timers (flow expiry, `wait` deadlines) are tested without sleeping. The
+/// domain itself never reads a clock: it takes the time as an argument.
+pub trait Clock: Send + Sync + 'static {
+    /// The current time.
+    fn now(&self) -> Timestamp;
+}
+
+/// What [`Store::open_conversation`] did.
+#[derive(Debug, Clone)]
+pub struct OpenedConversation {
+    /// The conversation (new, or the contact's open one on the channel).
+    pub conversation: ConversationSummary,
+    /// Whether this call created it (and enqueued the flow start).
+    pub created: bool,
+    /// Events to publish (`conversation_changed` of a new conversation).
+    pub events: Vec<Event>,
 }
 
 /// An outbound message to create, with its outbox row.
@@ -524,6 +557,30 @@ pub trait Store: crate::security::SecurityStore + Send + Sync + 'static {
     ) -> StoreResult<SavedFlow>;
     /// The latest version of each of the tenant's flows, by flow id.
     async fn flows(&self, tenant: TenantId) -> StoreResult<Vec<StoredFlow>>;
+    /// One stored version of a flow (the one a running session is pinned to).
+    async fn flow_version(
+        &self,
+        tenant: TenantId,
+        flow_id: &str,
+        version: i64,
+    ) -> StoreResult<Option<StoredFlow>>;
+    /// Opens a conversation with a contact on a channel for a flow the business starts (a
+    /// campaign). When the contact has an open conversation there, returns it unchanged
+    /// (`created: false`, nothing enqueued). Otherwise, in ONE transaction: creates one in
+    /// state `bot` whose `last_inbound_at` is the contact's latest on that channel (WhatsApp's
+    /// 24-hour window belongs to the customer, not to a conversation), enqueues
+    /// `JobKind::StartFlow { flow_id, campaign }` for it and appends its
+    /// `conversation_changed` event. `NotFound` when the contact has no address on the
+    /// channel (or either is another tenant's).
+    async fn open_conversation(
+        &self,
+        tenant: TenantId,
+        contact: ContactId,
+        channel: ChannelId,
+        flow_id: &str,
+        campaign: CampaignStart,
+        now: Timestamp,
+    ) -> StoreResult<OpenedConversation>;
     /// Replaces a channel's settings (e.g. its default flow).
     async fn set_channel_settings(
         &self,

@@ -74,6 +74,9 @@ pub fn for_each_template<'a>(node: &'a Node, f: &mut dyn FnMut(&'a str)) {
     match node {
         Node::Send(n) => {
             n.text.iter().for_each(|t| f(t));
+            if let Some(t) = &n.template {
+                t.variables.iter().for_each(|v| f(v));
+            }
             if let Some(m) = &n.media {
                 f(&m.url);
                 m.caption.iter().for_each(|t| f(t));

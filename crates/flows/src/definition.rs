@@ -302,9 +302,32 @@ pub struct SendNode {
     /// Media.
     #[serde(default)]
     pub media: Option<MediaSpec>,
+    /// A pre-approved WhatsApp template, sent before `text` and `media`. A flow a campaign
+    /// starts for a customer outside WhatsApp's 24-hour window must open with one.
+    #[serde(default)]
+    pub template: Option<TemplateSpec>,
     /// Next node (default: the node below).
     #[serde(default)]
     pub next: Option<String>,
+}
+
+/// A pre-approved message template (WhatsApp): the only message WhatsApp accepts outside the
+/// 24-hour customer service window.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateSpec {
+    /// The template's name as approved by Meta.
+    pub name: String,
+    /// Its language code (`en_US`).
+    #[serde(default = "default_template_language")]
+    pub language: String,
+    /// Body variables in order (each a template: `{{contact.name}}`).
+    #[serde(default)]
+    pub variables: Vec<String>,
+}
+
+fn default_template_language() -> String {
+    "en_US".into()
 }
 
 /// One option of a menu.
@@ -885,6 +908,14 @@ pub struct FlowLibrary {
     pub flows: BTreeMap<String, FlowDefinition>,
     /// Overrides for `env.*`.
     pub env: BTreeMap<String, String>,
+}
+
+impl FlowDefinition {
+    /// Whether the flow's first node sends a pre-approved template (what WhatsApp requires
+    /// of the first message outside its 24-hour window).
+    pub fn opens_with_template(&self) -> bool {
+        matches!(self.node(&self.start), Some(Node::Send(n)) if n.template.is_some())
+    }
 }
 
 impl FlowLibrary {

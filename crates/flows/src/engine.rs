@@ -376,7 +376,15 @@ impl<'f, F: Flows + ?Sized> Engine<'f, F> {
                 self.actions.push(Action::OptOut);
                 self.end(s, "opted_out")
             }
-            Command::Menu => self.restart(s),
+            Command::Menu => {
+                // A keyword-started session's menu is the channel's main flow, when loaded.
+                if let Some(menu) = s.menu_flow.take()
+                    && self.flows.flow(&menu).is_some()
+                {
+                    s.root = menu;
+                }
+                self.restart(s)
+            }
             Command::Agent => {
                 let reason = format!(
                     "Customer asked for a person (\"{}\") in {} at step `{}`.",
@@ -445,6 +453,7 @@ impl<'f, F: Flows + ?Sized> Engine<'f, F> {
             skill: h.skill.clone(),
             priority: h.priority,
             summary,
+            default_wording: true,
         });
         self.actions.push(Action::End {
             outcome: outcome.to_string(),
@@ -709,6 +718,15 @@ impl<'f, F: Flows + ?Sized> Engine<'f, F> {
             };
             target = match node {
                 Node::Send(n) => {
+                    if let Some(t) = &n.template {
+                        let variables =
+                            t.variables.iter().map(|v| self.render(def, s, v)).collect();
+                        self.send(Content::Template {
+                            name: t.name.clone(),
+                            language: t.language.clone(),
+                            variables,
+                        });
+                    }
                     if let Some(t) = &n.text {
                         let body = self.render(def, s, t);
                         self.send(Content::text(body));
@@ -833,6 +851,7 @@ impl<'f, F: Flows + ?Sized> Engine<'f, F> {
                         skill: h.skill.clone().or_else(|| d.skill.clone()),
                         priority: h.priority.unwrap_or(d.priority),
                         summary,
+                        default_wording: h.message.is_none(),
                     });
                     self.actions.push(Action::End {
                         outcome: h.outcome.clone().unwrap_or_else(|| "handoff".into()),

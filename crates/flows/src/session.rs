@@ -5,6 +5,8 @@
 //! RFC 3339). The runtime stores it with the conversation and passes it back on the next
 //! event; it never needs to look inside except for [`FlowSession::state`].
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use switchboard_core::Content;
 use time::OffsetDateTime;
@@ -78,6 +80,15 @@ pub struct FlowSession {
     /// Steps taken (request ids, reference numbers).
     #[serde(default)]
     pub seq: u64,
+    /// Where the `menu` command goes when it is not `root`: the channel's main flow, for a
+    /// session a keyword started (a keyword flow's own start is not the main menu). The
+    /// command makes it the root and starts it; `None` restarts `root`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub menu_flow: Option<String>,
+    /// The runtime's pins: flow id → the stored version this session runs, so a flow loaded
+    /// after the session started applies to new sessions only. The engine never reads it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub versions: BTreeMap<String, i64>,
 }
 
 impl FlowSession {
@@ -95,12 +106,20 @@ impl FlowSession {
             contact: Vars::new(),
             vars: Vars::new(),
             seq: 0,
+            menu_flow: None,
+            versions: BTreeMap::new(),
         }
     }
 
     /// Sets a contact field (`name`, `phone`, ...), builder style.
     pub fn with_contact(mut self, key: impl Into<String>, value: impl Into<String>) -> FlowSession {
         self.contact.insert(key.into(), Value::Text(value.into()));
+        self
+    }
+
+    /// Sets where the `menu` command goes ([`FlowSession::menu_flow`]), builder style.
+    pub fn with_menu_flow(mut self, flow: Option<String>) -> FlowSession {
+        self.menu_flow = flow.filter(|f| *f != self.root);
         self
     }
 
@@ -202,6 +221,11 @@ pub enum Action {
         priority: i32,
         /// What the agent reads first.
         summary: String,
+        /// Whether the [`Action::Send`] just before this one is the flow's default hand-off
+        /// wording (`settings.handoff.message`) rather than a node's own `message`: a runtime
+        /// may replace it with a channel's own wording.
+        #[serde(default)]
+        default_wording: bool,
     },
     /// Store an attribute on the contact.
     SetContactAttribute {

@@ -510,3 +510,92 @@ fn an_expired_session_greets_a_returning_customer_with_the_expiry_message() {
         "the late reply is not taken as an answer"
     );
 }
+
+#[test]
+fn send_renders_a_template_with_its_variables_before_text() {
+    let def = flow(
+        r#"
+id: f
+nodes:
+  - id: open
+    type: send
+    template: {name: payment_reminder, variables: ["{{contact.name}}", "R 120"]}
+  - id: bye
+    type: end
+"#,
+    );
+    let (actions, _) = run(&def, vec![Input::Start]);
+    assert_eq!(
+        actions.first(),
+        Some(&Action::Send {
+            content: Content::Template {
+                name: "payment_reminder".into(),
+                language: "en_US".into(),
+                variables: vec!["Thandi".into(), "R 120".into()],
+            }
+        }),
+        "the template comes first, with its variables rendered and the default language"
+    );
+}
+
+#[test]
+fn menu_goes_to_the_menu_flow_when_one_is_set_else_restarts_the_root() {
+    let main = flow(
+        r#"
+id: main
+nodes:
+  - id: pick
+    type: menu
+    prompt: "Main menu"
+    options: [{id: a, title: A, next: done}]
+  - id: done
+    type: end
+"#,
+    );
+    let keyword = flow(
+        r#"
+id: balance
+nodes:
+  - id: ask
+    type: ask
+    prompt: "Your account number?"
+    save: account
+  - id: done
+    type: end
+"#,
+    );
+    let mut lib = switchboard_flows::FlowLibrary::default();
+    lib.insert(main);
+    lib.insert(keyword);
+    let cases = [
+        (
+            Some("main"),
+            "[menu] Main menu",
+            "main",
+            "a keyword session goes to the main flow",
+        ),
+        (
+            None,
+            "Your account number?",
+            "balance",
+            "no menu flow: the root restarts",
+        ),
+        (
+            Some("gone"),
+            "Your account number?",
+            "balance",
+            "an unknown menu flow is ignored",
+        ),
+    ];
+    for (menu_flow, want, root, why) in cases {
+        let session = FlowSession::new("s1", "balance").with_menu_flow(menu_flow.map(String::from));
+        let started = step(&lib, session, Input::Start, NOW);
+        let out = step(&lib, started.session, Input::text("menu"), NOW);
+        assert_eq!(texts(&out.actions), vec![want.to_string()], "{why}");
+        assert_eq!(out.session.root, root, "{why}");
+        assert_eq!(
+            out.session.menu_flow, None,
+            "{why}: the menu flow is used up"
+        );
+    }
+}

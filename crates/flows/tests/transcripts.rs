@@ -134,6 +134,7 @@ fn transcript(root: &str, contact: &str, script: &[Say]) -> String {
                     skill,
                     priority,
                     summary,
+                    ..
                 } => format!(
                     "handoff queue={queue} skill={skill:?} priority={priority}\n        summary: {summary}"
                 ),

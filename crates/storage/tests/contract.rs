@@ -149,6 +149,8 @@ contract!(
     flows_are_versioned_per_tenant_and_the_same_source_adds_no_version,
     a_pinned_flow_version_is_read_back_by_number,
     a_campaign_opens_one_conversation_with_its_start_job,
+    a_pinned_flow_version_is_read_back_by_number,
+    a_campaign_opens_one_conversation_with_its_start_job,
     a_flow_decision_stores_session_records_consent_and_replies_together,
     a_stale_flow_session_write_changes_nothing,
     a_flow_timer_is_a_due_job_that_never_holds_back_the_conversation,
@@ -1462,6 +1464,108 @@ async fn flows_are_versioned_per_tenant_and_the_same_source_adds_no_version(s: S
         s.save_flow(a.tenant.id, "  ", "x", t(6)).await,
         Err(StoreError::Invalid(_))
     ));
+}
+
+async fn a_pinned_flow_version_is_read_back_by_number(s: SqlStore) {
+    let a = world(&s, "a").await;
+    let b = world(&s, "b").await;
+    s.save_flow(a.tenant.id, "menu", "id: menu\n", t(1))
+        .await
+        .unwrap();
+    s.save_flow(a.tenant.id, "menu", "id: menu\nname: Menu\n", t(2))
+        .await
+        .unwrap();
+    let cases = [
+        (a.tenant.id, "menu", 1, Some("id: menu\n"), "an older version"),
+        (a.tenant.id, "menu", 2, Some("id: menu\nname: Menu\n"), "the latest"),
+        (a.tenant.id, "menu", 3, None, "a version never loaded"),
+        (a.tenant.id, "other", 1, None, "an unknown flow"),
+        (b.tenant.id, "menu", 1, None, "another tenant's flow"),
+    ];
+    for (tenant, flow, version, want, why) in cases {
+        let got = s.flow_version(tenant, flow, version).await.unwrap();
+        assert_eq!(got.as_ref().map(|f| f.source.as_str()), want, "{why}");
+        if let Some(f) = got {
+            assert_eq!((f.flow_id.as_str(), f.version), (flow, version), "{why}");
+        }
+    }
+}
+
+async fn a_campaign_opens_one_conversation_with_its_start_job(s: SqlStore) {
+    use switchboard_core::ports::CampaignStart;
+    let a = world(&s, "a").await;
+    let b = world(&s, "b").await;
+    let old = customer_writes(&s, &a, "27820000001", "p1", t(10)).await;
+    let old_summary = s.conversation(a.tenant.id, old).await.unwrap().unwrap();
+    let contact = old_summary.conversation.contact_id;
+    let campaign = CampaignStart {
+        opening_template: Some(Content::Template {
+            name: "account_update".into(),
+            language: "en_US".into(),
+            variables: vec![],
+        }),
+    };
+
+    // An open conversation is returned as it is, and nothing is enqueued for it.
+    let opened = s
+        .open_conversation(a.tenant.id, contact, a.channel.id, "menu", campaign.clone(), t(20))
+        .await
+        .unwrap();
+    assert!(!opened.created);
+    assert_eq!(opened.conversation.conversation.id, old);
+    assert!(opened.events.is_empty());
+
+    // Resolved: a new conversation in `bot`, the customer's window carried over, one event.
+    s.transition(a.tenant.id, old, Transition::Resolve, t(30))
+        .await
+        .unwrap();
+    let opened = s
+        .open_conversation(a.tenant.id, contact, a.channel.id, "menu", campaign.clone(), t(40))
+        .await
+        .unwrap();
+    assert!(opened.created);
+    let new = opened.conversation.conversation.clone();
+    assert_ne!(new.id, old);
+    assert_eq!(new.state, ConversationState::Bot);
+    assert_eq!(new.contact_id, contact);
+    assert_eq!(
+        new.last_inbound_at, old_summary.conversation.last_inbound_at,
+        "WhatsApp's window is the customer's, not the conversation's"
+    );
+    assert_eq!(opened.events.len(), 1);
+    assert!(matches!(
+        &opened.events[0].kind,
+        EventKind::ConversationChanged { conversation } if conversation.conversation.id == new.id
+    ));
+    let jobs = s.claim_jobs("node", t(50), LEASE, 10).await.unwrap();
+    let start: Vec<_> = jobs
+        .iter()
+        .filter(|j| matches!(&j.kind, JobKind::StartFlow { conversation_id, .. } if *conversation_id == new.id))
+        .collect();
+    assert_eq!(start.len(), 1, "{jobs:?}");
+    assert_eq!(
+        start[0].kind,
+        JobKind::StartFlow {
+            conversation_id: new.id,
+            flow_id: "menu".into(),
+            campaign: Some(campaign.clone()),
+        }
+    );
+
+    // Refused: another tenant, or a channel where the contact has no address.
+    for (tenant, channel, why) in [
+        (b.tenant.id, a.channel.id, "another tenant"),
+        (a.tenant.id, b.channel.id, "another tenant's channel"),
+    ] {
+        assert!(
+            matches!(
+                s.open_conversation(tenant, contact, channel, "menu", campaign.clone(), t(60))
+                    .await,
+                Err(StoreError::NotFound(_))
+            ),
+            "{why}"
+        );
+    }
 }
 
 async fn a_pinned_flow_version_is_read_back_by_number(s: SqlStore) {

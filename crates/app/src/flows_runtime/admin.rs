@@ -1,9 +1,11 @@
 //! Flow use cases for the CLI and the HTTP layer: load flow definitions (checked, versioned),
-//! start a flow on a conversation, and read what the bot collected.
+//! start a flow on a conversation or for a contact (the campaign trigger), and read what the
+//! bot collected.
 
-use switchboard_core::ports::{ConsentStatus, FlowRecord, JobKind, SavedFlow};
+use switchboard_core::ports::{CampaignStart, ConsentStatus, FlowRecord, JobKind, SavedFlow};
 use switchboard_core::{
-    ChannelId, ContactId, ConversationId, ConversationState, Role, TenantId, Transition, User,
+    ChannelId, ContactId, Content, ConversationId, ConversationState, Role, TenantId, Transition,
+    User,
 };
 use switchboard_flows::{FlowLibrary, check, check_library, parse_flow};
 
@@ -113,8 +115,9 @@ impl App {
                 JobKind::StartFlow {
                     conversation_id: conversation,
                     flow_id: flow_id.to_string(),
+                    campaign: None,
                 },
-                now(),
+                self.clock.now(),
             )
             .await?;
         self.wake_jobs();
@@ -122,35 +125,77 @@ impl App {
     }
 
     /// Starts `flow_id` for a contact on a channel (the campaign trigger; supervisors and
-    /// admins): the contact's open conversation on that channel is reused and the flow starts
-    /// there as with [`App::start_flow`]. Refused with `Conflict` when the contact's latest
-    /// consent on that channel is `opted_out` or the conversation is with people (queued or
-    /// assigned); `NotFound` for an unknown flow or contact;
-    /// `Invalid` when the contact has no address or no open conversation on the channel
-    /// (opening a new conversation from here is not supported yet).
+    /// admins). See [`App::start_campaign_flow`] for what happens and what is refused.
     pub async fn start_flow_for_contact(
         &self,
         staff: &User,
         flow_id: &str,
-        contact: ContactId,
-        channel: ChannelId,
+        target: CampaignTarget,
     ) -> ServiceResult<switchboard_core::ConversationSummary> {
         if !staff.role.includes(Role::Supervisor) {
             return Err(ServiceError::Forbidden(
                 "starting a flow for a contact needs the supervisor role".into(),
             ));
         }
-        let tenant = staff.tenant_id;
-        let lib = self.flows.library(tenant).await?;
-        if !lib.flows.contains_key(flow_id) {
-            return Err(ServiceError::NotFound("flow"));
+        self.start_campaign_flow(staff.tenant_id, flow_id, target)
+            .await
+    }
+
+    /// The campaign trigger (the API for supervisors, `switchboard flows start` for the
+    /// operator): starts `flow_id` for a contact on a channel, its messages on the bulk lane.
+    /// - The contact's open conversation there is used when the bot has it; with none open, a
+    ///   new conversation is opened in state `bot` (`Store::open_conversation`, with the
+    ///   start job in the same transaction).
+    /// - WhatsApp outside the 24-hour window (the customer's last message on this channel is
+    ///   older, or they never wrote): with `target.template`, only that template is sent and
+    ///   the flow starts when the customer answers; without it, the flow must open with a
+    ///   template (`send` with `template`), else `TemplateRequired`. Inside the window (and
+    ///   on other channels) `target.template` is not needed and not sent.
+    /// - Refused, with nothing written: `Conflict` when the contact's latest consent on the
+    ///   channel is `opted_out` or their conversation there is with people (queued or
+    ///   assigned); `NotFound` for an unknown flow, contact or channel; `Invalid` when the
+    ///   contact has no address on the channel or the template has no name or language.
+    pub async fn start_campaign_flow(
+        &self,
+        tenant: TenantId,
+        flow_id: &str,
+        target: CampaignTarget,
+    ) -> ServiceResult<switchboard_core::ConversationSummary> {
+        let CampaignTarget {
+            contact,
+            channel,
+            template,
+        } = target;
+        if let Some(t) = &template {
+            match t {
+                Content::Template { name, language, .. }
+                    if !name.trim().is_empty() && !language.trim().is_empty() => {}
+                _ => {
+                    return Err(ServiceError::Invalid(
+                        "a template needs a name and a language code (e.g. {\"name\": \"payment_reminder\", \"language\": \"en_US\", \"variables\": [\"Thandi\"]})".into(),
+                    ));
+                }
+            }
         }
+        let lib = self.flows.library(tenant).await?;
+        let Some(def) = lib.flows.get(flow_id) else {
+            return Err(ServiceError::NotFound("flow"));
+        };
+        let Some(ch) = self
+            .store
+            .channel(channel)
+            .await?
+            .filter(|c| c.tenant_id == tenant)
+        else {
+            return Err(ServiceError::NotFound("channel"));
+        };
         let Some((_, identities)) = self.store.contact(tenant, contact).await? else {
             return Err(ServiceError::NotFound("contact"));
         };
         if !identities.iter().any(|i| i.channel_id == channel) {
             return Err(ServiceError::Invalid(
-                "the contact has no address on this channel".into(),
+                "the contact has no address on this channel; pick a channel they wrote to us on"
+                    .into(),
             ));
         }
         let opted_out = self
@@ -165,29 +210,72 @@ impl App {
                 "this contact opted out of messages on this channel; a flow cannot be started for them until they write to you again".into(),
             ));
         }
-        let open = self
+        let on_channel: Vec<_> = self
             .store
             .contact_conversations(tenant, contact)
             .await?
             .into_iter()
-            .find(|c| {
-                c.conversation.channel_id == channel
-                    && c.conversation.state != ConversationState::Resolved
-            });
-        let Some(conv) = open else {
-            return Err(ServiceError::Invalid(
-                "the contact has no open conversation on this channel; starting a new one from a campaign is not supported yet".into(),
-            ));
-        };
-        if matches!(
-            conv.conversation.state,
-            ConversationState::Queued | ConversationState::Assigned
-        ) {
+            .filter(|c| c.conversation.channel_id == channel)
+            .collect();
+        let open = on_channel
+            .iter()
+            .find(|c| c.conversation.state != ConversationState::Resolved);
+        if let Some(conv) = open
+            && matches!(
+                conv.conversation.state,
+                ConversationState::Queued | ConversationState::Assigned
+            )
+        {
             return Err(ServiceError::Conflict(
                 "the contact's conversation on this channel is with people (queued or assigned); a campaign does not take it from them".into(),
             ));
         }
-        self.start_flow(staff, conv.conversation.id, flow_id).await
+        let now = self.clock.now();
+        let last_inbound = on_channel
+            .iter()
+            .filter_map(|c| c.conversation.last_inbound_at)
+            .max();
+        let window_open =
+            crate::channels::window_allows(ch.kind, &Content::text(""), last_inbound, now);
+        let opening_template = if window_open {
+            None
+        } else if template.is_some() {
+            template
+        } else if def.opens_with_template() {
+            None
+        } else {
+            return Err(ServiceError::TemplateRequired(format!(
+                "the contact's last message on this {} channel is more than 24 hours old (or they never wrote), so only an approved template may open the conversation: add {{\"template\": {{\"name\", \"language\", \"variables\"}}}} to the request, or make flow `{flow_id}` start with a `send` node that has a `template`",
+                ch.kind
+            )));
+        };
+        let campaign = CampaignStart { opening_template };
+        let conversation = match open {
+            Some(conv) => {
+                self.store
+                    .enqueue_job(
+                        tenant,
+                        JobKind::StartFlow {
+                            conversation_id: conv.conversation.id,
+                            flow_id: flow_id.to_string(),
+                            campaign: Some(campaign),
+                        },
+                        now,
+                    )
+                    .await?;
+                conv.clone()
+            }
+            None => {
+                let opened = self
+                    .store
+                    .open_conversation(tenant, contact, channel, flow_id, campaign, now)
+                    .await?;
+                self.bus.publish(&opened.events);
+                opened.conversation
+            }
+        };
+        self.wake_jobs();
+        Ok(conversation)
     }
 
     /// What the bot collected in a conversation (records, oldest first) and the latest
@@ -205,6 +293,17 @@ impl App {
             .map(|r| r.data.clone());
         Ok((records, summary))
     }
+}
+
+/// One contact a campaign starts a flow for ([`App::start_campaign_flow`]).
+#[derive(Debug, Clone)]
+pub struct CampaignTarget {
+    /// The customer.
+    pub contact: ContactId,
+    /// The channel to reach them on (they must have an address there).
+    pub channel: ChannelId,
+    /// A `Content::Template` to open with when WhatsApp's 24-hour window is closed.
+    pub template: Option<Content>,
 }
 
 fn invalid(name: &str, problems: &[switchboard_flows::Problem]) -> ServiceError {

@@ -40,25 +40,25 @@
 pub mod admin;
 pub mod ssrf;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use switchboard_core::ports::{
-    ConsentStatus, Decision, FlowEffects, FlowSessionWrite, Job, JobKind, Lane, NewConsent,
+    Clock, ConsentStatus, Decision, FlowEffects, FlowSessionWrite, Job, JobKind, Lane, NewConsent,
     NewOutbound, NewRecord, Store, TimerChange,
 };
 use switchboard_core::{
     Channel, Content, ConversationState, ConversationSummary, MessageId, Sender, TenantId,
 };
 use switchboard_flows::{
-    Action, FlowLibrary, FlowSession, Input, SessionState, match_keyword, parse_flow, step,
+    Action, FlowDefinition, FlowLibrary, FlowSession, Flows, Input, SessionState, match_keyword,
+    parse_flow, step,
 };
 
 use crate::config::FlowsConfig;
-use crate::now;
 
 /// The flows shipped with Switchboard (`flows/*.yaml`), embedded so the binary works anywhere.
 pub const BUNDLED_FLOWS: [(&str, &str); 5] = [
@@ -115,27 +115,62 @@ pub fn initial_state(channel: &Channel) -> ConversationState {
     }
 }
 
+/// A tenant's flows as loaded: the latest version of each, and which version that is.
+struct Loaded {
+    lib: Arc<FlowLibrary>,
+    versions: BTreeMap<String, i64>,
+}
+
+/// Older versions of flows that running sessions are pinned to, parsed once (a stored version
+/// never changes). Bounded: when full it is emptied and refilled from the database.
+const PINNED_CACHE_MAX: usize = 256;
+
+/// The flows one session runs: the versions it is pinned to where they differ from the latest
+/// (see [`FlowSession::versions`]), the latest otherwise.
+struct SessionFlows<'a> {
+    latest: &'a FlowLibrary,
+    pinned: HashMap<String, Arc<FlowDefinition>>,
+}
+
+impl Flows for SessionFlows<'_> {
+    fn flow(&self, id: &str) -> Option<&FlowDefinition> {
+        match self.pinned.get(id) {
+            Some(def) => Some(def.as_ref()),
+            None => self.latest.flow(id),
+        }
+    }
+    fn env(&self) -> Option<&BTreeMap<String, String>> {
+        Some(&self.latest.env)
+    }
+}
+
 /// Runs flows for the job worker. Cheap to share.
 pub struct FlowRuntime {
     store: Arc<dyn Store>,
     config: FlowsConfig,
     own_addr: Arc<OnceLock<SocketAddr>>,
-    cache: Mutex<HashMap<TenantId, (Instant, Arc<FlowLibrary>)>>,
+    clock: Arc<dyn Clock>,
+    cache: Mutex<HashMap<TenantId, (Instant, Arc<Loaded>)>>,
+    pinned: Mutex<HashMap<(TenantId, String, i64), Arc<FlowDefinition>>>,
     http: OnceLock<reqwest::Client>,
 }
 
 impl FlowRuntime {
-    /// A runtime over `store`. `own_addr` is filled in once the server has bound its listener.
+    /// A runtime over `store`. `own_addr` is filled in once the server has bound its listener;
+    /// `clock` is the time flows step at (session activity, expiry, `wait` deadlines).
     pub fn new(
         store: Arc<dyn Store>,
         config: FlowsConfig,
         own_addr: Arc<OnceLock<SocketAddr>>,
+        clock: Arc<dyn Clock>,
     ) -> Self {
         FlowRuntime {
             store,
             config,
             own_addr,
+            clock,
             cache: Mutex::new(HashMap::new()),
+            pinned: Mutex::new(HashMap::new()),
             http: OnceLock::new(),
         }
     }
@@ -150,20 +185,28 @@ impl FlowRuntime {
 
     /// The tenant's flows (latest versions), with `env.base_url` set for this deployment.
     pub async fn library(&self, tenant: TenantId) -> anyhow::Result<Arc<FlowLibrary>> {
+        Ok(self.loaded(tenant).await?.lib.clone())
+    }
+
+    async fn loaded(&self, tenant: TenantId) -> anyhow::Result<Arc<Loaded>> {
         let ttl = Duration::from_secs(self.config.cache_secs);
-        if let Some((at, lib)) = self
+        if let Some((at, loaded)) = self
             .cache
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(&tenant)
             && at.elapsed() < ttl
         {
-            return Ok(lib.clone());
+            return Ok(loaded.clone());
         }
         let mut lib = FlowLibrary::default();
+        let mut versions = BTreeMap::new();
         for stored in self.store.flows(tenant).await? {
             match parse_flow(&stored.source) {
-                Ok(def) => lib.insert(def),
+                Ok(def) => {
+                    versions.insert(def.id.clone(), stored.version);
+                    lib.insert(def);
+                }
                 Err(problems) => tracing::error!(
                     flow = %stored.flow_id, version = stored.version, ?problems,
                     "a stored flow no longer parses; it is skipped"
@@ -173,12 +216,63 @@ impl FlowRuntime {
         if let Some(base) = self.base_url() {
             lib.env.insert("base_url".into(), base);
         }
-        let lib = Arc::new(lib);
+        let loaded = Arc::new(Loaded {
+            lib: Arc::new(lib),
+            versions,
+        });
         self.cache
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(tenant, (Instant::now(), lib.clone()));
-        Ok(lib)
+            .insert(tenant, (Instant::now(), loaded.clone()));
+        Ok(loaded)
+    }
+
+    /// The definitions a session is pinned to that are no longer the latest, read from the
+    /// database once per version. A pinned version that is gone falls back to the latest.
+    async fn pinned_for(
+        &self,
+        tenant: TenantId,
+        loaded: &Loaded,
+        pins: &BTreeMap<String, i64>,
+    ) -> anyhow::Result<HashMap<String, Arc<FlowDefinition>>> {
+        let mut out = HashMap::new();
+        for (flow_id, version) in pins {
+            if loaded.versions.get(flow_id) == Some(version) {
+                continue;
+            }
+            let key = (tenant, flow_id.clone(), *version);
+            let cached = self
+                .pinned
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&key)
+                .cloned();
+            let def = match cached {
+                Some(def) => def,
+                None => {
+                    let Some(stored) = self.store.flow_version(tenant, flow_id, *version).await?
+                    else {
+                        tracing::warn!(flow = %flow_id, version, "a session's pinned flow version is gone; it runs the latest");
+                        continue;
+                    };
+                    let def = match parse_flow(&stored.source) {
+                        Ok(def) => Arc::new(def),
+                        Err(problems) => {
+                            tracing::error!(flow = %flow_id, version, ?problems, "a pinned flow version no longer parses; the session runs the latest");
+                            continue;
+                        }
+                    };
+                    let mut cache = self.pinned.lock().unwrap_or_else(|p| p.into_inner());
+                    if cache.len() >= PINNED_CACHE_MAX {
+                        cache.clear();
+                    }
+                    cache.insert(key, def.clone());
+                    def
+                }
+            };
+            out.insert(flow_id.clone(), def);
+        }
+        Ok(out)
     }
 
     fn base_url(&self) -> Option<String> {
@@ -250,24 +344,69 @@ impl FlowRuntime {
             new_state,
             outbound,
         };
+        let now = self.clock.now();
+        let loaded = self.loaded(tenant).await?;
         let stored = self.store.flow_session(tenant, conv_id).await?;
         let expected_version = stored.as_ref().map(|s| s.version);
         let stored_session = stored
             .as_ref()
             .and_then(|s| serde_json::from_value::<FlowSession>(s.session.clone()).ok());
+        // A new session runs the versions loaded now, whatever is loaded later.
         let fresh = |root: &str| {
-            let s = FlowSession::new(conv_id.to_string(), root);
+            let mut s = FlowSession::new(conv_id.to_string(), root);
+            s.versions = loaded.versions.clone();
             match &conv.contact_name {
                 Some(name) => s.with_contact("name", name.clone()),
                 None => s.with_contact("name", "there"),
             }
         };
+        // Inside a keyword's flow, `menu` opens the channel's main flow.
+        let keyword_session = |flow_id: &str| {
+            let menu = channel
+                .settings
+                .menu_flow
+                .clone()
+                .or_else(|| channel.settings.default_flow.clone());
+            fresh(flow_id).with_menu_flow(menu)
+        };
+        let campaign = match &job.kind {
+            JobKind::StartFlow { campaign, .. } => campaign.clone(),
+            _ => None,
+        };
+        // A campaign's messages wait behind live replies on the channel account.
+        let lane = if campaign.is_some() {
+            Lane::Bulk
+        } else {
+            Lane::Live
+        };
         let mut by_keyword = false;
         let (session, input) = match &trigger {
-            Trigger::Start(flow_id) => (fresh(flow_id), Input::Start),
+            Trigger::Start(flow_id) => {
+                if let Some(template) = campaign.as_ref().and_then(|c| c.opening_template.clone()) {
+                    // Outside WhatsApp's window only the template may go; the flow starts
+                    // when the customer answers it (a `New` session starts on any input).
+                    let session = fresh(flow_id);
+                    let effects = FlowEffects {
+                        session: Some(FlowSessionWrite {
+                            session: serde_json::to_value(&session)
+                                .context("encoding the flow session")?,
+                            expected_version,
+                            timer: TimerChange::Cancel,
+                        }),
+                        ..FlowEffects::default()
+                    };
+                    let opening = NewOutbound {
+                        sender: Sender::Bot,
+                        content: template,
+                        lane,
+                    };
+                    return Ok((decision(None, vec![opening]), effects));
+                }
+                (fresh(flow_id), Input::Start)
+            }
             Trigger::Keyword(flow_id) => {
                 by_keyword = true;
-                (fresh(flow_id), Input::Start)
+                (keyword_session(flow_id), Input::Start)
             }
             Trigger::Timeout => {
                 let current = stored.as_ref().and_then(|s| s.timer_job) == Some(job.id);
@@ -284,9 +423,7 @@ impl FlowRuntime {
                 let keyword = match (&input, stored_session.as_ref()) {
                     // Inside an active session keywords are ordinary replies.
                     (_, Some(s)) if !s.is_finished() => None,
-                    (Input::Text { text }, _) => {
-                        keyword_in(self.library(tenant).await?.as_ref(), channel, text)
-                    }
+                    (Input::Text { text }, _) => keyword_in(&loaded.lib, channel, text),
                     _ => None,
                 };
                 match (stored_session.filter(|s| !s.is_finished()), keyword) {
@@ -294,7 +431,7 @@ impl FlowRuntime {
                     (None, Some(flow_id)) => {
                         by_keyword = true;
                         // The keyword message is consumed: the flow starts at its first node.
-                        (fresh(&flow_id), Input::Start)
+                        (keyword_session(&flow_id), Input::Start)
                     }
                     (None, None) => match &channel.settings.default_flow {
                         Some(root) => (fresh(root), input),
@@ -304,7 +441,7 @@ impl FlowRuntime {
                             return Ok((
                                 decision(
                                     Some(ConversationState::Queued),
-                                    vec![system(HANDOFF_NOTICE)],
+                                    vec![system(handoff_notice(channel))],
                                 ),
                                 FlowEffects::default(),
                             ));
@@ -318,7 +455,10 @@ impl FlowRuntime {
             _ => None,
         };
         let root = session.root.clone();
-        let lib = self.library(tenant).await?;
+        let lib = SessionFlows {
+            latest: &loaded.lib,
+            pinned: self.pinned_for(tenant, &loaded, &session.versions).await?,
+        };
 
         // Step, answering HTTP requests, until the session waits or ends.
         let mut session = session;
@@ -327,7 +467,7 @@ impl FlowRuntime {
         let mut steps = 0u32;
         loop {
             steps += 1;
-            let outcome = step(lib.as_ref(), session.clone(), input, now());
+            let outcome = step(&lib, session.clone(), input, now);
             let failed = outcome
                 .actions
                 .iter()
@@ -388,7 +528,7 @@ impl FlowRuntime {
                     Ok(()) => outbound.push(NewOutbound {
                         sender: Sender::Bot,
                         content,
-                        lane: Lane::Live,
+                        lane,
                     }),
                     Err(why) => {
                         tracing::warn!(conversation_id = %conv_id, flow = %root, %why, "flow message skipped")
@@ -399,8 +539,16 @@ impl FlowRuntime {
                     skill,
                     priority,
                     summary,
+                    default_wording,
                 } => {
                     handed_off = true;
+                    // The channel's own hand-off wording replaces the flow's default one.
+                    if default_wording
+                        && let Some(text) = channel_handoff_message(channel)
+                        && let Some(last) = outbound.last_mut()
+                    {
+                        last.content = Content::text(text);
+                    }
                     effects.records.push(NewRecord {
                         kind: "handoff".into(),
                         data: serde_json::json!({
@@ -446,7 +594,7 @@ impl FlowRuntime {
             Some(ConversationState::Queued)
         } else {
             if handed_off && outbound.is_empty() {
-                outbound.push(system(HANDOFF_NOTICE));
+                outbound.push(system(handoff_notice(channel)));
             }
             // A keyword-started flow does not introduce the business; the welcome does.
             let new_conversation = matches!(
@@ -466,7 +614,7 @@ impl FlowRuntime {
                     NewOutbound {
                         sender: Sender::Bot,
                         content: Content::text(welcome),
-                        lane: Lane::Live,
+                        lane,
                     },
                 );
             }
@@ -594,6 +742,20 @@ impl FlowRuntime {
             }
         }
     }
+}
+
+/// The channel's configured hand-off wording, when it has one.
+fn channel_handoff_message(channel: &Channel) -> Option<&str> {
+    channel
+        .settings
+        .handoff_message
+        .as_deref()
+        .filter(|t| !t.trim().is_empty())
+}
+
+/// What the customer is told when people take over without the flow saying so.
+fn handoff_notice(channel: &Channel) -> &str {
+    channel_handoff_message(channel).unwrap_or(HANDOFF_NOTICE)
 }
 
 /// The id of the flow `text` starts by keyword on `channel`.

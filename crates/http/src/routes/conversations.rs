@@ -141,12 +141,19 @@ async fn start_flow(
 struct StartForContactBody {
     contact_id: String,
     channel_id: String,
+    template: Option<TemplateBody>,
 }
 
-/// `POST /api/v1/flows/{flow_id}/start` `{"contact_id","channel_id"}` (supervisor): the
-/// campaign trigger. Starts the flow on the contact's open conversation on that channel;
-/// answers `202 {"conversation"}`. `409` when the contact opted out on that channel, `404`
-/// for an unknown flow or contact, `422` when there is no open conversation there.
+/// `POST /api/v1/flows/{flow_id}/start` `{"contact_id", "channel_id", "template"?}`
+/// (supervisor): the campaign trigger; answers `202 {"conversation"}`.
+/// - The flow starts on the contact's open conversation on that channel, or on a new one
+///   opened for it; its messages go on the bulk lane, behind live replies.
+/// - WhatsApp outside the 24-hour window: `template` (`{"name", "language", "variables"}`)
+///   is sent alone and the flow starts when the customer answers; without it the flow must
+///   open with a template, else `422 template_required`. Inside the window it is not sent.
+/// - `409` when the contact opted out on that channel or people have their conversation
+///   there; `404` for an unknown flow, contact or channel; `422` when the contact has no
+///   address on the channel. Nothing is written when refused.
 async fn start_flow_for_contact(
     State(app): State<App>,
     auth: StaffAuth,
@@ -155,10 +162,17 @@ async fn start_flow_for_contact(
 ) -> Result<impl IntoResponse, ApiError> {
     let bad =
         |e: switchboard_core::ids::InvalidId| ApiError::bad_request("invalid_id", e.to_string());
-    let contact = body.contact_id.trim().parse().map_err(bad)?;
-    let channel = body.channel_id.trim().parse().map_err(bad)?;
+    let target = switchboard_app::flows_runtime::admin::CampaignTarget {
+        contact: body.contact_id.trim().parse().map_err(bad)?,
+        channel: body.channel_id.trim().parse().map_err(bad)?,
+        template: body.template.map(|t| Content::Template {
+            name: t.name.trim().to_string(),
+            language: t.language.trim().to_string(),
+            variables: t.variables,
+        }),
+    };
     let conv = app
-        .start_flow_for_contact(&auth.user, flow_id.trim(), contact, channel)
+        .start_flow_for_contact(&auth.user, flow_id.trim(), target)
         .await?;
     Ok((StatusCode::ACCEPTED, Json(json!({"conversation": conv}))))
 }

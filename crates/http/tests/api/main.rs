@@ -15,6 +15,7 @@ mod channels_whatsapp;
 mod contacts;
 mod conversations;
 mod flows;
+mod flows_lifecycle;
 mod health;
 mod media;
 mod multinode;
