@@ -165,6 +165,10 @@ contract!(
     messages_to_conversations_people_own_create_no_job,
     inbound_media_gets_a_download_job_and_its_stored_copy_is_recorded_in_the_tenant,
     a_named_lease_has_one_holder_until_it_expires_or_is_released,
+    a_paused_channel_keeps_its_rows_queued_until_it_is_resumed,
+    parts_a_provider_accepted_travel_with_the_row_to_the_next_claim,
+    a_claimed_row_says_why_its_recipient_is_unreachable,
+    cancelled_jobs_are_gone_and_only_the_tenants_own_are_cancelled,
 );
 
 // ---------------------------------------------------------------- fixtures
@@ -2645,6 +2649,191 @@ async fn inbound_media_gets_a_download_job_and_its_stored_copy_is_recorded_in_th
         .unwrap();
     let reread = s.message(w.tenant.id, message.id).await.unwrap().unwrap();
     assert_eq!(reread.failure, Some(why));
+}
+
+// ---------------------------------------------------------------- channel pause, parts, jobs
+
+async fn a_paused_channel_keeps_its_rows_queued_until_it_is_resumed(s: SqlStore) {
+    let w = world(&s, "a").await;
+    let other = world(&s, "b").await;
+    let conv = customer_writes(&s, &w, "1", "p1", t(1)).await;
+    let (msg, _) = s
+        .enqueue_outbound(w.tenant.id, conv, reply("one", Lane::Live), t(2))
+        .await
+        .unwrap();
+    let paused = s
+        .set_channel_pause(w.tenant.id, w.channel.id, Some("token expired"), t(3))
+        .await
+        .unwrap();
+    let pause = paused.paused.clone().expect("paused");
+    assert_eq!(
+        (pause.reason.as_str(), pause.since),
+        ("token expired", t(3))
+    );
+    // A second report keeps the first time; another tenant cannot touch the channel.
+    let again = s
+        .set_channel_pause(w.tenant.id, w.channel.id, Some("token expired"), t(9))
+        .await
+        .unwrap();
+    assert_eq!(again.paused.map(|p| p.since), Some(t(3)));
+    assert!(matches!(
+        s.set_channel_pause(other.tenant.id, w.channel.id, None, t(4))
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(
+        s.channel(w.channel.id)
+            .await
+            .unwrap()
+            .and_then(|c| c.paused),
+        Some(pause)
+    );
+    assert!(
+        s.claim_outbox("node", t(10), LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing is claimed on a paused channel"
+    );
+    let msgs = s.list_messages(w.tenant.id, conv, 10).await.unwrap();
+    let queued = msgs.iter().find(|m| m.id == msg.id).unwrap();
+    assert_eq!(queued.status, DeliveryStatus::Queued, "the message waits");
+
+    let resumed = s
+        .set_channel_pause(w.tenant.id, w.channel.id, None, t(11))
+        .await
+        .unwrap();
+    assert_eq!(resumed.paused, None);
+    let claimed = s.claim_outbox("node", t(12), LEASE, 10).await.unwrap();
+    assert_eq!(
+        claimed.iter().map(|c| c.message.id).collect::<Vec<_>>(),
+        [msg.id]
+    );
+}
+
+async fn parts_a_provider_accepted_travel_with_the_row_to_the_next_claim(s: SqlStore) {
+    let w = world(&s, "a").await;
+    let conv = customer_writes(&s, &w, "1", "p1", t(1)).await;
+    s.enqueue_outbound(w.tenant.id, conv, reply("long", Lane::Live), t(2))
+        .await
+        .unwrap();
+    let row = s
+        .claim_outbox("node", t(3), LEASE, 10)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!((row.parts_sent, row.first_part_id.clone()), (0, None));
+    s.outbox_parts_sent(row.id, &["wamid.1".into()])
+        .await
+        .unwrap();
+    s.outbox_retry(row.id, t(4), &failure(ErrorClass::RetryLater, "500"))
+        .await
+        .unwrap();
+    let again = s
+        .claim_outbox("node", t(5), LEASE, 10)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(
+        (again.parts_sent, again.first_part_id.as_deref()),
+        (1, Some("wamid.1"))
+    );
+    s.outbox_parts_sent(row.id, &["wamid.2".into(), "wamid.3".into()])
+        .await
+        .unwrap();
+    s.outbox_retry(row.id, t(6), &failure(ErrorClass::RetryLater, "500"))
+        .await
+        .unwrap();
+    let third = s
+        .claim_outbox("node", t(7), LEASE, 10)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(
+        (third.parts_sent, third.first_part_id.as_deref()),
+        (3, Some("wamid.1")),
+        "the first accepted part stays the message's id"
+    );
+    s.outbox_sent(row.id, Some("wamid.1"), t(8)).await.unwrap();
+    assert!(matches!(
+        s.outbox_parts_sent(row.id, &["late".into()]).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+async fn a_claimed_row_says_why_its_recipient_is_unreachable(s: SqlStore) {
+    let w = world(&s, "a").await;
+    let conv = customer_writes(&s, &w, "1", "p1", t(1)).await;
+    assert!(
+        s.set_reachability(
+            w.tenant.id,
+            w.channel.id,
+            "1",
+            Some("blocked the bot"),
+            t(2)
+        )
+        .await
+        .unwrap()
+    );
+    s.enqueue_outbound(w.tenant.id, conv, reply("promo", Lane::Bulk), t(3))
+        .await
+        .unwrap();
+    let row = s
+        .claim_outbox("node", t(4), LEASE, 10)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(
+        row.recipient_unreachable.as_deref(),
+        Some("blocked the bot")
+    );
+}
+
+async fn cancelled_jobs_are_gone_and_only_the_tenants_own_are_cancelled(s: SqlStore) {
+    use switchboard_core::{MediaKind, MediaRef};
+    let w = world(&s, "a").await;
+    let other = world(&s, "b").await;
+    let mut item = inbound(&w, "1", "wamid.media", "", t(1));
+    item.message.content = Content::Media {
+        kind: MediaKind::Image,
+        media: MediaRef {
+            provider_id: Some("1003383421387256".into()),
+            ..Default::default()
+        },
+        caption: None,
+    };
+    let out = s.ingest(&[item]).await.expect("ingest");
+    let message = stored(&out[0]).0.clone();
+    assert_eq!(
+        s.cancel_media_downloads(other.tenant.id, message.id)
+            .await
+            .unwrap(),
+        0,
+        "another tenant cancels nothing"
+    );
+    assert_eq!(
+        s.cancel_media_downloads(w.tenant.id, message.id)
+            .await
+            .unwrap(),
+        1
+    );
+    let jobs = s.claim_jobs("node", t(2), LEASE, 10).await.unwrap();
+    assert!(
+        !jobs
+            .iter()
+            .any(|j| matches!(j.kind, JobKind::DownloadMedia { .. })),
+        "the download job is gone"
+    );
+    let job = jobs.first().expect("the message's decision job").clone();
+    assert!(!s.cancel_job(other.tenant.id, job.id).await.unwrap());
+    assert!(s.cancel_job(w.tenant.id, job.id).await.unwrap());
+    assert!(!s.cancel_job(w.tenant.id, job.id).await.unwrap(), "gone");
+    assert!(
+        s.claim_jobs("node", t(100), LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn a_named_lease_has_one_holder_until_it_expires_or_is_released(s: SqlStore) {
