@@ -131,6 +131,31 @@ function showDesk() {
   showOnly("desk-view");
   connectEvents();
   loadInbox();
+  loadChannelAlerts();
+}
+
+/**
+ * Shows the channels whose sending is paused because the provider refused
+ * their credentials (revoked token): replies on them stay queued until an
+ * admin resumes the channel. Provider text goes in through textContent only.
+ */
+async function loadChannelAlerts() {
+  const list = $("channel-alerts");
+  let channels;
+  try {
+    channels = (await api("GET", "/api/v1/channels")).channels || [];
+  } catch {
+    return; // the inbox shows connection problems already
+  }
+  list.replaceChildren();
+  for (const ch of channels) {
+    if (!ch.paused) continue;
+    const li = document.createElement("li");
+    li.textContent = `${ch.name} (${ch.kind}) is paused: ${ch.paused.reason}. ` +
+      "Replies on it wait in the queue until an admin resumes the channel.";
+    list.append(li);
+  }
+  list.hidden = list.children.length === 0;
 }
 
 // ---------------------------------------------------------------- login/logout
@@ -322,6 +347,7 @@ for (const btn of document.querySelectorAll(".view-btn")) {
 
 async function selectConversation(id) {
   if (!id) return;
+  loadChannelAlerts(); // a channel may have been paused since the page loaded
   if (state.selectedId && state.selectedId !== id) {
     state.drafts.set(state.selectedId, $("composer-text").value);
   }
@@ -776,6 +802,7 @@ function disconnectEvents() {
 
 function refreshAll() {
   loadInbox();
+  loadChannelAlerts();
   if (state.selectedId) selectConversation(state.selectedId);
 }
 
