@@ -1,6 +1,8 @@
 //! Demo data for `switchboard demo`: a tenant, an admin, two agents, a web chat channel whose
 //! new conversations are answered by the bundled `main_menu` flow, and the bundled flows
-//! themselves (loaded into the database as versions; unchanged files add no version).
+//! themselves (loaded into the database as versions; unchanged files add no version), and
+//! the routing the flows hand off to (`crate::routing::seed`: queues, agents' skills and
+//! capacity, canned responses, wrap-up codes).
 //!
 //! Seeding is idempotent: running it again finds what exists and creates only what is
 //! missing. A password is generated for new accounts unless one is given; an existing
@@ -175,6 +177,18 @@ impl App {
         } else {
             webchat
         };
+        // Queues the bundled flows hand off to, the agents' skills and canned responses.
+        let users = self.store.list_users(tenant.id).await?;
+        let agents: Vec<(String, switchboard_core::UserId)> = DEMO_AGENTS
+            .iter()
+            .filter_map(|(email, _)| {
+                users
+                    .iter()
+                    .find(|u| u.email.as_str() == *email)
+                    .map(|u| (email.to_string(), u.id))
+            })
+            .collect();
+        self.seed_demo_routing(tenant.id, &agents).await?;
         Ok(DemoInfo {
             flows: flows
                 .iter()

@@ -6,8 +6,7 @@ use switchboard_channels::webchat::{self, ChatMessage, ClientFrame};
 use switchboard_core::ports::{IngestItem, IngestOutcome, Lane, NewOutbound, Session, StoreError};
 use switchboard_core::{
     Channel, ChannelId, ChannelKind, ContactId, Content, ConversationId, ConversationState,
-    ConversationSummary, Email, Message, MessageId, NewUser, Role, Sender, Tenant, Transition,
-    User, UserId,
+    ConversationSummary, Email, Message, MessageId, NewUser, Role, Sender, Tenant, User, UserId,
 };
 
 use crate::ingest::IngestError;
@@ -274,6 +273,10 @@ impl App {
             .await?;
         self.bus.publish(&events);
         self.wake_sender();
+        // Stops the queue's first-response SLA clock (routing); only the first reply counts.
+        self.store
+            .record_first_response(staff.tenant_id, conversation, message.created_at)
+            .await?;
         Ok(message)
     }
 
@@ -367,12 +370,8 @@ impl App {
         staff: &User,
         conversation: ConversationId,
     ) -> ServiceResult<ConversationSummary> {
-        let ev = self
-            .store
-            .transition(staff.tenant_id, conversation, Transition::Resolve, now())
-            .await?;
-        self.bus.publish(std::slice::from_ref(&ev));
-        self.conversation_for(staff, conversation).await
+        // Through routing: the queue's wrap-up rules apply and the freed slot is reused.
+        self.resolve_with(staff, conversation, None).await
     }
 
     /// A web chat channel by id, or NotFound (also for ids of other channel kinds).

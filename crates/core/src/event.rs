@@ -56,17 +56,66 @@ pub enum EventKind {
         /// The conversation as an inbox row.
         conversation: ConversationSummary,
     },
+    /// An internal note was added (staff only; never sent to the customer).
+    NoteAdded {
+        /// The note.
+        note: crate::routing::Note,
+    },
+    /// An agent's presence, capacity, skills or queues changed.
+    AgentChanged {
+        /// The agent's routing settings now.
+        agent: crate::routing::AgentSettings,
+    },
+    /// A queue was created, changed or deleted.
+    QueueChanged {
+        /// The queue (as it was, when deleted).
+        queue: crate::routing::QueueRecord,
+        /// Whether it was deleted.
+        deleted: bool,
+    },
+    /// A conversation is about to miss (warning) or missed (breach) an SLA target.
+    SlaAlert {
+        /// The conversation.
+        conversation_id: ConversationId,
+        /// The queue whose target applies.
+        queue_id: crate::QueueId,
+        /// `first_response` or `resolution`.
+        target: String,
+        /// Breach (true) or warning (false).
+        breach: bool,
+        /// When the target is or was due.
+        #[serde(with = "time::serde::rfc3339")]
+        due_at: Timestamp,
+    },
 }
 
 impl EventKind {
-    /// The conversation this event concerns.
-    pub fn conversation_id(&self) -> ConversationId {
+    /// The conversation this event concerns (`None` for agent and queue events).
+    pub fn conversation_id(&self) -> Option<ConversationId> {
         match self {
-            EventKind::MessageCreated { message } => message.conversation_id,
+            EventKind::MessageCreated { message } => Some(message.conversation_id),
             EventKind::MessageStatus {
                 conversation_id, ..
-            } => *conversation_id,
-            EventKind::ConversationChanged { conversation } => conversation.conversation.id,
+            }
+            | EventKind::SlaAlert {
+                conversation_id, ..
+            } => Some(*conversation_id),
+            EventKind::ConversationChanged { conversation } => Some(conversation.conversation.id),
+            EventKind::NoteAdded { note } => Some(note.conversation_id),
+            EventKind::AgentChanged { .. } | EventKind::QueueChanged { .. } => None,
+        }
+    }
+
+    /// The stable snake_case name of the event type (the `type` field of its JSON).
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventKind::MessageCreated { .. } => "message_created",
+            EventKind::MessageStatus { .. } => "message_status",
+            EventKind::ConversationChanged { .. } => "conversation_changed",
+            EventKind::NoteAdded { .. } => "note_added",
+            EventKind::AgentChanged { .. } => "agent_changed",
+            EventKind::QueueChanged { .. } => "queue_changed",
+            EventKind::SlaAlert { .. } => "sla_alert",
         }
     }
 }

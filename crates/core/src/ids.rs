@@ -101,6 +101,15 @@ id_type!(
     /// A business record a flow collected (loan application, promise to pay, order, hand-off).
     RecordId, "record");
 id_type!(
+    /// A routing queue (a team conversations wait in for an agent).
+    QueueId, "queue");
+id_type!(
+    /// An internal note on a conversation (staff only, never sent to the customer).
+    NoteId, "note");
+id_type!(
+    /// A canned response (a reusable reply with variables).
+    CannedId, "canned response");
+id_type!(
     /// An API token (its secret is shown once and stored only hashed).
     ApiTokenId, "api token");
 

@@ -6,6 +6,7 @@
 //! - [`conversation`]: the conversation and its state machine.
 //! - [`message`]: messages, the channel-agnostic [`message::Content`], status timelines.
 //! - [`event`]: what happened, in per-tenant order, for live pages and integrations.
+//! - [`routing`]: queues, agents' settings and routing changes as storage keeps them.
 //! - [`ports`]: the traits the outside world implements (storage).
 //!
 //! This crate has no async runtime, no database and no clock: time is always an argument.
@@ -18,6 +19,7 @@ pub mod ids;
 pub mod message;
 pub mod ports;
 pub mod retry;
+pub mod routing;
 pub mod security;
 pub mod tenant;
 pub mod user;

@@ -8,11 +8,15 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::routing::{
+    AgentSettings, CannedResponse, DeskFilter, Note, QueueRecord, QueueVisit, RoutedConversation,
+    RoutingOutcome, RoutingPlan,
+};
 use crate::{
-    Channel, ChannelId, Contact, ContactId, Content, Conversation, ConversationId,
+    CannedId, Channel, ChannelId, Contact, ContactId, Content, Conversation, ConversationId,
     ConversationState, ConversationSummary, Event, Identity, InboundMessage, JobId, Message,
     MessageId, NewChannel, NewUser, OutboxId, SendFailure, Sender, StatusReport, Tenant, TenantId,
-    Timestamp, User, UserId,
+    QueueId, Timestamp, User, UserId,
 };
 
 /// Errors every store operation may return.
@@ -679,6 +683,102 @@ pub trait Store: crate::security::SecurityStore + Send + Sync + 'static {
         tenant: TenantId,
         contact: ContactId,
     ) -> StoreResult<Vec<ConversationSummary>>;
+
+    // ---- routing: queues, agents, rounds, notes, canned responses ----
+    /// Creates (`id: None`) or replaces a queue's name and settings, with a `queue_changed`
+    /// event. `Conflict` when another queue of the tenant has the name; `NotFound` for an
+    /// unknown id.
+    async fn save_queue(
+        &self,
+        tenant: TenantId,
+        id: Option<QueueId>,
+        name: &str,
+        settings: &serde_json::Value,
+        now: Timestamp,
+    ) -> StoreResult<(QueueRecord, Vec<Event>)>;
+    /// The tenant's queues by name.
+    async fn queues(&self, tenant: TenantId) -> StoreResult<Vec<QueueRecord>>;
+    /// Deletes a queue. `Conflict` while conversations wait in it; `NotFound` when unknown.
+    async fn delete_queue(
+        &self,
+        tenant: TenantId,
+        id: QueueId,
+        now: Timestamp,
+    ) -> StoreResult<Vec<Event>>;
+    /// Routing settings of every staff user of the tenant (defaults for users without a
+    /// stored row; see [`AgentSettings::default_for`]).
+    async fn agent_settings(
+        &self,
+        tenant: TenantId,
+        now: Timestamp,
+    ) -> StoreResult<Vec<AgentSettings>>;
+    /// Stores a user's routing settings with an `agent_changed` event. `NotFound` for a user
+    /// of another tenant; `Invalid` for a queue id the tenant does not have.
+    async fn save_agent_settings(
+        &self,
+        tenant: TenantId,
+        settings: &AgentSettings,
+        now: Timestamp,
+    ) -> StoreResult<Vec<Event>>;
+    /// One routing round in ONE transaction under the tenant's routing lock (PostgreSQL: a
+    /// transaction-scoped advisory lock per tenant; SQLite: the single writer): reads the
+    /// [`RoutingSnapshot`] (with `focus` when given; `NotFound` when it is not the
+    /// tenant's), calls `plan`, applies its changes in order and records their events. An
+    /// error from `plan` or from a change (e.g. an invalid state transition) writes nothing.
+    async fn routing_round(
+        &self,
+        tenant: TenantId,
+        focus: Option<ConversationId>,
+        now: Timestamp,
+        plan: RoutingPlan<'_>,
+    ) -> StoreResult<RoutingOutcome>;
+    /// Tenants that need a round now: a routing timer is due, or a `queued` conversation
+    /// waits to be placed in a queue while the tenant has queues. At most `limit`.
+    async fn routing_due(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<TenantId>>;
+    /// A conversation's routing fields.
+    async fn routed_conversation(
+        &self,
+        tenant: TenantId,
+        id: ConversationId,
+    ) -> StoreResult<Option<RoutedConversation>>;
+    /// Desk lists: inbox rows with their routing fields, newest activity first.
+    async fn desk_conversations(
+        &self,
+        tenant: TenantId,
+        filter: &DeskFilter,
+    ) -> StoreResult<Vec<(ConversationSummary, RoutedConversation)>>;
+    /// Records an agent's first reply since the conversation was enqueued (stops the
+    /// first-response clock); later calls keep the first time.
+    async fn record_first_response(
+        &self,
+        tenant: TenantId,
+        id: ConversationId,
+        at: Timestamp,
+    ) -> StoreResult<()>;
+    /// Conversations that joined a queue's backlog since `since` (supervisor chart).
+    async fn queue_visits(
+        &self,
+        tenant: TenantId,
+        since: Timestamp,
+    ) -> StoreResult<Vec<QueueVisit>>;
+    /// A conversation's internal notes, oldest first.
+    async fn notes(&self, tenant: TenantId, conversation: ConversationId)
+    -> StoreResult<Vec<Note>>;
+    /// Creates (`id: None`) or replaces a canned response. `Conflict` when the shortcut is
+    /// taken; `NotFound` for an unknown id.
+    async fn save_canned(
+        &self,
+        tenant: TenantId,
+        id: Option<CannedId>,
+        shortcut: &str,
+        title: &str,
+        body: &str,
+        now: Timestamp,
+    ) -> StoreResult<CannedResponse>;
+    /// The tenant's canned responses by shortcut.
+    async fn canned_responses(&self, tenant: TenantId) -> StoreResult<Vec<CannedResponse>>;
+    /// Deletes a canned response; `NotFound` when unknown.
+    async fn delete_canned(&self, tenant: TenantId, id: CannedId) -> StoreResult<()>;
 }
 
 /// What a contact merge did.

@@ -39,6 +39,7 @@ pub fn router(app: App) -> Router {
         .merge(routes::health::router())
         .merge(routes::auth::router())
         .merge(routes::conversations::router())
+        .merge(routes::routing::router())
         .merge(routes::contacts::router())
         .merge(routes::media::router())
         .merge(routes::demo::router())

@@ -3,7 +3,7 @@
 //!
 //! These are routing's own types, not storage rows: the runtime builds them from whatever it
 //! keeps, so this crate stays independent of the database schema. Only the ids come from
-//! `switchboard-core`, plus [`QueueId`], which core does not have yet.
+//! `switchboard-core` (including [`QueueId`]).
 //!
 //! Why some state lives here: `decide` is a pure function, so everything it must remember
 //! between two calls (the round-robin cursor of a queue, which SLA notices were already sent,
@@ -12,49 +12,16 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 use switchboard_core::{ChannelKind, ConversationId, UserId};
 use time::{Duration, OffsetDateTime};
-use uuid::Uuid;
 
 use crate::hours::BusinessHours;
 
-/// A queue (a team) that conversations wait in. Time-ordered UUID, like core's ids.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct QueueId(Uuid);
-
-impl QueueId {
-    /// Wraps an existing UUID (read back from storage).
-    pub fn from_uuid(id: Uuid) -> Self {
-        Self(id)
-    }
-
-    /// The underlying UUID.
-    pub fn as_uuid(&self) -> Uuid {
-        self.0
-    }
-}
-
-impl fmt::Display for QueueId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl FromStr for QueueId {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Uuid::parse_str(s.trim()).map(Self).map_err(|_| {
-            format!(
-                "`{}` is not a valid queue id (expected a UUID)",
-                s.chars().take(64).collect::<String>()
-            )
-        })
-    }
-}
+/// A queue (a team) that conversations wait in: core's id, so storage rows and routing
+/// decisions share one type.
+pub use switchboard_core::QueueId;
 
 /// A skill name such as `spanish` or `billing`: trimmed, lower-cased, 1 to 64 characters,
 /// no whitespace. Comparing normalised names means `Spanish` and `spanish ` are one skill.
@@ -405,6 +372,7 @@ mod tests {
     use super::*;
     use crate::hours::{TimeZone, Window};
     use time::macros::{datetime, time};
+    use uuid::Uuid;
 
     #[test]
     fn skill_names_table() {

@@ -93,8 +93,9 @@ async fn list(
 }
 
 /// `GET /api/v1/conversations/{id}`: the conversation, its contact and their identities,
-/// what the bot collected (`records`) and the latest hand-off summary (`bot_summary`:
-/// `{queue, skill, priority, summary, flow}` or null).
+/// what the bot collected (`records`), the latest hand-off summary (`bot_summary`:
+/// `{queue, skill, priority, summary, flow}` or null) and the routing fields (`routing`:
+/// queue, priority, enqueued_at, last agent, SLA marks, timer, wrap-up code).
 async fn show(
     State(app): State<App>,
     auth: StaffAuth,
@@ -108,9 +109,14 @@ async fn show(
         .map_err(ServiceError::from)?
         .ok_or_else(|| ApiError::not_found("contact"))?;
     let (records, bot_summary) = app.bot_records(&auth.user, conv.conversation.id).await?;
+    let routing = app
+        .store
+        .routed_conversation(auth.user.tenant_id, conv.conversation.id)
+        .await
+        .map_err(ServiceError::from)?;
     Ok(Json(json!({
         "conversation": conv, "contact": contact, "identities": identities,
-        "bot_summary": bot_summary, "records": records,
+        "bot_summary": bot_summary, "records": records, "routing": routing,
     })))
 }
 
@@ -300,12 +306,32 @@ async fn assign(
     Ok(Json(json!({"conversation": conv})))
 }
 
-/// `POST /api/v1/conversations/{id}/resolve`
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ResolveBody {
+    wrap_up_code: Option<String>,
+}
+
+/// `POST /api/v1/conversations/{id}/resolve` `{"wrap_up_code"?}` (body optional):
+/// - The conversation's queue decides whether a wrap-up code is required and which are
+///   allowed: `422` naming the allowed codes when one is missing or unknown.
+/// - Agents resolve their own or unassigned conversations (`409` for someone else's);
+///   supervisors any. `422` when already resolved. The freed slot is routed at once.
 async fn resolve(
     State(app): State<App>,
     auth: StaffAuth,
     Path(id): Path<String>,
+    body: axum::body::Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
-    let conv = app.resolve(&auth.user, parse_id(&id)?).await?;
+    let body: ResolveBody = if body.iter().all(u8::is_ascii_whitespace) {
+        ResolveBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::bad_request("invalid_json", format!("request body is not valid: {e}"))
+        })?
+    };
+    let conv = app
+        .resolve_with(&auth.user, parse_id(&id)?, body.wrap_up_code.as_deref())
+        .await?;
     Ok(Json(json!({"conversation": conv})))
 }

@@ -22,4 +22,5 @@ mod multinode;
 mod outbox;
 mod postgres;
 mod restart;
+mod routing;
 mod webchat;
