@@ -156,7 +156,7 @@ async fn a_long_reply_that_failed_at_part_two_is_resumed_there_and_each_part_arr
     );
     // The mock numbers accepted sends; the first part's number is its place among them.
     let all = provider.accepted.lock().unwrap().clone();
-    let first = all.iter().position(|b| ours(b)).expect("part 1") + 1;
+    let first = all.iter().position(ours).expect("part 1") + 1;
     assert_eq!(
         msgs[0]["provider_id"],
         format!("wamid.mock.{first}"),
