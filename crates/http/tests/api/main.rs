@@ -5,6 +5,7 @@
 mod helpers;
 mod providers;
 
+mod access;
 mod auth;
 mod bad_input;
 mod browser;
@@ -16,11 +17,13 @@ mod contacts;
 mod conversations;
 mod flows;
 mod flows_lifecycle;
+mod hardening;
 mod health;
 mod media;
 mod multinode;
 mod outbox;
 mod postgres;
 mod restart;
+mod security;
 mod routing;
 mod webchat;
