@@ -50,7 +50,9 @@ fn throttle_key_for_account(id: UserId) -> String {
 }
 
 fn retry_after_secs(until: Timestamp, now: Timestamp) -> u64 {
-    u64::try_from((until - now).whole_seconds()).unwrap_or(0).max(1)
+    u64::try_from((until - now).whole_seconds())
+        .unwrap_or(0)
+        .max(1)
 }
 
 fn throttled(until: Timestamp, now: Timestamp, what: &str) -> ServiceError {
@@ -202,7 +204,11 @@ impl App {
             .await;
             if let Some(until) = self
                 .store
-                .record_login_failure(&throttle_key_for_account(user.id), at, self.account_policy())
+                .record_login_failure(
+                    &throttle_key_for_account(user.id),
+                    at,
+                    self.account_policy(),
+                )
                 .await?
             {
                 tracing::warn!(user_id = %user.id, "account locked after repeated failed logins");
@@ -267,8 +273,14 @@ impl App {
         self.store
             .clear_login_failures(&throttle_key_for_account(user))
             .await?;
-        self.audit(tenant, actor, action::UNLOCK, format!("user:{user}"), json!({}))
-            .await?;
+        self.audit(
+            tenant,
+            actor,
+            action::UNLOCK,
+            format!("user:{user}"),
+            json!({}),
+        )
+        .await?;
         Ok(target)
     }
 
@@ -390,7 +402,11 @@ impl App {
         let at = now();
         Ok(self
             .store
-            .api_token_by_hash(&auth::token_hash(secret), at, at - time::Duration::minutes(1))
+            .api_token_by_hash(
+                &auth::token_hash(secret),
+                at,
+                at - time::Duration::minutes(1),
+            )
             .await?
             .map(|(token, mut user)| {
                 user.role = token.scope.effective_role(user.role);

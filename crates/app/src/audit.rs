@@ -7,8 +7,8 @@
 //! that appends (see `storage::audit`); this module decides what is recorded.
 
 use serde_json::{Value, json};
-use switchboard_core::security::{AuditRecord, NewAudit};
 use switchboard_core::ports::Store;
+use switchboard_core::security::{AuditRecord, NewAudit};
 use switchboard_core::{ApiTokenId, TenantId, UserId};
 use switchboard_crypto::audit::{AuditEntry, ChainError, ChainHead, ChainVerifier};
 
@@ -204,7 +204,9 @@ pub async fn verify_tenant(store: &dyn Store, tenant: TenantId) -> ServiceResult
     let recorded = store.audit_head(tenant).await?;
     let head_mismatch = match (&head, recorded) {
         (None, None) => None,
-        (Some(h), Some((seq, hash))) if i64::try_from(h.seq).ok() == Some(seq) && h.hash == hash => {
+        (Some(h), Some((seq, hash)))
+            if i64::try_from(h.seq).ok() == Some(seq) && h.hash == hash =>
+        {
             None
         }
         (h, Some((seq, _))) => Some(format!(

@@ -42,10 +42,7 @@ fn text(o: &Output) -> String {
 }
 
 fn seed(data: &Path) {
-    let o = run(
-        &["demo", "--seed-only", "--admin-password", PASSWORD],
-        data,
-    );
+    let o = run(&["demo", "--seed-only", "--admin-password", PASSWORD], data);
     assert!(o.status.success(), "{}", text(&o));
 }
 
@@ -60,7 +57,10 @@ fn audit_verify_passes_an_intact_log_and_names_the_first_edited_entry() {
     let o = run(&["audit", "list", "--tenant", "demo", "--json"], dir.path());
     assert!(o.status.success(), "{}", text(&o));
     let entries: Value = serde_json::from_slice(&o.stdout).expect("json");
-    assert!(entries.as_array().is_some_and(|e| e.len() >= 3), "{entries}");
+    assert!(
+        entries.as_array().is_some_and(|e| e.len() >= 3),
+        "{entries}"
+    );
 
     // Act: someone with database access edits entry 2 behind the application's back.
     let db = dir.path().join("switchboard.db");
@@ -96,8 +96,10 @@ async fn telegram_mock() -> String {
     let router = axum::Router::new().route(
         "/{*rest}",
         axum::routing::post(|| async {
-            axum::Json(json!({"ok": true, "result": {"message_id": 77, "date": 1764073100,
-                "chat": {"id": 6021847733u64, "type": "private"}}}))
+            axum::Json(
+                json!({"ok": true, "result": {"message_id": 77, "date": 1764073100,
+                "chat": {"id": 6021847733u64, "type": "private"}}}),
+            )
         }),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -116,8 +118,17 @@ async fn debug_logs_hold_no_password_token_cookie_message_text_or_phone_number()
     seed(dir.path());
     let o = run(
         &[
-            "tokens", "create", "--tenant", "demo", "--email", "admin@demo.example", "--scope",
-            "admin", "--name", "log test", "--json",
+            "tokens",
+            "create",
+            "--tenant",
+            "demo",
+            "--email",
+            "admin@demo.example",
+            "--scope",
+            "admin",
+            "--name",
+            "log test",
+            "--json",
         ],
         dir.path(),
     );
@@ -133,7 +144,12 @@ async fn debug_logs_hold_no_password_token_cookie_message_text_or_phone_number()
     let log = std::fs::File::create(&log_path).expect("log file");
     let mut server = bin()
         .env("SWITCHBOARD_LOG", "debug")
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
         .arg(dir.path())
         .stdout(Stdio::from(log.try_clone().expect("clone")))
         .stderr(Stdio::from(log))
@@ -164,7 +180,10 @@ async fn debug_logs_hold_no_password_token_cookie_message_text_or_phone_number()
         .await
         .expect("login");
     assert_eq!(r.status().as_u16(), 200);
-    let cookie = r.headers()["set-cookie"].to_str().expect("ascii").to_string();
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .expect("ascii")
+        .to_string();
     let session = cookie
         .split(';')
         .next()
@@ -183,9 +202,17 @@ async fn debug_logs_hold_no_password_token_cookie_message_text_or_phone_number()
         .send()
         .await
         .expect("channel add");
-    assert_eq!(r.status().as_u16(), 201, "{}", r.text().await.unwrap_or_default());
+    assert_eq!(
+        r.status().as_u16(),
+        201,
+        "{}",
+        r.text().await.unwrap_or_default()
+    );
     let added: Value = r.json().await.expect("json");
-    let channel = added["channel"]["id"].as_str().expect("channel").to_string();
+    let channel = added["channel"]["id"]
+        .as_str()
+        .expect("channel")
+        .to_string();
 
     // Act 3: webhooks with a marker text and a shared phone number.
     let hook = format!("{base}/hooks/telegram/{channel}");
@@ -234,18 +261,26 @@ async fn debug_logs_hold_no_password_token_cookie_message_text_or_phone_number()
     }
     let conversation = conversation.expect("the webhook opened a conversation");
     let r = client
-        .post(format!("{base}/api/v1/conversations/{conversation}/messages"))
+        .post(format!(
+            "{base}/api/v1/conversations/{conversation}/messages"
+        ))
         .header("cookie", format!("sb_session={session}"))
         .header("x-csrf-token", &csrf)
         .json(&json!({"text": secrets.agent_text}))
         .send()
         .await
         .expect("reply");
-    assert!(r.status().is_success(), "{}", r.text().await.unwrap_or_default());
+    assert!(
+        r.status().is_success(),
+        "{}",
+        r.text().await.unwrap_or_default()
+    );
     let mut sent = false;
     for _ in 0..200 {
         let msgs: Value = client
-            .get(format!("{base}/api/v1/conversations/{conversation}/messages"))
+            .get(format!(
+                "{base}/api/v1/conversations/{conversation}/messages"
+            ))
             .header("cookie", format!("sb_session={session}"))
             .send()
             .await
@@ -279,7 +314,10 @@ async fn debug_logs_hold_no_password_token_cookie_message_text_or_phone_number()
         ("customer's message text", secrets.customer_text.clone()),
         ("agent's reply text", secrets.agent_text.clone()),
         ("phone number", secrets.phone.clone()),
-        ("phone number digits", secrets.phone.trim_start_matches('+').to_string()),
+        (
+            "phone number digits",
+            secrets.phone.trim_start_matches('+').to_string(),
+        ),
     ] {
         assert!(!logs.contains(&value), "the log contains the {what}");
     }

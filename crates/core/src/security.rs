@@ -236,8 +236,12 @@ pub trait SecurityStore: Send + Sync {
 
     // ---- roles ----
     /// Changes a user's role; returns the user as it was before and after.
-    async fn set_role(&self, tenant: TenantId, user: UserId, role: Role)
-    -> StoreResult<(User, User)>;
+    async fn set_role(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        role: Role,
+    ) -> StoreResult<(User, User)>;
 }
 
 #[cfg(test)]
@@ -247,13 +251,20 @@ mod tests {
     #[test]
     fn token_scopes_cap_the_owners_role() {
         assert_eq!(TokenScope::Admin.effective_role(Role::Admin), Role::Admin);
-        assert_eq!(TokenScope::Write.effective_role(Role::Admin), Role::Supervisor);
+        assert_eq!(
+            TokenScope::Write.effective_role(Role::Admin),
+            Role::Supervisor
+        );
         assert_eq!(TokenScope::Read.effective_role(Role::Agent), Role::Agent);
         assert!(!TokenScope::Read.allows_writes());
         assert!(TokenScope::Write.allows_writes());
         assert!(!TokenScope::Admin.allowed_for(Role::Supervisor));
         assert!(TokenScope::Write.allowed_for(Role::Agent));
         assert_eq!(TokenScope::parse(" Admin "), Ok(TokenScope::Admin));
-        assert!(TokenScope::parse("root").unwrap_err().contains("read, write or admin"));
+        assert!(
+            TokenScope::parse("root")
+                .unwrap_err()
+                .contains("read, write or admin")
+        );
     }
 }

@@ -60,7 +60,9 @@ impl SqlStore {
             .push(") ON CONFLICT (tenant_id) DO NOTHING");
         match sql.execute(&mut tx).await {
             Ok(_) => {}
-            Err(e) if crate::sql::is_fk_violation(&e) => return Err(StoreError::NotFound("tenant")),
+            Err(e) if crate::sql::is_fk_violation(&e) => {
+                return Err(StoreError::NotFound("tenant"));
+            }
             Err(e) => return Err(crate::sql::db(e)),
         }
         let lock = match self.backend {

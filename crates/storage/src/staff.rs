@@ -48,8 +48,9 @@ impl SqlStore {
             crate::Backend::Postgres => " FOR UPDATE",
             crate::Backend::Sqlite => "",
         };
-        let mut sql =
-            Sql::new("SELECT failures, window_start, locked_until FROM login_throttle WHERE key = ");
+        let mut sql = Sql::new(
+            "SELECT failures, window_start, locked_until FROM login_throttle WHERE key = ",
+        );
         sql.bind(key).push(lock);
         let row = sql
             .fetch_optional(&mut tx)

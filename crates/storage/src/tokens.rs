@@ -108,7 +108,9 @@ impl SqlStore {
         if tok.last_used_at.is_none_or(|t| t < touch_before) {
             let mut conn = self.write_conn().await?;
             let mut sql = Sql::new("UPDATE api_tokens SET last_used_at = ");
-            sql.bind(ms(now)).push(" WHERE id = ").bind(tok.id.to_string());
+            sql.bind(ms(now))
+                .push(" WHERE id = ")
+                .bind(tok.id.to_string());
             sql.execute(&mut conn).await.db()?;
             tok.last_used_at = Some(trunc(now));
         }

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use serde_json::json;
 use switchboard_core::ports::{Session, Store, StoreError};
-use switchboard_core::security::{NewApiToken, NewAudit, SecurityStore, ThrottlePolicy, TokenScope};
+use switchboard_core::security::{
+    NewApiToken, NewAudit, SecurityStore, ThrottlePolicy, TokenScope,
+};
 use switchboard_core::{Email, NewUser, Role, Tenant, Timestamp, User};
 use switchboard_crypto::audit::{AuditEntry, ChainBreak, verify_chain};
 use switchboard_storage::{Backend, SqlStore};
@@ -195,7 +197,10 @@ async fn audit_entries_chain_per_tenant_and_read_back_exactly(s: SqlStore, _url:
     assert_eq!(entries[1].prev_hash, entries[0].hash);
     // Microseconds and nested details survive the round trip, so hashes recompute.
     assert_eq!(entries[0].at.microsecond(), 123_456);
-    assert_eq!(entries[0].details, json!({"a": {"x": [3, 1], "y": "b"}, "z": 1}));
+    assert_eq!(
+        entries[0].details,
+        json!({"a": {"x": [3, 1], "y": "b"}, "z": 1})
+    );
     verify_chain(&entries).expect("intact chain");
     let head = s.audit_head(a.id).await.expect("head").expect("some head");
     assert_eq!(head, (3, entries[2].hash.clone()));
@@ -330,34 +335,53 @@ async fn api_tokens_are_found_by_hash_until_revoked_and_stay_in_their_tenant(
         .expect("lookup")
         .expect("found");
     assert_eq!(again.last_used_at, Some(t(10)));
-    assert!(s.api_token_by_hash("nope", t(20), t(5)).await.expect("lookup").is_none());
+    assert!(
+        s.api_token_by_hash("nope", t(20), t(5))
+            .await
+            .expect("lookup")
+            .is_none()
+    );
     // Another tenant cannot revoke it; its own tenant can, and then it is gone.
     assert!(matches!(
         s.revoke_api_token(b.id, tok.id, t(30)).await,
         Err(StoreError::NotFound(_))
     ));
-    let revoked = s.revoke_api_token(a.id, tok.id, t(30)).await.expect("revoke");
+    let revoked = s
+        .revoke_api_token(a.id, tok.id, t(30))
+        .await
+        .expect("revoke");
     assert_eq!(revoked.revoked_at, Some(t(30)));
-    assert!(s.api_token_by_hash("h1", t(40), t(40)).await.expect("lookup").is_none());
+    assert!(
+        s.api_token_by_hash("h1", t(40), t(40))
+            .await
+            .expect("lookup")
+            .is_none()
+    );
     // Revoking twice keeps the first time.
-    let twice = s.revoke_api_token(a.id, tok.id, t(50)).await.expect("revoke");
+    let twice = s
+        .revoke_api_token(a.id, tok.id, t(50))
+        .await
+        .expect("revoke");
     assert_eq!(twice.revoked_at, Some(t(30)));
 }
 
 // ---------------------------------------------------------------- login throttling
 
-async fn repeated_failures_lock_a_key_until_the_lock_ends_or_is_cleared(
-    s: SqlStore,
-    _url: String,
-) {
+async fn repeated_failures_lock_a_key_until_the_lock_ends_or_is_cleared(s: SqlStore, _url: String) {
     let policy = ThrottlePolicy {
         max_failures: 3,
         window: Duration::from_secs(60),
         lock_for: Duration::from_secs(300),
     };
     let key = "account:1";
-    assert_eq!(s.record_login_failure(key, t(0), policy).await.unwrap(), None);
-    assert_eq!(s.record_login_failure(key, t(1), policy).await.unwrap(), None);
+    assert_eq!(
+        s.record_login_failure(key, t(0), policy).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        s.record_login_failure(key, t(1), policy).await.unwrap(),
+        None
+    );
     assert_eq!(s.login_locked_until(key, t(1)).await.unwrap(), None);
     // The third failure within the window locks the key for `lock_for`.
     assert_eq!(
@@ -366,20 +390,42 @@ async fn repeated_failures_lock_a_key_until_the_lock_ends_or_is_cleared(
     );
     assert_eq!(s.login_locked_until(key, t(3)).await.unwrap(), Some(t(302)));
     // Failures while locked do not extend the lock.
-    assert_eq!(s.record_login_failure(key, t(100), policy).await.unwrap(), None);
-    assert_eq!(s.login_locked_until(key, t(100)).await.unwrap(), Some(t(302)));
+    assert_eq!(
+        s.record_login_failure(key, t(100), policy).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        s.login_locked_until(key, t(100)).await.unwrap(),
+        Some(t(302))
+    );
     // The lock ends by itself, and counting starts over.
     assert_eq!(s.login_locked_until(key, t(302)).await.unwrap(), None);
-    assert_eq!(s.record_login_failure(key, t(303), policy).await.unwrap(), None);
-    assert_eq!(s.record_login_failure(key, t(304), policy).await.unwrap(), None);
+    assert_eq!(
+        s.record_login_failure(key, t(303), policy).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        s.record_login_failure(key, t(304), policy).await.unwrap(),
+        None
+    );
     // Failures spread wider than the window never lock.
-    assert_eq!(s.record_login_failure(key, t(400), policy).await.unwrap(), None);
+    assert_eq!(
+        s.record_login_failure(key, t(400), policy).await.unwrap(),
+        None
+    );
     assert_eq!(s.login_locked_until(key, t(400)).await.unwrap(), None);
     // Other keys are independent; clearing forgets a lock.
     for i in 0..3 {
-        s.record_login_failure("ip:x", t(500 + i), policy).await.unwrap();
+        s.record_login_failure("ip:x", t(500 + i), policy)
+            .await
+            .unwrap();
     }
-    assert!(s.login_locked_until("ip:x", t(503)).await.unwrap().is_some());
+    assert!(
+        s.login_locked_until("ip:x", t(503))
+            .await
+            .unwrap()
+            .is_some()
+    );
     assert_eq!(s.login_locked_until(key, t(503)).await.unwrap(), None);
     s.clear_login_failures("ip:x").await.unwrap();
     assert_eq!(s.login_locked_until("ip:x", t(503)).await.unwrap(), None);
@@ -399,7 +445,12 @@ async fn a_session_ends_when_idle_or_past_its_lifetime(s: SqlStore, _url: String
     };
     s.create_session(&session).await.expect("session");
     // Never touched: counts as idle (sessions are touched at login).
-    assert!(s.active_session("s1", t(1), t(0), t(0)).await.unwrap().is_none());
+    assert!(
+        s.active_session("s1", t(1), t(0), t(0))
+            .await
+            .unwrap()
+            .is_none()
+    );
     s.touch_session("s1", t(10)).await.expect("touch");
     // Used at 10: alive while the idle cutoff is before 10.
     let (found, who) = s
@@ -409,16 +460,31 @@ async fn a_session_ends_when_idle_or_past_its_lifetime(s: SqlStore, _url: String
         .expect("alive");
     assert_eq!((found.token_hash.as_str(), who.id), ("s1", ann.id));
     // Idle since before the cutoff: gone.
-    assert!(s.active_session("s1", t(100), t(10), t(0)).await.unwrap().is_none());
+    assert!(
+        s.active_session("s1", t(100), t(10), t(0))
+            .await
+            .unwrap()
+            .is_none()
+    );
     // A use older than `touch_before` is recorded, which keeps the session alive.
     s.active_session("s1", t(200), t(5), t(150))
         .await
         .unwrap()
         .expect("alive");
-    assert!(s.active_session("s1", t(210), t(199), t(0)).await.unwrap().is_some());
+    assert!(
+        s.active_session("s1", t(210), t(199), t(0))
+            .await
+            .unwrap()
+            .is_some()
+    );
     // Past the absolute lifetime it is gone however active.
     s.touch_session("s1", t(3599)).await.expect("touch");
-    assert!(s.active_session("s1", t(3600), t(0), t(0)).await.unwrap().is_none());
+    assert!(
+        s.active_session("s1", t(3600), t(0), t(0))
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 async fn a_role_change_stays_in_the_tenant(s: SqlStore, _url: String) {
@@ -429,7 +495,10 @@ async fn a_role_change_stays_in_the_tenant(s: SqlStore, _url: String) {
         s.set_role(b.id, ann.id, Role::Admin).await,
         Err(StoreError::NotFound("user"))
     ));
-    let (before, after) = s.set_role(a.id, ann.id, Role::Supervisor).await.expect("set");
+    let (before, after) = s
+        .set_role(a.id, ann.id, Role::Supervisor)
+        .await
+        .expect("set");
     assert_eq!((before.role, after.role), (Role::Agent, Role::Supervisor));
     let stored = s.user(a.id, ann.id).await.unwrap().expect("user");
     assert_eq!(stored.role, Role::Supervisor);

@@ -76,8 +76,9 @@ async fn create(
 }
 
 fn parse_user_id(id: &str) -> Result<UserId, ApiError> {
-    id.parse()
-        .map_err(|e: switchboard_core::InvalidId| ApiError::bad_request("invalid_id", e.to_string()))
+    id.parse().map_err(|e: switchboard_core::InvalidId| {
+        ApiError::bad_request("invalid_id", e.to_string())
+    })
 }
 
 #[derive(Deserialize)]

@@ -58,58 +58,177 @@ const TABLE: &[Row] = &[
     Row("GET", "/api/v1/conversations", AGENT, None),
     Row("GET", "/api/v1/conversations/{id}", AGENT, None),
     Row("GET", "/api/v1/conversations/{id}/messages", AGENT, None),
-    Row("POST", "/api/v1/conversations/{id}/messages", AGENT, Some(r#"{"text": "walk"}"#)),
-    Row("POST", "/api/v1/conversations/{id}/assign", AGENT, Some("{}")),
-    Row("POST", "/api/v1/conversations/{id}/resolve", AGENT, Some("{}")),
-    Row("POST", "/api/v1/conversations/{id}/reopen", AGENT, Some("{}")),
-    Row("POST", "/api/v1/conversations/{id}/flow", AGENT, Some(r#"{"flow_id": "main_menu"}"#)),
+    Row(
+        "POST",
+        "/api/v1/conversations/{id}/messages",
+        AGENT,
+        Some(r#"{"text": "walk"}"#),
+    ),
+    Row(
+        "POST",
+        "/api/v1/conversations/{id}/assign",
+        AGENT,
+        Some("{}"),
+    ),
+    Row(
+        "POST",
+        "/api/v1/conversations/{id}/resolve",
+        AGENT,
+        Some("{}"),
+    ),
+    Row(
+        "POST",
+        "/api/v1/conversations/{id}/reopen",
+        AGENT,
+        Some("{}"),
+    ),
+    Row(
+        "POST",
+        "/api/v1/conversations/{id}/flow",
+        AGENT,
+        Some(r#"{"flow_id": "main_menu"}"#),
+    ),
     Row("POST", "/api/v1/conversations/{id}/take", AGENT, Some("{}")),
-    Row("POST", "/api/v1/conversations/{id}/transfer", AGENT, Some(r#"{"to_queue": "{queue}"}"#)),
+    Row(
+        "POST",
+        "/api/v1/conversations/{id}/transfer",
+        AGENT,
+        Some(r#"{"to_queue": "{queue}"}"#),
+    ),
     Row("GET", "/api/v1/conversations/{id}/notes", AGENT, None),
-    Row("POST", "/api/v1/conversations/{id}/notes", AGENT, Some(r#"{"body": "walk"}"#)),
+    Row(
+        "POST",
+        "/api/v1/conversations/{id}/notes",
+        AGENT,
+        Some(r#"{"body": "walk"}"#),
+    ),
     Row("GET", "/api/v1/contacts/{id}", AGENT, None),
     Row("GET", "/api/v1/contacts/{id}/consents", AGENT, None),
     Row("GET", "/api/v1/privacy/settings", AGENT, None),
-    Row("POST", "/api/v1/contacts/{id}/merge", AGENT, Some(r#"{"other": "{other_contact}"}"#)),
+    Row(
+        "POST",
+        "/api/v1/contacts/{id}/merge",
+        AGENT,
+        Some(r#"{"other": "{other_contact}"}"#),
+    ),
     Row("GET", "/api/v1/media/{message_id}", AGENT, None),
     Row("GET", "/api/v1/channels", AGENT, None),
     Row("GET", "/api/v1/queues", AGENT, None),
     Row("GET", "/api/v1/queues/{id}", AGENT, None),
-    Row("PUT", "/api/v1/me/presence", AGENT, Some(r#"{"presence": "away"}"#)),
+    Row(
+        "PUT",
+        "/api/v1/me/presence",
+        AGENT,
+        Some(r#"{"presence": "away"}"#),
+    ),
     Row("GET", "/api/v1/agents", AGENT, None),
     Row("GET", "/api/v1/desk/conversations", AGENT, None),
     Row("GET", "/api/v1/canned-responses", AGENT, None),
-    Row("POST", "/api/v1/canned-responses/{id}/render", AGENT, Some(r#"{"conversation_id": "{conversation}"}"#)),
+    Row(
+        "POST",
+        "/api/v1/canned-responses/{id}/render",
+        AGENT,
+        Some(r#"{"conversation_id": "{conversation}"}"#),
+    ),
     Row("POST", "/api/v1/auth/logout", AGENT, Some("{}")),
     // supervisors
     Row("GET", "/api/v1/users", SUPERVISOR, None),
     Row("GET", "/api/v1/supervisor", SUPERVISOR, None),
-    Row("POST", "/api/v1/queues", SUPERVISOR, Some(r#"{"name": "walk {role}"}"#)),
-    Row("PUT", "/api/v1/queues/{id}", SUPERVISOR, Some(r#"{"name": "walked {role}"}"#)),
+    Row(
+        "POST",
+        "/api/v1/queues",
+        SUPERVISOR,
+        Some(r#"{"name": "walk {role}"}"#),
+    ),
+    Row(
+        "PUT",
+        "/api/v1/queues/{id}",
+        SUPERVISOR,
+        Some(r#"{"name": "walked {role}"}"#),
+    ),
     Row("DELETE", "/api/v1/queues/{id}", SUPERVISOR, None),
-    Row("PUT", "/api/v1/agents/{id}", SUPERVISOR, Some(r#"{"capacity": 3}"#)),
-    Row("POST", "/api/v1/canned-responses", SUPERVISOR, Some(r#"{"shortcut": "walk-{role}", "title": "t", "body": "b"}"#)),
-    Row("PUT", "/api/v1/canned-responses/{id}", SUPERVISOR, Some(r#"{"shortcut": "walked-{role}", "title": "t", "body": "b"}"#)),
+    Row(
+        "PUT",
+        "/api/v1/agents/{id}",
+        SUPERVISOR,
+        Some(r#"{"capacity": 3}"#),
+    ),
+    Row(
+        "POST",
+        "/api/v1/canned-responses",
+        SUPERVISOR,
+        Some(r#"{"shortcut": "walk-{role}", "title": "t", "body": "b"}"#),
+    ),
+    Row(
+        "PUT",
+        "/api/v1/canned-responses/{id}",
+        SUPERVISOR,
+        Some(r#"{"shortcut": "walked-{role}", "title": "t", "body": "b"}"#),
+    ),
     Row("DELETE", "/api/v1/canned-responses/{id}", SUPERVISOR, None),
-    Row("POST", "/api/v1/contacts/{id}/consents", SUPERVISOR, Some(r#"{"channel_id": "{channel}", "status": "opted_in"}"#)),
+    Row(
+        "POST",
+        "/api/v1/contacts/{id}/consents",
+        SUPERVISOR,
+        Some(r#"{"channel_id": "{channel}", "status": "opted_in"}"#),
+    ),
     Row("GET", "/api/v1/privacy/erasure-requests", SUPERVISOR, None),
     Row("GET", "/api/v1/privacy/tombstones", SUPERVISOR, None),
     Row("GET", "/api/v1/privacy/retention/runs", SUPERVISOR, None),
-    Row("POST", "/api/v1/flows/{flow_id}/start", SUPERVISOR, Some(r#"{"contact_id": "{contact}", "channel_id": "{channel}"}"#)),
+    Row(
+        "POST",
+        "/api/v1/flows/{flow_id}/start",
+        SUPERVISOR,
+        Some(r#"{"contact_id": "{contact}", "channel_id": "{channel}"}"#),
+    ),
     // admins
-    Row("POST", "/api/v1/users", ADMIN, Some(r#"{"email": "walk-{role}@demo.example", "name": "Walk", "role": "agent", "password": "walk-password-1"}"#)),
-    Row("PATCH", "/api/v1/users/{id}", ADMIN, Some(r#"{"role": "agent"}"#)),
+    Row(
+        "POST",
+        "/api/v1/users",
+        ADMIN,
+        Some(
+            r#"{"email": "walk-{role}@demo.example", "name": "Walk", "role": "agent", "password": "walk-password-1"}"#,
+        ),
+    ),
+    Row(
+        "PATCH",
+        "/api/v1/users/{id}",
+        ADMIN,
+        Some(r#"{"role": "agent"}"#),
+    ),
     Row("POST", "/api/v1/users/{id}/unlock", ADMIN, Some("{}")),
-    Row("POST", "/api/v1/channels", ADMIN, Some(r#"{"kind": "telegram", "name": "walk", "credentials": {"bot_token": "123:walk"}, "validate": false}"#)),
+    Row(
+        "POST",
+        "/api/v1/channels",
+        ADMIN,
+        Some(
+            r#"{"kind": "telegram", "name": "walk", "credentials": {"bot_token": "123:walk"}, "validate": false}"#,
+        ),
+    ),
     Row("POST", "/api/v1/channels/{id}/resume", ADMIN, Some("{}")),
     Row("GET", "/api/v1/audit", ADMIN, None),
     Row("GET", "/api/v1/tokens", ADMIN, None),
-    Row("POST", "/api/v1/tokens", ADMIN, Some(r#"{"name": "walk", "scope": "read"}"#)),
+    Row(
+        "POST",
+        "/api/v1/tokens",
+        ADMIN,
+        Some(r#"{"name": "walk", "scope": "read"}"#),
+    ),
     Row("DELETE", "/api/v1/tokens/{id}", ADMIN, None),
     Row("GET", "/api/v1/contacts/{id}/export", ADMIN, None),
     Row("PUT", "/api/v1/privacy/settings", ADMIN, Some("{}")),
-    Row("POST", "/api/v1/privacy/erasure-requests/{id}/approve", ADMIN, None),
-    Row("POST", "/api/v1/privacy/erasure-requests/{id}/deny", ADMIN, Some(r#"{"note": "walk"}"#)),
+    Row(
+        "POST",
+        "/api/v1/privacy/erasure-requests/{id}/approve",
+        ADMIN,
+        None,
+    ),
+    Row(
+        "POST",
+        "/api/v1/privacy/erasure-requests/{id}/deny",
+        ADMIN,
+        Some(r#"{"note": "walk"}"#),
+    ),
     Row("POST", "/api/v1/privacy/retention/run", ADMIN, None),
     // Last: it erases the contact the rows above use.
     Row("DELETE", "/api/v1/contacts/{id}", ADMIN, None),
@@ -146,7 +265,9 @@ fn routes_in_source() -> BTreeSet<(String, String)> {
             }
             let args = &rest[..end];
             let Some(q1) = args.find('"') else { continue };
-            let Some(q2) = args[q1 + 1..].find('"') else { continue };
+            let Some(q2) = args[q1 + 1..].find('"') else {
+                continue;
+            };
             let route = &args[q1 + 1..q1 + 1 + q2];
             let methods = &args[q1 + 2 + q2..];
             for m in ["get", "post", "put", "patch", "delete"] {
@@ -170,7 +291,10 @@ fn routes_in_source() -> BTreeSet<(String, String)> {
 #[test]
 fn every_route_is_in_the_access_table() {
     let source = routes_in_source();
-    assert!(source.len() > 30, "the route scan found too little: {source:?}");
+    assert!(
+        source.len() > 30,
+        "the route scan found too little: {source:?}"
+    );
     let table: BTreeSet<(String, String)> = TABLE
         .iter()
         .map(|Row(m, p, _, _)| (m.to_string(), p.to_string()))
@@ -181,7 +305,10 @@ fn every_route_is_in_the_access_table() {
         missing.is_empty(),
         "routes without an access rule: add them to TABLE in tests/api/access.rs with the role they need: {missing:?}"
     );
-    assert!(stale.is_empty(), "TABLE rows for routes that no longer exist: {stale:?}");
+    assert!(
+        stale.is_empty(),
+        "TABLE rows for routes that no longer exist: {stale:?}"
+    );
 }
 
 /// Ids of the first tenant the walk puts in paths and bodies.
@@ -201,7 +328,10 @@ struct Ids {
 async fn ids(app: &mut TestApp) -> Ids {
     let visitor = app.new_visitor().await;
     let (_, acc) = app.customer_says(&visitor, "w1", "hello").await;
-    let conversation = acc["conversation_id"].as_str().expect("conversation").to_string();
+    let conversation = acc["conversation_id"]
+        .as_str()
+        .expect("conversation")
+        .to_string();
     let message = acc["message_id"].as_str().expect("message").to_string();
     let other = app.new_visitor().await;
     let (_, acc2) = app.customer_says(&other, "w2", "hello").await;
@@ -223,7 +353,9 @@ async fn ids(app: &mut TestApp) -> Ids {
     let other_contact =
         contact_of(acc2["conversation_id"].as_str().expect("conv").to_string()).await;
     app.login("admin@demo.example").await;
-    let (s, q) = app.post("/api/v1/queues", json!({"name": "walk queue"})).await;
+    let (s, q) = app
+        .post("/api/v1/queues", json!({"name": "walk queue"}))
+        .await;
     assert_eq!(s, 201, "{q}");
     let (s, c) = app
         .post(
@@ -380,7 +512,11 @@ async fn every_staff_route_enforces_its_role_and_refuses_another_tenants_ids() {
     for row in staff_rows.iter().filter(|r| r.1.contains('{')) {
         let (path, body) = fill(row, &ids, "other");
         let (status, text) = other.call(&app, row.0, &path, body.as_deref()).await;
-        assert_eq!(status, 404, "{} {path} as another tenant's admin: {text}", row.0);
+        assert_eq!(
+            status, 404,
+            "{} {path} as another tenant's admin: {text}",
+            row.0
+        );
     }
 
     // Without a session: 401.
@@ -412,7 +548,8 @@ async fn every_staff_route_enforces_its_role_and_refuses_another_tenants_ids() {
                     ![401, 403].contains(&status) && status < 500,
                     "{what}: expected to be allowed, got {status} {text}"
                 );
-                if row.0 == "GET" && path != "/api/v1/events" && !path.starts_with("/api/v1/media/") {
+                if row.0 == "GET" && path != "/api/v1/events" && !path.starts_with("/api/v1/media/")
+                {
                     assert!((200..300).contains(&status), "{what}: {status} {text}");
                 }
             } else {

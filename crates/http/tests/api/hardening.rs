@@ -15,14 +15,30 @@ async fn an_oversized_body_is_refused_with_413_on_every_route_family() {
     let channel = app.demo.webchat_channel_id.clone();
     let token = app.new_visitor().await;
     // 300 KiB: over the API limit (256 KiB).
-    let api_body = serde_json::to_vec(&json!({"email": "a@b.c", "password": "x".repeat(300 * 1024)}))
-        .expect("json");
+    let api_body =
+        serde_json::to_vec(&json!({"email": "a@b.c", "password": "x".repeat(300 * 1024)}))
+            .expect("json");
     // 4 MiB: over the webhook limit (3 MiB).
     let hook_body = serde_json::to_vec(&json!({"pad": "x".repeat(4 * 1024 * 1024)})).expect("json");
     let cases: Vec<(&str, String, Vec<u8>, Option<String>)> = vec![
-        ("JSON API, unauthenticated", "/api/v1/auth/login".into(), api_body.clone(), None),
-        ("JSON API, staff", "/api/v1/tokens".into(), api_body.clone(), None),
-        ("webhooks", format!("/hooks/telegram/{channel}"), hook_body, None),
+        (
+            "JSON API, unauthenticated",
+            "/api/v1/auth/login".into(),
+            api_body.clone(),
+            None,
+        ),
+        (
+            "JSON API, staff",
+            "/api/v1/tokens".into(),
+            api_body.clone(),
+            None,
+        ),
+        (
+            "webhooks",
+            format!("/hooks/telegram/{channel}"),
+            hook_body,
+            None,
+        ),
         (
             "web chat",
             format!("/chat/{channel}/messages"),
@@ -97,7 +113,13 @@ async fn no_provider_channel_can_be_configured_to_take_unsigned_webhooks() {
         )
         .await;
     assert_eq!(status, 422, "{body}");
-    assert!(body["error"]["message"].as_str().unwrap_or("").contains("app_secret"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("app_secret"),
+        "{body}"
+    );
     // Telegram without a webhook secret gets a generated one, so its webhook still needs it.
     let (status, added) = app
         .post(

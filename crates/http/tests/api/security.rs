@@ -13,7 +13,10 @@ async fn conversation(app: &TestApp) -> (String, String) {
     let token = app.new_visitor().await;
     let (status, acc) = app.customer_says(&token, "s1", "hello").await;
     assert!(status < 300, "{acc}");
-    let conv = acc["conversation_id"].as_str().expect("conversation").to_string();
+    let conv = acc["conversation_id"]
+        .as_str()
+        .expect("conversation")
+        .to_string();
     let conversation_id = conv.parse().expect("id");
     let summary = app
         .app
@@ -156,7 +159,10 @@ async fn an_idle_session_ends_and_needs_a_new_login() {
     let app = spawn_app().await;
     let r = login_status(&app, "ann@demo.example", DEMO_PASSWORD).await;
     assert_eq!(r.status().as_u16(), 200);
-    let set_cookie = r.headers()["set-cookie"].to_str().expect("ascii").to_string();
+    let set_cookie = r.headers()["set-cookie"]
+        .to_str()
+        .expect("ascii")
+        .to_string();
     let token = set_cookie
         .split(';')
         .next()
@@ -230,10 +236,18 @@ async fn api_tokens_are_scoped_shown_once_need_no_csrf_and_stop_when_revoked() {
         .post("/api/v1/tokens", json!({"name": "x", "scope": "root"}))
         .await;
     assert_eq!(status, 422, "{body}");
-    assert!(body["error"]["message"].as_str().unwrap_or("").contains("read, write or admin"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("read, write or admin")
+    );
 
     // Act + Assert: a read token reads, and cannot write.
-    assert_eq!(bearer(&app, &read, reqwest::Method::GET, "/api/v1/conversations").await, 200);
+    assert_eq!(
+        bearer(&app, &read, reqwest::Method::GET, "/api/v1/conversations").await,
+        200
+    );
     let (conv, _) = conversation(&app).await;
     // What a token reads is audited under the token.
     let path = format!("/api/v1/conversations/{conv}/messages");
@@ -250,7 +264,13 @@ async fn api_tokens_are_scoped_shown_once_need_no_csrf_and_stop_when_revoked() {
         .expect("view audited");
     assert_eq!(view.actor, format!("api-token:{read_id}"));
     assert_eq!(
-        bearer(&app, &read, reqwest::Method::POST, &format!("/api/v1/conversations/{conv}/resolve")).await,
+        bearer(
+            &app,
+            &read,
+            reqwest::Method::POST,
+            &format!("/api/v1/conversations/{conv}/resolve")
+        )
+        .await,
         403
     );
     // A write token writes without any CSRF header, but is capped below admin.
@@ -262,9 +282,21 @@ async fn api_tokens_are_scoped_shown_once_need_no_csrf_and_stop_when_revoked() {
         .await
         .expect("sent");
     assert!(r.status().is_success(), "{}", r.status());
-    assert_eq!(bearer(&app, &write, reqwest::Method::GET, "/api/v1/tokens").await, 403);
+    assert_eq!(
+        bearer(&app, &write, reqwest::Method::GET, "/api/v1/tokens").await,
+        403
+    );
     // A made-up token and a malformed header are 401.
-    assert_eq!(bearer(&app, "sbt_0000", reqwest::Method::GET, "/api/v1/conversations").await, 401);
+    assert_eq!(
+        bearer(
+            &app,
+            "sbt_0000",
+            reqwest::Method::GET,
+            "/api/v1/conversations"
+        )
+        .await,
+        401
+    );
     let r = reqwest::Client::new()
         .get(app.url("/api/v1/conversations"))
         .header("authorization", "Basic abc")
@@ -296,12 +328,21 @@ async fn api_tokens_are_scoped_shown_once_need_no_csrf_and_stop_when_revoked() {
         .await
         .expect("sent");
     assert_eq!(r.status().as_u16(), 200);
-    assert_eq!(bearer(&app, &read, reqwest::Method::GET, "/api/v1/conversations").await, 401);
+    assert_eq!(
+        bearer(&app, &read, reqwest::Method::GET, "/api/v1/conversations").await,
+        401
+    );
 
     // Audited: creation and revocation, with the token acting as itself.
     let log = actions(&app).await;
-    assert!(log.iter().any(|(a, s, _)| a == "token.create" && *s == format!("api-token:{read_id}")));
-    assert!(log.iter().any(|(a, s, _)| a == "token.revoke" && *s == format!("api-token:{read_id}")));
+    assert!(
+        log.iter()
+            .any(|(a, s, _)| a == "token.create" && *s == format!("api-token:{read_id}"))
+    );
+    assert!(
+        log.iter()
+            .any(|(a, s, _)| a == "token.revoke" && *s == format!("api-token:{read_id}"))
+    );
 }
 
 #[tokio::test]
@@ -315,10 +356,19 @@ async fn a_token_of_one_tenant_cannot_reach_another_tenants_data() {
     let secret = created["secret"].as_str().expect("secret").to_string();
     let (conv, _) = conversation(&app).await;
     assert_eq!(
-        bearer(&app, &secret, reqwest::Method::GET, &format!("/api/v1/conversations/{conv}")).await,
+        bearer(
+            &app,
+            &secret,
+            reqwest::Method::GET,
+            &format!("/api/v1/conversations/{conv}")
+        )
+        .await,
         404
     );
-    assert_eq!(bearer(&app, &secret, reqwest::Method::GET, "/api/v1/audit").await, 200);
+    assert_eq!(
+        bearer(&app, &secret, reqwest::Method::GET, "/api/v1/audit").await,
+        200
+    );
 }
 
 #[tokio::test]
@@ -374,7 +424,10 @@ async fn admins_change_roles_and_read_the_audit_log_and_others_cannot() {
         .find(|e| e["action"] == "user.role_change")
         .expect("role change audited");
     assert_eq!(change["subject"], format!("user:{ben}"));
-    assert_eq!(change["details"], json!({"from": "agent", "to": "supervisor"}));
+    assert_eq!(
+        change["details"],
+        json!({"from": "agent", "to": "supervisor"})
+    );
     assert!(entries.iter().any(|e| e["action"] == "auth.login"));
     // Entries link up: each carries the hash of the one before.
     for pair in entries.windows(2) {
@@ -401,7 +454,13 @@ async fn views_of_contact_data_and_logouts_are_audited() {
     let (status, _) = app.post("/api/v1/auth/logout", json!({})).await;
     assert_eq!(status, 204);
     let log = actions(&app).await;
-    assert!(log.iter().any(|(a, s, _)| a == "conversation.view" && *s == format!("conversation:{conv}")));
-    assert!(log.iter().any(|(a, s, _)| a == "contact.view" && *s == format!("contact:{contact}")));
+    assert!(
+        log.iter()
+            .any(|(a, s, _)| a == "conversation.view" && *s == format!("conversation:{conv}"))
+    );
+    assert!(
+        log.iter()
+            .any(|(a, s, _)| a == "contact.view" && *s == format!("contact:{contact}"))
+    );
     assert_eq!(log.last().map(|(a, _, _)| a.as_str()), Some("auth.logout"));
 }
