@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 mod keys;
 mod queues;
+mod queues;
 mod security;
 
 /// Switchboard: an open-source contact centre for WhatsApp, Telegram, Signal and web chat.
@@ -44,6 +45,9 @@ enum Command {
     /// Bot flow definitions.
     #[command(subcommand)]
     Flows(FlowsCommand),
+    /// Routing queues (teams) that flows hand off to.
+    #[command(subcommand)]
+    Queues(queues::QueuesCommand),
     /// Routing queues (teams) that flows hand off to.
     #[command(subcommand)]
     Queues(queues::QueuesCommand),
@@ -417,6 +421,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             files,
         }) => flows_load(&store, &tenant, default_flow, channel, json, &files).await,
         Command::Flows(FlowsCommand::Start(args)) => flows_start(args).await,
+        Command::Queues(cmd) => queues::run(cmd).await,
         Command::Queues(cmd) => queues::run(cmd).await,
         Command::Audit(cmd) => security::audit(cmd).await,
         Command::Tokens(cmd) => security::tokens(cmd).await,

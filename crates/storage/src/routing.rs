@@ -900,7 +900,7 @@ impl SqlStore {
         sql.push(" ORDER BY c.last_message_at DESC, c.id DESC LIMIT ")
             .bind(i64::from(scan));
         let routed: Vec<RoutedConversation> = sql
-            .fetch_all(&mut *conn)
+            .fetch_all(&mut conn)
             .await
             .db()?
             .iter()

@@ -14,8 +14,18 @@ use super::QueueSettings;
 use crate::services::ServiceResult;
 use crate::{App, now};
 
-/// The demo queues: (name, priority, skill required of every member, wrap-up codes, required).
-pub const DEMO_QUEUES: [(&str, i32, Option<&str>, &[&str], bool); 4] = [
+/// A demo queue: (name, priority, skill required of every member, wrap-up codes, whether a
+/// code is required).
+pub type DemoQueue = (
+    &'static str,
+    i32,
+    Option<&'static str>,
+    &'static [&'static str],
+    bool,
+);
+
+/// The demo queues.
+pub const DEMO_QUEUES: [DemoQueue; 4] = [
     (
         "general",
         0,
