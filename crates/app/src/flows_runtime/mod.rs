@@ -33,6 +33,20 @@
 //! conversations are never taken from people. A keyword-started flow on a new conversation is
 //! preceded by the channel's `welcome_message`, since it does not introduce the business itself.
 //!
+//! Versions: a new session records the version of every flow loaded at that moment
+//! (`FlowSession::versions`) and keeps running them; the runtime reads a pinned version that
+//! is no longer the latest from the database once and caches it. A keyword-started session
+//! also records where `menu` goes (`FlowSession::menu_flow`: the channel's `menu_flow`, else
+//! its `default_flow`).
+//!
+//! Campaigns (`JobKind::StartFlow` with `campaign`, see `admin::App::start_campaign_flow`):
+//! the step's messages go on the bulk lane; with an `opening_template` (WhatsApp outside the
+//! 24-hour window) only the template is sent and the session is stored unstarted, so the
+//! customer's answer starts the flow.
+//!
+//! Time: every step reads the runtime's [`Clock`] (the same one the job worker claims due
+//! timers with), so tests move both forward together.
+//!
 //! Text replies are passed to the engine as text: it matches them to the pending menu itself
 //! (`match_choice`) after checking the global commands, so a customer typing "stop" is never
 //! mistaken for a menu option that starts with "stop".
