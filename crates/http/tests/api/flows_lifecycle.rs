@@ -558,7 +558,8 @@ async fn menu_inside_a_keyword_flow_opens_the_channels_main_flow() {
         "`menu` opens the configured order flow: {menu:?}"
     );
     assert!(
-        menu.iter().any(|x| x.starts_with("What would you like to browse?")),
+        menu.iter()
+            .any(|x| x.starts_with("What would you like to browse?")),
         "the order flow's first question: {menu:?}"
     );
 }
