@@ -176,6 +176,7 @@ impl App {
         let privacy = Arc::new(privacy::Privacy::new(
             store.clone(),
             media::MediaStore::new(config.data_dir.join("media")),
+            clock.clone(),
         ));
         App {
             flows,
@@ -210,6 +211,11 @@ impl App {
             self.store.clone(),
             self.config.flows.clone(),
             self.own_addr.clone(),
+            clock.clone(),
+        ));
+        self.privacy = Arc::new(privacy::Privacy::new(
+            self.store.clone(),
+            media::MediaStore::new(self.config.data_dir.join("media")),
             clock.clone(),
         ));
         self.clock = clock;

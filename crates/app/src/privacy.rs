@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use switchboard_core::ports::{
-    ConsentStatus, Decision, ErasureChange, Job, JobKind, Lane, NewConsent, NewOutbound,
+    Clock, ConsentStatus, Decision, ErasureChange, Job, JobKind, Lane, NewConsent, NewOutbound,
     PrivacyEffects, Store,
 };
 use switchboard_core::privacy::{
@@ -31,24 +31,34 @@ use switchboard_core::{
     ContactId, Content, ConversationState, Event, JobId, Sender, TenantId, Timestamp,
 };
 
+use crate::audit::Actor;
 use crate::cache::TtlCache;
 use crate::media::MediaStore;
 use crate::now;
 
-/// Confirmation of an opt-out.
-pub const OPTED_OUT_REPLY: &str = "You have opted out: we will send you no more marketing or other messages you did not ask for on this channel. Replies to your own messages still come. Type START to opt in again.";
-/// Confirmation of an opt-in.
-pub const OPTED_IN_REPLY: &str = "You have opted in again: we may send you updates on this channel. Type STOP at any time to opt out.";
-/// Asked after "forget me".
-pub const CONFIRM_ERASURE: &str = "Do you want us to erase everything we hold about you (your messages, contact details and records)? This cannot be undone. Reply YES to confirm or NO to keep your data.";
-/// Said when the erasure runs at once (self-service).
-pub const ERASING_NOW: &str = "Confirmed. We are erasing your data now; this is the last message you will receive from us in this chat.";
-/// Said when staff must approve the erasure.
-pub const ERASURE_FILED: &str = "Confirmed. Your erasure request was passed to our team; we will tell you here when it has been decided.";
-/// Said when the customer answered no.
-pub const ERASURE_CANCELLED: &str = "Nothing was erased; your request is cancelled.";
-/// Said when staff approved the request.
-pub const ERASURE_APPROVED: &str = "Your erasure request was approved. We are erasing your data now; this is the last message you will receive from us in this chat.";
+/// Audit action names of this module (next to the ones in [`crate::audit::action`]).
+pub mod action {
+    /// Privacy settings (words, replies, retention, self-service erasure) changed.
+    pub const SETTINGS_CHANGE: &str = "config.privacy_settings";
+    /// Staff recorded consent given or withdrawn outside the chat.
+    pub const CONSENT_RECORD: &str = "contact.consent_record";
+    /// Staff approved a customer's erasure request.
+    pub const ERASURE_APPROVE: &str = "contact.erasure_approve";
+    /// Staff denied a customer's erasure request.
+    pub const ERASURE_DENY: &str = "contact.erasure_deny";
+    /// A retention purge deleted data.
+    pub const RETENTION_PURGE: &str = "retention.purge";
+}
+
+/// What [`Privacy::erase`] did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ErasureOutcome {
+    /// The tombstone and rows deleted per table.
+    #[serde(flatten)]
+    pub erasure: Erasure,
+    /// Media files deleted from the media store.
+    pub media_files_deleted: u64,
+}
 
 /// Rows per table deleted in one purge transaction.
 const PURGE_BATCH: u32 = 500;
@@ -62,15 +72,18 @@ pub struct Privacy {
     store: Arc<dyn Store>,
     settings: TtlCache<TenantId, PrivacySettings>,
     media: MediaStore,
+    clock: Arc<dyn Clock>,
 }
 
 impl Privacy {
     /// Builds it over a store and the media store whose files erasure and purges delete.
-    pub fn new(store: Arc<dyn Store>, media: MediaStore) -> Self {
+    /// Retention purges judge ages by `clock` (tests move it forward).
+    pub fn new(store: Arc<dyn Store>, media: MediaStore, clock: Arc<dyn Clock>) -> Self {
         Self {
             store,
             settings: TtlCache::new(Some(Duration::from_secs(5)), 10_000),
             media,
+            clock,
         }
     }
 
@@ -137,9 +150,10 @@ impl Privacy {
         let awaiting = open
             .as_ref()
             .is_some_and(|r| r.status == ErasureStatus::Confirming);
-        let Some((command, _lang)) = settings.command(body, awaiting) else {
+        let Some((command, lang)) = settings.command(body, awaiting) else {
             return Ok(None);
         };
+        let texts = settings.replies(&lang);
         let state = conv.conversation.state;
         let source = format!("chat:{}", conv.channel_kind.as_str());
         let mut effects = PrivacyEffects {
@@ -159,7 +173,7 @@ impl Privacy {
                 if state == ConversationState::Bot {
                     new_state = Some(ConversationState::Resolved);
                 }
-                OPTED_OUT_REPLY.to_string()
+                texts.opted_out
             }
             PrivacyCommand::OptIn => {
                 effects.consents.push(NewConsent {
@@ -167,25 +181,17 @@ impl Privacy {
                     source,
                     wording: Some(body.clone()),
                 });
-                OPTED_IN_REPLY.to_string()
+                texts.opted_in
             }
             PrivacyCommand::MyData => self.summary(tenant, contact).await?,
             PrivacyCommand::ForgetMe => match &open {
-                Some(r) => format!(
-                    "You already asked us to erase your data (request status: {}). {}",
-                    r.status.as_str(),
-                    if r.status == ErasureStatus::Confirming {
-                        "Reply YES to confirm or NO to keep your data."
-                    } else {
-                        "We will tell you here when it is done."
-                    }
-                ),
+                Some(_) => texts.erasure_already_requested,
                 None => {
                     effects.erasure = Some(ErasureChange::Open {
                         status: ErasureStatus::Confirming,
                         source,
                     });
-                    CONFIRM_ERASURE.to_string()
+                    texts.confirm_erasure
                 }
             },
             PrivacyCommand::Yes | PrivacyCommand::No => {
@@ -213,11 +219,10 @@ impl Privacy {
                     note: None,
                 });
                 match to {
-                    ErasureStatus::Cancelled => ERASURE_CANCELLED,
-                    ErasureStatus::Approved => ERASING_NOW,
-                    _ => ERASURE_FILED,
+                    ErasureStatus::Cancelled => texts.erasure_cancelled,
+                    ErasureStatus::Approved => texts.erasing_now,
+                    _ => texts.erasure_filed,
                 }
-                .to_string()
             }
         };
         let decision = Decision {
@@ -314,21 +319,95 @@ impl Privacy {
         Ok(lines.join("\n"))
     }
 
-    /// Erases a contact everywhere, then deletes its media files. `reason` is kept on the
-    /// tombstone (`admin`, `customer_request`, `self_service`, `cli`).
+    /// Erases a contact everywhere, then deletes its media files, and records the erasure
+    /// in the audit log (ids and counts only). `reason` is kept on the tombstone (`admin`,
+    /// `customer_request`, `self_service`, `cli`). The audit entry is written after the
+    /// erasure committed: a failure to write it is logged, the erasure stands.
     pub async fn erase(
         &self,
         tenant: TenantId,
         contact: ContactId,
         reason: &str,
         request: Option<&str>,
-    ) -> Result<Erasure, switchboard_core::ports::StoreError> {
+        actor: &Actor,
+    ) -> Result<ErasureOutcome, switchboard_core::ports::StoreError> {
         let erasure = self
             .store
             .erase_contact(tenant, contact, reason, request, now())
             .await?;
-        self.delete_files(&erasure.media_keys).await;
-        Ok(erasure)
+        let files_deleted = self.delete_files(&erasure.media_keys).await;
+        let details = serde_json::json!({
+            "tombstone": erasure.tombstone.id,
+            "reason": reason,
+            "request": request,
+            "rows_deleted": erasure.rows_deleted,
+            "media_files_deleted": files_deleted,
+        });
+        if let Err(e) = self
+            .record(
+                tenant,
+                actor,
+                crate::audit::action::CONTACT_ERASE,
+                format!("contact:{contact}"),
+                details,
+            )
+            .await
+        {
+            tracing::error!(%tenant, error = %e, "the erasure is done but its audit entry could not be written");
+        }
+        Ok(ErasureOutcome {
+            erasure,
+            media_files_deleted: files_deleted,
+        })
+    }
+
+    /// Everything held about a contact, after recording the export in the audit log (an
+    /// export that cannot be recorded is not handed out).
+    pub async fn export(
+        &self,
+        tenant: TenantId,
+        contact: ContactId,
+        actor: &Actor,
+    ) -> Result<switchboard_core::ports::ContactExport, switchboard_core::ports::StoreError> {
+        let export = self.store.export_contact(tenant, contact, now()).await?;
+        self.record(
+            tenant,
+            actor,
+            crate::audit::action::CONTACT_EXPORT,
+            format!("contact:{contact}"),
+            serde_json::json!({
+                "conversations": export.conversations.len(),
+                "messages": export.messages.len(),
+                "consents": export.consents.len(),
+                "records": export.records.len(),
+            }),
+        )
+        .await?;
+        Ok(export)
+    }
+
+    /// Appends an audit entry (the same chain [`crate::App::audit`] writes).
+    async fn record(
+        &self,
+        tenant: TenantId,
+        actor: &Actor,
+        action: &str,
+        subject: String,
+        details: serde_json::Value,
+    ) -> Result<(), switchboard_core::ports::StoreError> {
+        self.store
+            .append_audit(
+                tenant,
+                switchboard_core::security::NewAudit {
+                    at: now(),
+                    actor: actor.label(),
+                    action: action.to_string(),
+                    subject,
+                    details,
+                },
+            )
+            .await
+            .map(|_| ())
     }
 
     async fn delete_files(&self, keys: &[String]) -> u64 {
@@ -378,7 +457,13 @@ impl Privacy {
             None => "self_service",
         };
         match self
-            .erase(tenant, *contact_id, reason, Some(request_id))
+            .erase(
+                tenant,
+                *contact_id,
+                reason,
+                Some(request_id),
+                &Actor::System,
+            )
             .await
         {
             Ok(_) => Ok(()),
@@ -393,26 +478,22 @@ impl Privacy {
 
     /// Runs the tenant's `retention_purge` job: purges and re-arms it.
     pub async fn run_purge_job(&self, job: &Job) -> anyhow::Result<RetentionRun> {
-        self.run_purge(job.tenant_id, Some(job.id)).await
+        self.run_purge(job.tenant_id, Some(job.id), &Actor::System)
+            .await
     }
 
     /// Deletes what the tenant's retention periods no longer allow, in bounded batches,
-    /// deletes the files, stores the report and re-arms the timer.
+    /// deletes the files, stores the report and re-arms the timer. A run that deleted
+    /// something, or that staff started, is recorded in the audit log.
     pub async fn run_purge(
         &self,
         tenant: TenantId,
         job: Option<JobId>,
+        actor: &Actor,
     ) -> anyhow::Result<RetentionRun> {
         let settings = self.store.privacy_settings(tenant).await?;
         let policy = settings.retention;
-        let started = now();
-        let mut cursor = self
-            .store
-            .retention_runs(tenant, 1)
-            .await?
-            .into_iter()
-            .next()
-            .and_then(|r| r.media_cursor);
+        let started = self.clock.now();
         let mut run = RetentionRun {
             id: uuid::Uuid::now_v7().to_string(),
             tenant_id: tenant,
@@ -423,19 +504,17 @@ impl Privacy {
             media_deleted: 0,
             conversations_deleted: 0,
             batches: 0,
-            media_cursor: cursor.clone(),
         };
         if policy.is_active() {
             loop {
                 let step = self
                     .store
-                    .purge_step(tenant, &policy, started, PURGE_BATCH, cursor.as_deref())
+                    .purge_step(tenant, &policy, started, PURGE_BATCH)
                     .await?;
                 run.batches += 1;
                 run.messages_deleted += step.messages_deleted;
                 run.conversations_deleted += step.conversations_deleted;
                 run.media_deleted += self.delete_files(&step.media_keys).await;
-                cursor = step.media_cursor;
                 if !step.more || run.batches >= PURGE_MAX_BATCHES {
                     break;
                 }
@@ -443,11 +522,26 @@ impl Privacy {
                 tokio::task::yield_now().await;
             }
         }
-        run.media_cursor = cursor;
-        run.finished_at = now();
+        run.finished_at = self.clock.now();
         let next = run.finished_at
             + Duration::from_secs(u64::from(settings.purge_interval_minutes.max(1)) * 60);
         self.store.finish_retention_run(&run, job, next).await?;
+        let deleted = run.messages_deleted + run.conversations_deleted + run.media_deleted;
+        if deleted > 0 || *actor != Actor::System {
+            self.record(
+                tenant,
+                actor,
+                action::RETENTION_PURGE,
+                format!("retention_run:{}", run.id),
+                serde_json::json!({
+                    "messages_deleted": run.messages_deleted,
+                    "conversations_deleted": run.conversations_deleted,
+                    "media_deleted": run.media_deleted,
+                    "batches": run.batches,
+                }),
+            )
+            .await?;
+        }
         tracing::info!(
             tenant = %tenant,
             messages = run.messages_deleted,
@@ -456,6 +550,33 @@ impl Privacy {
             "retention purge finished"
         );
         Ok(run)
+    }
+}
+
+/// How often [`arm_timers_until_stopped`] looks for tenants without a purge timer.
+const ARM_EVERY: Duration = Duration::from_secs(60);
+
+/// Gives every tenant its retention purge timer: at once, then every minute, so a tenant
+/// created while the server runs (API, or `switchboard tenants add` in another process)
+/// gets one without a restart. Idempotent on several nodes (a unique index).
+pub async fn arm_timers_until_stopped(
+    store: Arc<dyn Store>,
+    wake_jobs: Arc<tokio::sync::Notify>,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        match store.arm_retention_timers(now()).await {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(tenants = n, "armed retention purge timers");
+                wake_jobs.notify_one();
+            }
+            Err(e) => tracing::error!(error = %e, "could not arm the retention purge timers"),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(ARM_EVERY) => {}
+        }
     }
 }
 
@@ -479,32 +600,27 @@ mod tests {
     }
 }
 
-/// What [`crate::App`] offers staff (HTTP and CLI) for privacy.
+/// What [`crate::App`] offers staff (HTTP and CLI) for privacy. Roles are checked by the
+/// caller (the HTTP routes; the CLI is trusted with the database): reading settings and
+/// consents any staff; recording consent, erasure requests, tombstones and reports
+/// supervisors; settings changes, decisions, erasure, export and purges admins. Every
+/// change, export and erasure is recorded in the audit log under the caller's [`Actor`].
 pub mod staff {
     use switchboard_core::ports::{
         ConsentStatus, ContactExport, Decision, ErasureChange, JobKind, Lane, NewConsent,
         NewOutbound, PrivacyEffects,
     };
     use switchboard_core::privacy::{
-        ContactTombstone, Erasure, ErasureRequest, ErasureStatus, PrivacySettings, RetentionRun,
+        ContactTombstone, ErasureRequest, ErasureStatus, PrivacySettings, RetentionRun,
     };
     use switchboard_core::{
-        ChannelId, ContactId, Content, ConversationId, JobId, Role, Sender, TenantId, User,
+        ChannelId, ContactId, Content, ConversationId, JobId, Sender, TenantId,
     };
 
+    use super::{ErasureOutcome, action};
+    use crate::audit::{Actor, action as audit_action};
     use crate::services::{ServiceError, ServiceResult};
     use crate::{App, now};
-
-    fn require(staff: &User, role: Role, what: &str) -> ServiceResult<()> {
-        if staff.role >= role {
-            Ok(())
-        } else {
-            Err(ServiceError::Forbidden(format!(
-                "{what} needs the {} role",
-                role.as_str()
-            )))
-        }
-    }
 
     impl App {
         /// Refuses a proactive message (bulk lane or template, `privacy::is_proactive`) to a
@@ -533,117 +649,164 @@ pub mod staff {
             }
         }
 
-        /// The tenant's privacy settings (any staff may read them).
-        pub async fn privacy_settings(&self, staff: &User) -> ServiceResult<PrivacySettings> {
-            Ok(self.store.privacy_settings(staff.tenant_id).await?)
+        /// The tenant's privacy settings.
+        pub async fn privacy_settings(&self, tenant: TenantId) -> ServiceResult<PrivacySettings> {
+            Ok(self.store.privacy_settings(tenant).await?)
         }
 
-        /// Replaces the tenant's privacy settings (admins).
+        /// Validates and replaces the tenant's privacy settings; audited with the names of
+        /// the parts that changed.
         pub async fn set_privacy_settings(
             &self,
-            staff: &User,
+            tenant: TenantId,
+            actor: &Actor,
             settings: PrivacySettings,
         ) -> ServiceResult<PrivacySettings> {
-            require(staff, Role::Admin, "changing privacy settings")?;
-            self.privacy
-                .save_settings(staff.tenant_id, &settings)
-                .await?;
+            let before = self.store.privacy_settings(tenant).await?;
+            self.privacy.save_settings(tenant, &settings).await?;
+            let mut changed = Vec::new();
+            if before.commands != settings.commands {
+                changed.push("commands");
+            }
+            if before.replies != settings.replies {
+                changed.push("replies");
+            }
+            if before.language != settings.language {
+                changed.push("language");
+            }
+            if before.self_service_erasure != settings.self_service_erasure {
+                changed.push("self_service_erasure");
+            }
+            if before.retention != settings.retention {
+                changed.push("retention");
+            }
+            if before.purge_interval_minutes != settings.purge_interval_minutes {
+                changed.push("purge_interval_minutes");
+            }
+            self.audit_after(
+                tenant,
+                actor,
+                action::SETTINGS_CHANGE,
+                format!("tenant:{tenant}"),
+                serde_json::json!({
+                    "changed": changed,
+                    "self_service_erasure": settings.self_service_erasure,
+                    "retention": settings.retention,
+                }),
+            )
+            .await;
             Ok(settings)
         }
 
         /// Records consent given or withdrawn outside the chat (a signed form, a call).
+        /// `404` for an unknown contact or channel of the tenant.
         pub async fn record_consent(
             &self,
-            staff: &User,
+            tenant: TenantId,
+            actor: &Actor,
             contact: ContactId,
             channel: ChannelId,
             status: ConsentStatus,
             wording: Option<String>,
         ) -> ServiceResult<switchboard_core::ports::Consent> {
-            require(staff, Role::Supervisor, "recording consent")?;
-            Ok(self
+            if let Some(w) = &wording
+                && (w.trim().is_empty() || w.chars().count() > 2000)
+            {
+                return Err(ServiceError::Invalid(
+                    "`wording` must hold 1 to 2000 characters: the words the customer agreed to, or leave it out".into(),
+                ));
+            }
+            let consent = self
                 .store
                 .record_consent(
-                    staff.tenant_id,
+                    tenant,
                     contact,
                     channel,
                     NewConsent {
                         status,
-                        source: format!("staff:{}", staff.id),
+                        source: format!("staff:{}", actor.label()),
                         wording,
                     },
                     now(),
                 )
-                .await?)
+                .await?;
+            self.audit_after(
+                tenant,
+                actor,
+                action::CONSENT_RECORD,
+                format!("contact:{contact}"),
+                serde_json::json!({"channel": channel.to_string(), "status": status.as_str()}),
+            )
+            .await;
+            Ok(consent)
         }
 
-        /// A contact's consent history.
+        /// A contact's consent history, oldest first; recorded as a view of contact data.
         pub async fn consent_history(
             &self,
-            staff: &User,
+            tenant: TenantId,
+            actor: &Actor,
             contact: ContactId,
         ) -> ServiceResult<Vec<switchboard_core::ports::Consent>> {
-            if self
-                .store
-                .contact(staff.tenant_id, contact)
-                .await?
-                .is_none()
-            {
+            if self.store.contact(tenant, contact).await?.is_none() {
                 return Err(ServiceError::NotFound("contact"));
             }
-            Ok(self.store.consents(staff.tenant_id, contact).await?)
+            let consents = self.store.consents(tenant, contact).await?;
+            self.audit(
+                tenant,
+                actor,
+                audit_action::CONTACT_VIEW,
+                format!("contact:{contact}"),
+                serde_json::json!({"part": "consents"}),
+            )
+            .await?;
+            Ok(consents)
         }
 
-        /// Everything held about one contact (supervisors and admins).
+        /// Everything held about one contact (audited before it is handed out).
         pub async fn export_contact(
             &self,
-            staff: &User,
+            tenant: TenantId,
+            actor: &Actor,
             contact: ContactId,
         ) -> ServiceResult<ContactExport> {
-            require(staff, Role::Supervisor, "exporting a contact")?;
-            Ok(self
-                .store
-                .export_contact(staff.tenant_id, contact, now())
-                .await?)
+            Ok(self.privacy.export(tenant, contact, actor).await?)
         }
 
-        /// Erases a contact at once (admins), leaving a tombstone.
+        /// Erases a contact at once, leaving a tombstone (audited). `reason`: `admin` from
+        /// the API, `cli` from the command line.
         pub async fn erase_contact(
             &self,
-            staff: &User,
+            tenant: TenantId,
+            actor: &Actor,
             contact: ContactId,
-        ) -> ServiceResult<Erasure> {
-            require(staff, Role::Admin, "erasing a contact")?;
+            reason: &str,
+        ) -> ServiceResult<ErasureOutcome> {
             Ok(self
                 .privacy
-                .erase(staff.tenant_id, contact, "admin", None)
+                .erase(tenant, contact, reason, None, actor)
                 .await?)
         }
 
         /// Erasure requests of the tenant, newest first.
         pub async fn erasure_requests(
             &self,
-            staff: &User,
+            tenant: TenantId,
             status: Option<ErasureStatus>,
         ) -> ServiceResult<Vec<ErasureRequest>> {
-            require(staff, Role::Supervisor, "reading erasure requests")?;
-            Ok(self
-                .store
-                .erasure_requests(staff.tenant_id, status, 200)
-                .await?)
+            Ok(self.store.erasure_requests(tenant, status, 200).await?)
         }
 
         /// Approves (the customer is told, then erased by a job) or denies (the customer is
-        /// told why) a pending request. Admins only.
+        /// told why) a pending request; audited.
         pub async fn decide_erasure(
             &self,
-            staff: &User,
+            tenant: TenantId,
+            actor: &Actor,
             id: &str,
             approve: bool,
             note: Option<String>,
         ) -> ServiceResult<ErasureRequest> {
-            require(staff, Role::Admin, "deciding an erasure request")?;
-            let tenant = staff.tenant_id;
             let request = self
                 .store
                 .erasure_request(tenant, id)
@@ -655,9 +818,16 @@ pub mod staff {
                     request.status.as_str()
                 )));
             }
-            if !approve && note.as_deref().is_none_or(|n| n.trim().is_empty()) {
+            let note = note.map(|n| n.trim().to_string()).filter(|n| !n.is_empty());
+            if !approve && note.is_none() {
                 return Err(ServiceError::Invalid(
                     "a denial needs a `note`: the reason the customer is told (e.g. a legal duty to keep loan records)".into(),
+                ));
+            }
+            if note.as_ref().is_some_and(|n| n.chars().count() > 1000) {
+                return Err(ServiceError::Invalid(
+                    "`note` is longer than 1000 characters; the customer reads it in the chat"
+                        .into(),
                 ));
             }
             let conversation = self
@@ -667,10 +837,12 @@ pub mod staff {
                 .into_iter()
                 .next()
                 .ok_or(ServiceError::NotFound("contact"))?;
+            let settings = self.privacy.settings(tenant).await?;
+            let texts = settings.replies(&settings.language);
             let (to, text, jobs) = if approve {
                 (
                     ErasureStatus::Approved,
-                    super::ERASURE_APPROVED.to_string(),
+                    texts.erasure_approved,
                     vec![(
                         JobKind::EraseContact {
                             contact_id: request.contact_id,
@@ -683,8 +855,9 @@ pub mod staff {
                 (
                     ErasureStatus::Denied,
                     format!(
-                        "Your erasure request was declined: {}",
-                        note.as_deref().unwrap_or_default().trim()
+                        "{} {}",
+                        texts.erasure_denied,
+                        note.as_deref().unwrap_or_default()
                     ),
                     Vec::new(),
                 )
@@ -705,7 +878,7 @@ pub mod staff {
                     id: request.id.clone(),
                     from: ErasureStatus::Pending,
                     to,
-                    by: Some(staff.id),
+                    by: actor.user(),
                     note,
                 }),
                 jobs,
@@ -718,33 +891,42 @@ pub mod staff {
             self.bus.publish(&events);
             self.wake_sender();
             self.wake_jobs();
+            self.audit_after(
+                tenant,
+                actor,
+                if approve {
+                    action::ERASURE_APPROVE
+                } else {
+                    action::ERASURE_DENY
+                },
+                format!("contact:{}", request.contact_id),
+                serde_json::json!({"request": request.id}),
+            )
+            .await;
             self.store
                 .erasure_request(tenant, id)
                 .await?
                 .ok_or(ServiceError::NotFound("erasure request"))
         }
 
-        /// Anonymised tombstones of erased contacts.
-        pub async fn tombstones(&self, staff: &User) -> ServiceResult<Vec<ContactTombstone>> {
-            require(staff, Role::Supervisor, "reading erasure tombstones")?;
-            Ok(self.store.tombstones(staff.tenant_id, 200).await?)
+        /// Anonymised tombstones of erased contacts, newest first.
+        pub async fn tombstones(&self, tenant: TenantId) -> ServiceResult<Vec<ContactTombstone>> {
+            Ok(self.store.tombstones(tenant, 200).await?)
         }
 
         /// Retention purge reports, newest first.
-        pub async fn retention_runs(&self, staff: &User) -> ServiceResult<Vec<RetentionRun>> {
-            require(staff, Role::Supervisor, "reading retention reports")?;
-            Ok(self.store.retention_runs(staff.tenant_id, 100).await?)
+        pub async fn retention_runs(&self, tenant: TenantId) -> ServiceResult<Vec<RetentionRun>> {
+            Ok(self.store.retention_runs(tenant, 100).await?)
         }
 
-        /// Runs a retention purge now (admins; the timer keeps its own schedule).
-        pub async fn purge_now(&self, staff: &User) -> ServiceResult<RetentionRun> {
-            require(staff, Role::Admin, "running a retention purge")?;
-            self.purge_tenant(staff.tenant_id).await
-        }
-
-        /// Runs a retention purge for a tenant now (CLI, tests).
-        pub async fn purge_tenant(&self, tenant: TenantId) -> ServiceResult<RetentionRun> {
-            Ok(self.privacy.run_purge(tenant, None).await?)
+        /// Runs a retention purge for a tenant now (the timer keeps its own schedule);
+        /// audited under `actor`.
+        pub async fn purge_now(
+            &self,
+            tenant: TenantId,
+            actor: &Actor,
+        ) -> ServiceResult<RetentionRun> {
+            Ok(self.privacy.run_purge(tenant, None, actor).await?)
         }
     }
 }

@@ -168,9 +168,16 @@ impl Sender {
     /// are recorded together while a rate-held row never delays the others' records (the
     /// window between "sent" and "recorded", where a crash means a resend, stays short).
     async fn send_batch(&self, claimed: Vec<OutboxItem>) {
+        let refused = self.opted_out(&claimed).await;
+        let refused = &refused;
         let mut pending: futures::stream::FuturesUnordered<_> = claimed
             .iter()
-            .map(|item| async move { (item, self.attempt(item).await) })
+            .map(|item| async move {
+                match refused.get(&item.message.conversation_id) {
+                    Some(failure) => (item, Err(AttemptError::new(failure.clone(), None))),
+                    None => (item, self.attempt(item).await),
+                }
+            })
             .collect();
         while let Some(first) = pending.next().await {
             let mut done = vec![first];
@@ -190,6 +197,56 @@ impl Sender {
             self.record_sent(&sent).await;
             // The next row of these conversations may be sendable now.
             self.wake.notify_one();
+        }
+    }
+
+    /// The consent check every proactive message passes (bulk lane, templates:
+    /// `privacy::is_proactive`), whoever queued it: conversations of the batch whose contact
+    /// opted out on that channel, with the failure their proactive rows get. Checked at send
+    /// time, so a campaign queued before the customer's STOP still never goes. When the check
+    /// itself fails, proactive rows are put back for later rather than sent unchecked.
+    async fn opted_out(
+        &self,
+        claimed: &[OutboxItem],
+    ) -> std::collections::HashMap<switchboard_core::ConversationId, SendFailure> {
+        let proactive: Vec<switchboard_core::ConversationId> = claimed
+            .iter()
+            .filter(|i| switchboard_core::privacy::is_proactive(i.lane, &i.message.content))
+            .map(|i| i.message.conversation_id)
+            .collect();
+        if proactive.is_empty() {
+            return Default::default();
+        }
+        match self.store.opted_out_conversations(&proactive).await {
+            Ok(ids) => ids
+                .into_iter()
+                .map(|c| {
+                    (
+                        c,
+                        SendFailure {
+                            class: ErrorClass::Permanent,
+                            code: Some("opted_out".into()),
+                            reason: "the customer opted out of proactive messages on this channel (they typed STOP); only replies to their own messages go out until they type START".into(),
+                        },
+                    )
+                })
+                .collect(),
+            Err(e) => {
+                tracing::error!(error = %e, "consent check failed; proactive messages wait");
+                proactive
+                    .into_iter()
+                    .map(|c| {
+                        (
+                            c,
+                            SendFailure {
+                                class: ErrorClass::RetryLater,
+                                code: Some("consent_check_failed".into()),
+                                reason: "the consent check could not run; retrying later".into(),
+                            },
+                        )
+                    })
+                    .collect()
+            }
         }
     }
 

@@ -248,6 +248,10 @@ impl App {
         if let Some(reason) = self.unreachable_reason(&conv).await? {
             return Err(ServiceError::Unreachable(reason));
         }
+        // A template is proactive (privacy::is_proactive): refused at once to a customer who
+        // opted out; the sender would refuse it anyway.
+        self.ensure_proactive_allowed(conversation, Lane::Live, &content)
+            .await?;
         if conv.conversation.assignee.is_none() {
             let ev = self
                 .store

@@ -39,6 +39,8 @@ pub struct JobWorker {
     pub wake_sender: Arc<Notify>,
     /// Runs bot flows.
     pub flows: Arc<FlowRuntime>,
+    /// Privacy commands typed in the chat, erasure jobs and retention purges.
+    pub privacy: Arc<crate::privacy::Privacy>,
     /// The time jobs are due against (tests move it forward to fire flow timers).
     pub clock: Arc<dyn Clock>,
     /// Downloads inbound media (`JobKind::DownloadMedia`).
@@ -97,12 +99,22 @@ impl JobWorker {
     async fn run_batch(&self, jobs: Vec<Job>) {
         // Media downloads are IO, not decisions: they run beside the batch and commit on
         // their own (`crate::media`).
-        let (downloads, jobs): (Vec<Job>, Vec<Job>) = jobs
-            .into_iter()
-            .partition(|j| matches!(j.kind, JobKind::DownloadMedia { .. }));
+        let (downloads, jobs): (Vec<Job>, Vec<Job>) = jobs.into_iter().partition(|j| {
+            matches!(
+                j.kind,
+                JobKind::DownloadMedia { .. }
+                    | JobKind::RetentionPurge
+                    | JobKind::EraseContact { .. }
+            )
+        });
         let downloads = futures::stream::iter(downloads)
             .map(|job| async move {
-                if let Err(e) = self.media.run(&job).await {
+                let result = match &job.kind {
+                    JobKind::RetentionPurge => self.privacy.run_purge_job(&job).await.map(|_| ()),
+                    JobKind::EraseContact { .. } => self.privacy.run_erase_job(&job).await,
+                    _ => self.media.run(&job).await,
+                };
+                if let Err(e) = result {
                     self.retry(&job, &e).await;
                 }
             })
@@ -111,8 +123,35 @@ impl JobWorker {
         let _ = tokio::join!(downloads, self.decide_batch(jobs));
     }
 
-    /// Decides and commits a batch of decision jobs (see [`JobWorker::run_batch`]).
+    /// Decides and commits a batch of decision jobs (see [`JobWorker::run_batch`]). A
+    /// customer's privacy command (STOP, START, "my data", "forget me", yes/no) is answered
+    /// first, in every conversation state, and committed on its own.
     async fn decide_batch(&self, jobs: Vec<Job>) {
+        if jobs.is_empty() {
+            return;
+        }
+        let checked: Vec<(Job, anyhow::Result<Option<Vec<switchboard_core::Event>>>)> =
+            futures::stream::iter(jobs)
+                .map(|job| async move {
+                    let r = self.privacy.handle_command(&job).await;
+                    (job, r)
+                })
+                .buffered(DECIDE_CONCURRENCY)
+                .collect()
+                .await;
+        let mut jobs = Vec::with_capacity(checked.len());
+        for (job, result) in checked {
+            match result {
+                Ok(None) => jobs.push(job),
+                Ok(Some(events)) => {
+                    self.bus.publish(&events);
+                    self.wake_sender.notify_one();
+                    // An approved self-service erasure is a job of its own.
+                    self.wake.notify_one();
+                }
+                Err(e) => self.retry(&job, &e).await,
+            }
+        }
         if jobs.is_empty() {
             return;
         }
@@ -198,8 +237,10 @@ impl JobWorker {
             | JobKind::StartFlow {
                 conversation_id, ..
             } => *conversation_id,
-            JobKind::DownloadMedia { .. } => {
-                anyhow::bail!("a media download is not a decision (run_batch routes it)")
+            JobKind::DownloadMedia { .. }
+            | JobKind::RetentionPurge
+            | JobKind::EraseContact { .. } => {
+                anyhow::bail!("a {} job is not a decision (run_batch routes it)", job.kind.tag())
             }
         };
         let conv = self
@@ -237,7 +278,9 @@ impl JobWorker {
             }
             JobKind::ProcessInbound { .. } => None,
             JobKind::FlowTimeout { .. } => Some(Trigger::Timeout),
-            JobKind::DownloadMedia { .. } => None,
+            JobKind::DownloadMedia { .. }
+            | JobKind::RetentionPurge
+            | JobKind::EraseContact { .. } => None,
             JobKind::StartFlow { flow_id, .. } => Some(Trigger::Start(flow_id.clone())),
         };
         if let Some(trigger) = trigger {
@@ -252,7 +295,9 @@ impl JobWorker {
             ),
             JobKind::FlowTimeout { .. }
             | JobKind::StartFlow { .. }
-            | JobKind::DownloadMedia { .. } => Vec::new(),
+            | JobKind::DownloadMedia { .. }
+            | JobKind::RetentionPurge
+            | JobKind::EraseContact { .. } => Vec::new(),
         };
         let decision = Decision {
             job_id: job.id,

@@ -18,6 +18,7 @@ pub mod event;
 pub mod ids;
 pub mod message;
 pub mod ports;
+pub mod privacy;
 pub mod retry;
 pub mod routing;
 pub mod security;

@@ -15,8 +15,8 @@ use crate::routing::{
 use crate::{
     CannedId, Channel, ChannelId, Contact, ContactId, Content, Conversation, ConversationId,
     ConversationState, ConversationSummary, Event, Identity, InboundMessage, JobId, Message,
-    MessageId, NewChannel, NewUser, OutboxId, SendFailure, Sender, StatusReport, Tenant, TenantId,
-    QueueId, Timestamp, User, UserId,
+    MessageId, NewChannel, NewUser, OutboxId, QueueId, SendFailure, Sender, StatusReport, Tenant,
+    TenantId, Timestamp, User, UserId,
 };
 
 /// Errors every store operation may return.
@@ -127,6 +127,17 @@ pub enum JobKind {
         /// The inbound message whose `MediaRef` has a provider id and no `stored_key`.
         message_id: MessageId,
     },
+    /// The tenant's retention purge timer: deletes data older than the privacy settings'
+    /// periods in small batches, writes a report, and re-arms itself (one per tenant).
+    RetentionPurge,
+    /// Erases a contact whose erasure was approved, once the customer's last notice left
+    /// the outbox (or after a bounded wait): every row about them, and their media files.
+    EraseContact {
+        /// The contact.
+        contact_id: ContactId,
+        /// The request being completed.
+        request_id: String,
+    },
 }
 
 impl JobKind {
@@ -137,6 +148,8 @@ impl JobKind {
             JobKind::FlowTimeout { .. } => "flow_timeout",
             JobKind::StartFlow { .. } => "start_flow",
             JobKind::DownloadMedia { .. } => "download_media",
+            JobKind::RetentionPurge => "retention_purge",
+            JobKind::EraseContact { .. } => "erase_contact",
         }
     }
 
@@ -149,7 +162,10 @@ impl JobKind {
             | JobKind::StartFlow {
                 conversation_id, ..
             } => Some(*conversation_id),
-            JobKind::FlowTimeout { .. } | JobKind::DownloadMedia { .. } => None,
+            JobKind::FlowTimeout { .. }
+            | JobKind::DownloadMedia { .. }
+            | JobKind::RetentionPurge
+            | JobKind::EraseContact { .. } => None,
         }
     }
 }
@@ -684,6 +700,124 @@ pub trait Store: crate::security::SecurityStore + Send + Sync + 'static {
         contact: ContactId,
     ) -> StoreResult<Vec<ConversationSummary>>;
 
+    // ---- privacy: consent, data rights, retention (issue 6; storage/src/privacy.rs) ----
+    /// The tenant's privacy settings (the defaults when none were saved).
+    async fn privacy_settings(
+        &self,
+        tenant: TenantId,
+    ) -> StoreResult<crate::privacy::PrivacySettings>;
+    /// Replaces the tenant's privacy settings (the caller validated them).
+    async fn set_privacy_settings(
+        &self,
+        tenant: TenantId,
+        settings: &crate::privacy::PrivacySettings,
+        now: Timestamp,
+    ) -> StoreResult<()>;
+    /// Appends a consent entry for a contact on a channel (staff or API); `NotFound` for a
+    /// contact or channel the tenant does not have.
+    async fn record_consent(
+        &self,
+        tenant: TenantId,
+        contact: ContactId,
+        channel: ChannelId,
+        consent: NewConsent,
+        now: Timestamp,
+    ) -> StoreResult<Consent>;
+    /// Of the given conversations, those whose contact's latest consent on the
+    /// conversation's channel is `opted_out`. The sender asks before every proactive send
+    /// ([`crate::privacy::is_proactive`]), so a campaign queued before an opt-out never goes.
+    async fn opted_out_conversations(
+        &self,
+        conversations: &[ConversationId],
+    ) -> StoreResult<Vec<ConversationId>>;
+    /// The contact's open erasure request (confirming, pending or approved), if any.
+    async fn open_erasure_request(
+        &self,
+        tenant: TenantId,
+        contact: ContactId,
+    ) -> StoreResult<Option<crate::privacy::ErasureRequest>>;
+    /// A tenant's erasure requests, newest first, optionally only those in `status`.
+    async fn erasure_requests(
+        &self,
+        tenant: TenantId,
+        status: Option<crate::privacy::ErasureStatus>,
+        limit: u32,
+    ) -> StoreResult<Vec<crate::privacy::ErasureRequest>>;
+    /// One erasure request.
+    async fn erasure_request(
+        &self,
+        tenant: TenantId,
+        id: &str,
+    ) -> StoreResult<Option<crate::privacy::ErasureRequest>>;
+    /// Applies a privacy decision taken from a customer's chat command (or a staff decision
+    /// on a request) in ONE transaction: the decision (its job completed when it has one,
+    /// outbound notices, state change), consents for the conversation's contact on its
+    /// channel, the erasure request change, and jobs to add. Returns the events.
+    async fn apply_privacy_decision(
+        &self,
+        decision: Decision,
+        effects: PrivacyEffects,
+        now: Timestamp,
+    ) -> StoreResult<Vec<Event>>;
+    /// Everything held about one contact (`NotFound` for an unknown or another tenant's).
+    async fn export_contact(
+        &self,
+        tenant: TenantId,
+        contact: ContactId,
+        now: Timestamp,
+    ) -> StoreResult<ContactExport>;
+    /// Erases a contact across every table in ONE transaction, leaving an anonymised
+    /// tombstone (and completing `request` when given). Contacts merged into it go too.
+    /// The caller deletes the returned media files after the commit.
+    async fn erase_contact(
+        &self,
+        tenant: TenantId,
+        contact: ContactId,
+        reason: &str,
+        request: Option<&str>,
+        now: Timestamp,
+    ) -> StoreResult<crate::privacy::Erasure>;
+    /// Pending outbox rows of a contact's conversations (the erasure job waits for the
+    /// customer's last notice to leave).
+    async fn pending_outbox_for_contact(
+        &self,
+        tenant: TenantId,
+        contact: ContactId,
+    ) -> StoreResult<i64>;
+    /// Tombstones of erased contacts, newest first.
+    async fn tombstones(
+        &self,
+        tenant: TenantId,
+        limit: u32,
+    ) -> StoreResult<Vec<crate::privacy::ContactTombstone>>;
+    /// One bounded step of a retention purge (at most `batch` rows per table, one short
+    /// transaction), deleting what is older than `policy` allows at `now`. Call again while
+    /// the step says `more`.
+    async fn purge_step(
+        &self,
+        tenant: TenantId,
+        policy: &crate::privacy::RetentionPolicy,
+        now: Timestamp,
+        batch: u32,
+    ) -> StoreResult<crate::privacy::PurgeStep>;
+    /// Stores a purge report and re-arms the tenant's purge timer at `next_at` (replacing
+    /// the job `job` that ran, when given) in one transaction.
+    async fn finish_retention_run(
+        &self,
+        run: &crate::privacy::RetentionRun,
+        job: Option<JobId>,
+        next_at: Timestamp,
+    ) -> StoreResult<()>;
+    /// Adds the retention purge timer of every tenant that has none (start-up; idempotent,
+    /// safe on several nodes at once). Returns how many were added.
+    async fn arm_retention_timers(&self, at: Timestamp) -> StoreResult<u64>;
+    /// Purge reports, newest first.
+    async fn retention_runs(
+        &self,
+        tenant: TenantId,
+        limit: u32,
+    ) -> StoreResult<Vec<crate::privacy::RetentionRun>>;
+
     // ---- routing: queues, agents, rounds, notes, canned responses ----
     /// Creates (`id: None`) or replaces a queue's name and settings, with a `queue_changed`
     /// event. `Conflict` when another queue of the tenant has the name; `NotFound` for an
@@ -956,4 +1090,74 @@ pub struct FlowEffects {
     pub consents: Vec<NewConsent>,
     /// Attributes merged into the contact's attributes.
     pub contact_attributes: Vec<(String, serde_json::Value)>,
+}
+
+/// What a privacy decision changes besides the conversation and its outbound messages
+/// ([`Store::apply_privacy_decision`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PrivacyEffects {
+    /// Consent changes for the conversation's contact on its channel.
+    pub consents: Vec<NewConsent>,
+    /// The erasure request change.
+    pub erasure: Option<ErasureChange>,
+    /// Jobs to add (kind, due time), e.g. the erasure job.
+    pub jobs: Vec<(JobKind, Timestamp)>,
+    /// Whether the decision completes a job (`false`: staff decisions, no job to delete).
+    pub completes_job: bool,
+}
+
+/// A change to a contact's erasure request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ErasureChange {
+    /// Opens a request for the conversation's contact in this status (`Conflict` when one is
+    /// open already).
+    Open {
+        /// `confirming` (asked yes/no) normally.
+        status: crate::privacy::ErasureStatus,
+        /// `chat:<channel kind>`.
+        source: String,
+    },
+    /// Moves an open request on; `Conflict` unless it is in `from`.
+    Set {
+        /// The request.
+        id: String,
+        /// The status it must be in now.
+        from: crate::privacy::ErasureStatus,
+        /// The new status.
+        to: crate::privacy::ErasureStatus,
+        /// Staff member deciding (`None`: the customer or self-service).
+        by: Option<UserId>,
+        /// Reason (denials).
+        note: Option<String>,
+    },
+}
+
+/// Everything held about one contact, machine-readable (`GET /api/v1/contacts/{id}/export`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContactExport {
+    /// Format version of this document.
+    pub format: String,
+    /// When it was produced.
+    #[serde(with = "time::serde::rfc3339")]
+    pub exported_at: Timestamp,
+    /// The contact (name, attributes, first seen).
+    pub contact: Contact,
+    /// Addresses on each channel (phone numbers included).
+    pub identities: Vec<Identity>,
+    /// Contacts merged into this one (their ids and names).
+    pub merged_contacts: Vec<Contact>,
+    /// Conversations on every channel.
+    pub conversations: Vec<ConversationSummary>,
+    /// Every message in both directions, oldest first per conversation.
+    pub messages: Vec<Message>,
+    /// Consent history.
+    pub consents: Vec<Consent>,
+    /// Business records (loan applications, orders, promises to pay, hand-offs).
+    pub records: Vec<FlowRecord>,
+    /// Bot sessions (variables the bot collected), per conversation.
+    pub flow_sessions: Vec<serde_json::Value>,
+    /// Erasure requests.
+    pub erasure_requests: Vec<crate::privacy::ErasureRequest>,
+    /// How long the business keeps data.
+    pub retention: crate::privacy::RetentionPolicy,
 }

@@ -70,6 +70,86 @@ impl PrivacyWords {
     }
 }
 
+/// What the business answers to each privacy command, for one language. A field left out
+/// of a configured language takes the English text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrivacyReplies {
+    /// Confirms an opt-out.
+    pub opted_out: String,
+    /// Confirms an opt-in.
+    pub opted_in: String,
+    /// Asked after "forget me" (must say how to answer yes or no).
+    pub confirm_erasure: String,
+    /// The erasure runs at once (self-service); the last message the customer gets.
+    pub erasing_now: String,
+    /// Staff must approve the erasure first.
+    pub erasure_filed: String,
+    /// The customer answered no.
+    pub erasure_cancelled: String,
+    /// Staff approved the request; the last message the customer gets.
+    pub erasure_approved: String,
+    /// Staff denied the request; the reason staff gave follows this text.
+    pub erasure_denied: String,
+    /// "forget me" again while a request is open.
+    pub erasure_already_requested: String,
+}
+
+impl Default for PrivacyReplies {
+    fn default() -> Self {
+        Self::english()
+    }
+}
+
+impl PrivacyReplies {
+    /// The built-in English texts.
+    pub fn english() -> Self {
+        Self {
+            opted_out: "You have opted out: we will send you no more marketing or other messages you did not ask for on this channel. Replies to your own messages still come. Type START to opt in again.".into(),
+            opted_in: "You have opted in again: we may send you updates on this channel. Type STOP at any time to opt out.".into(),
+            confirm_erasure: "Do you want us to erase everything we hold about you (your messages, contact details and records)? This cannot be undone. Reply YES to confirm or NO to keep your data.".into(),
+            erasing_now: "Confirmed. We are erasing your data now; this is the last message you will receive from us in this chat.".into(),
+            erasure_filed: "Confirmed. Your erasure request was passed to our team; we will tell you here when it has been decided.".into(),
+            erasure_cancelled: "Nothing was erased; your request is cancelled.".into(),
+            erasure_approved: "Your erasure request was approved. We are erasing your data now; this is the last message you will receive from us in this chat.".into(),
+            erasure_denied: "Your erasure request was declined:".into(),
+            erasure_already_requested: "You already asked us to erase your data; we will tell you here when it is done (if we asked you to confirm, reply YES or NO).".into(),
+        }
+    }
+
+    /// The built-in Afrikaans texts.
+    pub fn afrikaans() -> Self {
+        Self {
+            opted_out: "Jy het uitgeteken: ons stuur jou geen bemarking of ander boodskappe waarvoor jy nie gevra het nie op hierdie kanaal nie. Antwoorde op jou eie boodskappe kom steeds. Tik BEGIN om weer in te teken.".into(),
+            opted_in: "Jy het weer ingeteken: ons mag jou nuus op hierdie kanaal stuur. Tik STOP enige tyd om uit te teken.".into(),
+            confirm_erasure: "Wil jy hê ons moet alles uitvee wat ons oor jou hou (jou boodskappe, kontakbesonderhede en rekords)? Dit kan nie ongedaan gemaak word nie. Antwoord JA om te bevestig of NEE om jou data te hou.".into(),
+            erasing_now: "Bevestig. Ons vee nou jou data uit; dit is die laaste boodskap wat jy van ons in hierdie klets sal kry.".into(),
+            erasure_filed: "Bevestig. Jou versoek is na ons span gestuur; ons laat jou hier weet wanneer daaroor besluit is.".into(),
+            erasure_cancelled: "Niks is uitgevee nie; jou versoek is gekanselleer.".into(),
+            erasure_approved: "Jou versoek is goedgekeur. Ons vee nou jou data uit; dit is die laaste boodskap wat jy van ons in hierdie klets sal kry.".into(),
+            erasure_denied: "Jou versoek om uitvee is afgewys:".into(),
+            erasure_already_requested: "Jy het reeds gevra dat ons jou data uitvee; ons laat jou hier weet wanneer dit klaar is (as ons gevra het om te bevestig, antwoord JA of NEE).".into(),
+        }
+    }
+
+    fn fields(&self) -> [(&'static str, &String); 9] {
+        [
+            ("opted_out", &self.opted_out),
+            ("opted_in", &self.opted_in),
+            ("confirm_erasure", &self.confirm_erasure),
+            ("erasing_now", &self.erasing_now),
+            ("erasure_filed", &self.erasure_filed),
+            ("erasure_cancelled", &self.erasure_cancelled),
+            ("erasure_approved", &self.erasure_approved),
+            ("erasure_denied", &self.erasure_denied),
+            ("erasure_already_requested", &self.erasure_already_requested),
+        ]
+    }
+}
+
+/// Longest configured reply, in characters (every channel carries this much in one message).
+pub const MAX_REPLY_CHARS: usize = 1000;
+
 /// How long data is kept. `None` keeps it (no automatic deletion).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -121,6 +201,12 @@ pub struct PrivacySettings {
     /// Whether "forget me" (after the customer confirms) erases at once. When false, the
     /// confirmed request waits for staff to approve or deny it.
     pub self_service_erasure: bool,
+    /// What the business answers, per language code; built-in `en` and `af` texts apply
+    /// unless a language is configured here.
+    pub replies: BTreeMap<String, PrivacyReplies>,
+    /// The language of messages no customer word chose (staff approving or denying an
+    /// erasure request).
+    pub language: String,
     /// Retention periods.
     pub retention: RetentionPolicy,
     /// Minutes between two retention purges (at least 1).
@@ -131,6 +217,8 @@ impl Default for PrivacySettings {
     fn default() -> Self {
         Self {
             commands: BTreeMap::new(),
+            replies: BTreeMap::new(),
+            language: "en".into(),
             self_service_erasure: false,
             retention: RetentionPolicy::default(),
             purge_interval_minutes: 60,
@@ -192,6 +280,15 @@ impl PrivacySettings {
         out
     }
 
+    /// The replies in `lang`: configured, else built-in, else English.
+    pub fn replies(&self, lang: &str) -> PrivacyReplies {
+        match (self.replies.get(lang), lang) {
+            (Some(r), _) => r.clone(),
+            (None, "af") => PrivacyReplies::afrikaans(),
+            (None, _) => PrivacyReplies::english(),
+        }
+    }
+
     /// The command `text` is, with the language whose word matched. `awaiting_confirmation`:
     /// yes/no words count only while a "forget me" waits for an answer (otherwise "yes" is an
     /// ordinary reply to a person or a bot).
@@ -235,6 +332,19 @@ impl PrivacySettings {
         self.retention.validate()?;
         if self.purge_interval_minutes == 0 {
             return Err("purge_interval_minutes must be at least 1".into());
+        }
+        for (lang, r) in &self.replies {
+            for (name, text) in r.fields() {
+                let n = text.trim().chars().count();
+                if n == 0 || n > MAX_REPLY_CHARS {
+                    return Err(format!(
+                        "replies.{lang}.{name} must hold 1 to {MAX_REPLY_CHARS} characters, got {n}"
+                    ));
+                }
+            }
+        }
+        if self.language.trim().is_empty() {
+            return Err("language must name a language code, e.g. \"en\"".into());
         }
         for (lang, w) in &self.commands {
             let mut seen: BTreeMap<String, &str> = BTreeMap::new();
@@ -392,12 +502,13 @@ pub struct ContactTombstone {
 }
 
 /// The result of erasing a contact.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Erasure {
     /// What remains.
     pub tombstone: ContactTombstone,
     /// Media-store keys of the erased messages' files no remaining message uses: the caller
     /// deletes these files after the commit.
+    #[serde(skip)]
     pub media_keys: Vec<String>,
     /// Rows deleted per table, for the report.
     pub rows_deleted: BTreeMap<String, u64>,
@@ -426,8 +537,6 @@ pub struct RetentionRun {
     pub conversations_deleted: u64,
     /// Transactions used (each deletes one bounded batch).
     pub batches: u64,
-    /// The last message the media scan looked at (the next run continues after it).
-    pub media_cursor: Option<String>,
 }
 
 /// One bounded step of a purge, as storage reports it.
@@ -444,8 +553,6 @@ pub struct PurgeStep {
     pub media_keys: Vec<String>,
     /// Whether more rows are due (call again).
     pub more: bool,
-    /// The last message the media scan looked at.
-    pub media_cursor: Option<String>,
 }
 
 #[cfg(test)]
@@ -504,6 +611,28 @@ mod tests {
         assert!(s.validate().is_ok());
         s.commands.get_mut("en").expect("en").opt_in = vec!["halt".into()];
         assert!(s.validate().unwrap_err().contains("halt"));
+    }
+
+    #[test]
+    fn replies_follow_the_language_of_the_word_typed() {
+        let mut s = PrivacySettings::default();
+        assert!(s.replies("af").opted_out.contains("uitgeteken"));
+        assert!(s.replies("en").opted_out.contains("opted out"));
+        assert!(
+            s.replies("xx").opted_out.contains("opted out"),
+            "unknown: English"
+        );
+        s.replies.insert(
+            "en".into(),
+            PrivacyReplies {
+                opted_out: "Bye for now.".into(),
+                ..PrivacyReplies::english()
+            },
+        );
+        assert_eq!(s.replies("en").opted_out, "Bye for now.");
+        assert!(s.validate().is_ok());
+        s.replies.get_mut("en").expect("en").opted_in = "  ".into();
+        assert!(s.validate().unwrap_err().contains("replies.en.opted_in"));
     }
 
     #[test]

@@ -45,6 +45,7 @@ pub fn router(app: App) -> Router {
         .merge(routes::demo::router())
         .merge(routes::users::router())
         .merge(routes::security::router())
+        .merge(routes::privacy::router())
         .merge(routes::channels::router())
         .merge(routes::hooks::router())
         .merge(routes::events::router())

@@ -310,7 +310,7 @@ impl SqlStore {
 /// Applies one decision inside `conn`'s transaction: completes the job, writes the flow
 /// effects, the state change and the outbound messages. Returns the event kinds to append
 /// (the caller numbers them, so a batch bumps each tenant's counter once).
-async fn apply_in(
+pub(crate) async fn apply_in(
     conn: &mut AnyConnection,
     backend: Backend,
     decision: Decision,

@@ -247,14 +247,13 @@ pub(crate) async fn unreferenced_media(
 ) -> StoreResult<Vec<String>> {
     let mut out = Vec::new();
     for key in keys {
-        // Message content is sealed, so the reference cannot be found with SQL; the media
-        // store names files per tenant, so only this tenant's media messages can share it.
-        let mut sql = Sql::new(&format!(
-            "SELECT {MESSAGE_COLS} FROM messages m WHERE m.tenant_id = "
-        ));
+        // Content is sealed; `media_key` names the file in the clear (migration
+        // 20261125000800). The store names files per tenant, so only this tenant's
+        // messages can share one.
+        let mut sql = Sql::new("SELECT id FROM messages WHERE tenant_id = ");
         sql.bind(tenant.to_string())
-            .push(" AND m.content LIKE ")
-            .bind(format!("%{key}%"))
+            .push(" AND media_key = ")
+            .bind(key.as_str())
             .push(" LIMIT 1");
         if sql.fetch_optional(&mut *conn).await.db()?.is_none() {
             out.push(key);

@@ -24,7 +24,7 @@ fn cutoff(now: Timestamp, days: Option<u32>) -> Option<i64> {
 }
 
 const RUN_COLS: &str = "id, tenant_id, started_at, finished_at, policy, messages_deleted, \
-     media_deleted, conversations_deleted, batches, media_cursor";
+     media_deleted, conversations_deleted, batches";
 
 fn run(row: &sqlx::any::AnyRow) -> StoreResult<RetentionRun> {
     let n = |c: &str| row.int(c).map(|v| u64::try_from(v).unwrap_or(0));
@@ -38,7 +38,6 @@ fn run(row: &sqlx::any::AnyRow) -> StoreResult<RetentionRun> {
         media_deleted: n("media_deleted")?,
         conversations_deleted: n("conversations_deleted")?,
         batches: n("batches")?,
-        media_cursor: row.opt_text("media_cursor")?,
     })
 }
 
@@ -49,14 +48,10 @@ impl SqlStore {
         policy: &RetentionPolicy,
         now: Timestamp,
         batch: u32,
-        media_cursor: Option<&str>,
     ) -> StoreResult<PurgeStep> {
         self.ensure_keys([tenant]).await?;
         let limit = i64::from(batch.clamp(1, 5_000));
-        let mut step = PurgeStep {
-            media_cursor: media_cursor.map(str::to_string),
-            ..PurgeStep::default()
-        };
+        let mut step = PurgeStep::default();
         let mut keys = Vec::new();
         let mut tx = self.begin().await?;
 
@@ -166,26 +161,23 @@ impl SqlStore {
         tx.commit().await.db()?;
 
         // 3. Stored files past the media period: the message stays, without its file.
-        //    Content is sealed, so messages are opened here, once each (cursor).
+        //    `media_key` (in the clear) finds them; only those messages are opened.
         if let Some(cut) = cutoff(now, policy.media_days) {
             let mut conn = self.conn().await?;
             let mut sql = Sql::new(&format!(
                 "SELECT {MESSAGE_COLS} FROM messages m WHERE m.tenant_id = "
             ));
             sql.bind(tenant.to_string())
-                .push(" AND m.created_at < ")
-                .bind(cut);
-            if let Some(c) = media_cursor {
-                sql.push(" AND m.id > ").bind(c);
-            }
-            sql.push(" ORDER BY m.id LIMIT ").bind(limit);
+                .push(" AND m.media_key IS NOT NULL AND m.created_at < ")
+                .bind(cut)
+                .push(" ORDER BY m.created_at LIMIT ")
+                .bind(limit);
             let rows_found = sql.fetch_all(&mut conn).await.db()?;
             drop(conn);
             let full = rows_found.len() as i64 == limit;
             let mut expired = Vec::new();
             for row in &rows_found {
                 let m = rows::message(row)?;
-                step.media_cursor = Some(m.id.to_string());
                 if let Content::Media { media, .. } = &m.content
                     && let Some(k) = media.stored_key.clone()
                 {
@@ -225,7 +217,6 @@ impl SqlStore {
             (r.media_deleted as i64).into(),
             (r.conversations_deleted as i64).into(),
             (r.batches as i64).into(),
-            r.media_cursor.clone().into(),
         ])
         .push(")");
         sql.execute(&mut tx).await.db()?;

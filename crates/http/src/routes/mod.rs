@@ -10,6 +10,7 @@ pub mod events;
 pub mod health;
 pub mod hooks;
 pub mod media;
+pub mod privacy;
 pub mod routing;
 pub mod security;
 pub mod users;

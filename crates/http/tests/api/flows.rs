@@ -282,7 +282,8 @@ async fn agent_hands_off_and_stop_records_an_opt_out() {
         consents[0].status,
         switchboard_core::ports::ConsentStatus::OptedOut
     );
-    assert_eq!(consents[0].source, "flow:main_menu");
+    // Opt-out words are answered by the privacy layer in every state (app::privacy).
+    assert_eq!(consents[0].source, "chat:webchat");
     assert_eq!(consents[0].wording.as_deref(), Some("STOP"));
 }
 
