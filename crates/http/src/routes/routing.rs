@@ -101,6 +101,7 @@ async fn create_queue(
     let queue = app
         .save_queue(&auth.user, None, &body.name, body.settings)
         .await?;
+    audit_queue(&app, &auth, queue.id, "create").await?;
     Ok((StatusCode::CREATED, Json(json!({"queue": queue}))))
 }
 
@@ -114,6 +115,7 @@ async fn update_queue(
     let queue = app
         .save_queue(&auth.user, Some(parse(&id)?), &body.name, body.settings)
         .await?;
+    audit_queue(&app, &auth, queue.id, "update").await?;
     Ok(Json(json!({"queue": queue})))
 }
 
@@ -123,8 +125,28 @@ async fn delete_queue(
     auth: StaffAuth,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    app.delete_queue(&auth.user, parse(&id)?).await?;
+    let id: QueueId = parse(&id)?;
+    app.delete_queue(&auth.user, id).await?;
+    audit_queue(&app, &auth, id, "delete").await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Records a queue change in the audit log (`config.queue_change`).
+async fn audit_queue(
+    app: &App,
+    auth: &StaffAuth,
+    queue: QueueId,
+    change: &str,
+) -> Result<(), ApiError> {
+    app.audit(
+        auth.user.tenant_id,
+        &auth.actor,
+        switchboard_app::audit::action::QUEUE_CHANGE,
+        format!("queue:{queue}"),
+        json!({"change": change}),
+    )
+    .await?;
+    Ok(())
 }
 
 #[derive(Deserialize)]

@@ -41,6 +41,7 @@ const TABLE: &[Row] = &[
     // public
     Row("GET", "/", Public, None),
     Row("GET", "/agent", Public, None),
+    Row("GET", "/supervisor", Public, None),
     Row("GET", "/static/{*path}", Public, None),
     Row("GET", "/healthz", Public, None),
     Row("GET", "/readyz", Public, None),

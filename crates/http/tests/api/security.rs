@@ -464,3 +464,46 @@ async fn views_of_contact_data_and_logouts_are_audited() {
     );
     assert_eq!(log.last().map(|(a, _, _)| a.as_str()), Some("auth.logout"));
 }
+
+#[tokio::test]
+async fn configuration_changes_are_audited_with_ids_only() {
+    let mut app = spawn_app().await;
+    app.login("admin@demo.example").await;
+    let (status, q) = app.post("/api/v1/queues", json!({"name": "Loans"})).await;
+    assert_eq!(status, 201, "{q}");
+    let queue = q["queue"]["id"].as_str().expect("queue id").to_string();
+    let r = app
+        .client
+        .delete(app.url(&format!("/api/v1/queues/{queue}")))
+        .header("x-csrf-token", app.csrf.clone().expect("csrf"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status().as_u16(), 204);
+    let (status, added) = app
+        .post(
+            "/api/v1/channels",
+            json!({"kind": "telegram", "name": "tg", "validate": false,
+                   "credentials": {"bot_token": "123:audit-secret"}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{added}");
+    let channel = added["channel"]["id"].as_str().expect("id");
+    let log = actions(&app).await;
+    let queue_changes: Vec<&Value> = log
+        .iter()
+        .filter(|(a, s, _)| a == "config.queue_change" && *s == format!("queue:{queue}"))
+        .map(|(_, _, d)| d)
+        .collect();
+    assert_eq!(
+        queue_changes,
+        [&json!({"change": "create"}), &json!({"change": "delete"})]
+    );
+    assert!(log.iter().any(|(a, s, d)| a == "config.channel_add"
+        && *s == format!("channel:{channel}")
+        && *d == json!({"kind": "telegram"})));
+    // The demo's seeding loaded flows: recorded with their ids and versions.
+    assert!(log.iter().any(|(a, _, _)| a == "config.flow_load"));
+    let text = serde_json::to_string(&log).expect("json");
+    assert!(!text.contains("audit-secret") && !text.contains("Loans"));
+}
