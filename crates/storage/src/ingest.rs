@@ -444,9 +444,8 @@ async fn ingest_once(
                 HashMap::new();
             for (i, contact, text) in candidates {
                 let tenant = items[i].tenant_id;
-                if !settings.contains_key(&tenant) {
-                    let s = crate::privacy::settings_in(&mut *conn, tenant).await?;
-                    settings.insert(tenant, s);
+                if let std::collections::hash_map::Entry::Vacant(slot) = settings.entry(tenant) {
+                    slot.insert(crate::privacy::settings_in(&mut *conn, tenant).await?);
                 }
                 if settings
                     .get(&tenant)
