@@ -22,6 +22,7 @@ use switchboard_http::Server;
 use tokio_util::sync::CancellationToken;
 
 mod flows;
+mod memory;
 mod outbound;
 
 #[derive(Parser)]
@@ -71,6 +72,20 @@ enum Command {
         #[arg(long, default_value_t = 2000)]
         messages: u64,
     },
+    /// Memory: RSS of the `switchboard` binary (built next to this one) idle and with agent
+    /// websockets open, beside a bare axum websocket server. Raises the open-files limit.
+    Memory {
+        /// Agent websockets to open.
+        #[arg(long, default_value_t = 10_000)]
+        sockets: usize,
+    },
+    /// The memory benchmark's baseline server (started by `memory`; not for direct use).
+    #[command(hide = true)]
+    BareWs {
+        /// Port to listen on (127.0.0.1).
+        #[arg(long)]
+        port: u16,
+    },
 }
 
 #[tokio::main]
@@ -84,6 +99,8 @@ async fn main() -> anyhow::Result<()> {
             database_url,
         } => inbound(seconds, concurrency, rate, database_url).await,
         Command::Outbound { messages } => outbound::outbound(messages).await,
+        Command::Memory { sockets } => memory::memory(sockets).await,
+        Command::BareWs { port } => memory::bare_ws(port).await,
         Command::Flows {
             conversations,
             messages,
