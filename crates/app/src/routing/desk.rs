@@ -241,8 +241,8 @@ impl App {
     }
 
     /// Creates (`id: None`) or replaces a queue (supervisors). Settings are checked with
-    /// the routing rules first (`422` naming every problem); a taken name is `409`. The
-    /// change is recorded in the audit log (`config.queue_change`, ids only).
+    /// the routing rules first (`422` naming every problem); a taken name is `409`.
+    /// (The HTTP route records the change in the audit log.)
     pub async fn save_queue(
         &self,
         staff: &User,
@@ -272,14 +272,6 @@ impl App {
             .save_queue(staff.tenant_id, id, name.trim(), &value, now())
             .await?;
         self.bus.publish(&events);
-        self.audit(
-            staff.tenant_id,
-            &crate::audit::Actor::User(staff.id),
-            crate::audit::action::QUEUE_CHANGE,
-            record.id.to_string(),
-            serde_json::json!({"change": if id.is_some() { "update" } else { "create" }}),
-        )
-        .await?;
         Ok(queue_view(&record))
     }
 
@@ -288,14 +280,6 @@ impl App {
         supervisor(staff)?;
         let events = self.store.delete_queue(staff.tenant_id, id, now()).await?;
         self.bus.publish(&events);
-        self.audit(
-            staff.tenant_id,
-            &crate::audit::Actor::User(staff.id),
-            crate::audit::action::QUEUE_CHANGE,
-            id.to_string(),
-            serde_json::json!({"change": "delete"}),
-        )
-        .await?;
         Ok(())
     }
 
