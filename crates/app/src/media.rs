@@ -1,7 +1,9 @@
 //! Inbound media: the `DownloadMedia` job and the content-addressed media store.
 //!
 //! A provider webhook only names a file (WhatsApp media id, Telegram `file_id`, Signal
-//! attachment id). Ingest commits a [`JobKind::DownloadMedia`] with the message; this module
+//! attachment id: fetched from signal-cli-rest-api's `/v1/attachments/{id}` and then deleted
+//! there, or with the JSON-RPC daemon's `getAttachment`). Ingest commits a
+//! [`JobKind::DownloadMedia`] with the message; this module
 //! runs it: it asks the provider where the file is, streams it into a temporary file under
 //! `<data_dir>/media/tmp/` while hashing it and enforcing `channels.media_max_bytes` and the
 //! MIME allow-list (`channels.media_allowed_types`), then renames it to
@@ -239,6 +241,79 @@ struct Source {
     mime: Option<String>,
     /// SHA-256 the provider declared (hex or base64), checked before the file is kept.
     sha256: Option<String>,
+    /// signal-cli's JSON-RPC daemon has no file URL: the file comes base64-encoded in the
+    /// answer to `getAttachment {id}`, POSTed to `url` (`/api/v1/rpc`).
+    rpc_attachment: Option<String>,
+}
+
+/// The body of a download: a streamed HTTP answer, or a file that came whole (decoded from
+/// a JSON-RPC answer).
+enum Body {
+    Stream(reqwest::Response),
+    Whole(Option<bytes::Bytes>),
+}
+
+impl Body {
+    async fn chunk(&mut self) -> Result<Option<bytes::Bytes>, Fetch> {
+        match self {
+            Body::Stream(resp) => resp
+                .chunk()
+                .await
+                .map_err(|e| Fetch::Retry(e.without_url().to_string())),
+            Body::Whole(rest) => Ok(rest.take()),
+        }
+    }
+}
+
+/// Asks signal-cli's JSON-RPC daemon for a received attachment (`getAttachment`), which it
+/// answers with the file base64-encoded in `result.data`.
+async fn rpc_attachment(
+    http: &reqwest::Client,
+    url: &reqwest::Url,
+    id: &str,
+    max: u64,
+) -> Result<bytes::Bytes, Fetch> {
+    use base64::Engine as _;
+    let call = serde_json::json!({"jsonrpc": "2.0", "method": "getAttachment",
+        "params": {"id": id}, "id": format!("attachment:{id}")});
+    let resp = http
+        .post(url.clone())
+        .json(&call)
+        .send()
+        .await
+        .map_err(|e| Fetch::Retry(e.without_url().to_string()))?;
+    let status = resp.status();
+    if status.is_server_error() || status.as_u16() == 429 {
+        return Err(Fetch::Retry(format!(
+            "signal-cli answered HTTP {} to getAttachment",
+            status.as_u16()
+        )));
+    }
+    let answer: serde_json::Value = resp
+        .json()
+        .await
+        .map_err(|e| Fetch::Retry(format!("signal-cli's answer is not JSON: {e}")))?;
+    if let Some(err) = answer.get("error") {
+        let reason = err
+            .get("message")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("no message");
+        return Err(Fetch::Refused(format!(
+            "signal-cli refused getAttachment: {reason}"
+        )));
+    }
+    let data = answer
+        .pointer("/result/data")
+        .and_then(serde_json::Value::as_str)
+        .ok_or_else(|| Fetch::Refused("signal-cli's getAttachment answer has no data".into()))?;
+    // Base64 holds 3 bytes in 4 characters: refuse an oversized file before decoding it.
+    if (data.len() as u64) / 4 * 3 > max.saturating_add(3) {
+        return Err(too_large(max));
+    }
+    base64::engine::general_purpose::STANDARD
+        .decode(data.trim())
+        .map(bytes::Bytes::from)
+        .map_err(|e| Fetch::Refused(format!("signal-cli's attachment is not base64: {e}")))
 }
 
 impl MediaFetcher {
@@ -422,6 +497,7 @@ impl MediaFetcher {
                     from_answer: true,
                     mime: info.mime_type,
                     sha256: info.sha256,
+                    rpc_attachment: None,
                 })
             }
             ChannelKind::Telegram => {
@@ -447,12 +523,23 @@ impl MediaFetcher {
                     from_answer: false,
                     mime,
                     sha256: None,
+                    rpc_attachment: None,
                 })
             }
             ChannelKind::Signal => {
                 let creds: signal::Credentials =
                     serde_json::from_value(channel.credentials.clone()).map_err(bad_creds)?;
                 let root = base.unwrap_or(&creds.api_base).trim_end_matches('/');
+                if creds.mode == signal::Mode::JsonRpc {
+                    return Ok(Source {
+                        url: parse(&format!("{root}/api/v1/rpc"))?,
+                        bearer: None,
+                        from_answer: false,
+                        mime: None,
+                        sha256: None,
+                        rpc_attachment: Some(provider_id.to_string()),
+                    });
+                }
                 let mut url = parse(&format!("{root}/v1/attachments/"))?;
                 url.path_segments_mut()
                     .map_err(|()| Fetch::Refused("bad signal-cli API base".into()))?
@@ -464,6 +551,7 @@ impl MediaFetcher {
                     from_answer: false,
                     mime: None,
                     sha256: None,
+                    rpc_attachment: None,
                 })
             }
             ChannelKind::Webchat => Err(Fetch::Refused(
@@ -524,29 +612,35 @@ impl MediaFetcher {
         max: u64,
         tenant: switchboard_core::TenantId,
     ) -> Result<StoredFile, Fetch> {
-        let mut req = http.get(source.url.clone());
-        if let Some(t) = &source.bearer {
-            req = req.bearer_auth(t);
-        }
-        let mut resp = req
-            .send()
-            .await
-            .map_err(|e| Fetch::Retry(e.without_url().to_string()))?;
-        let status = resp.status();
-        if !status.is_success() {
-            let msg = format!(
-                "the provider answered HTTP {} to the download",
-                status.as_u16()
-            );
-            return Err(if status.is_server_error() || status.as_u16() == 429 {
-                Fetch::Retry(msg)
-            } else {
-                Fetch::Refused(msg)
-            });
-        }
-        if resp.content_length().is_some_and(|n| n > max) {
-            return Err(too_large(max));
-        }
+        let mut body = match &source.rpc_attachment {
+            Some(id) => Body::Whole(Some(rpc_attachment(http, &source.url, id, max).await?)),
+            None => {
+                let mut req = http.get(source.url.clone());
+                if let Some(t) = &source.bearer {
+                    req = req.bearer_auth(t);
+                }
+                let resp = req
+                    .send()
+                    .await
+                    .map_err(|e| Fetch::Retry(e.without_url().to_string()))?;
+                let status = resp.status();
+                if !status.is_success() {
+                    let msg = format!(
+                        "the provider answered HTTP {} to the download",
+                        status.as_u16()
+                    );
+                    return Err(if status.is_server_error() || status.as_u16() == 429 {
+                        Fetch::Retry(msg)
+                    } else {
+                        Fetch::Refused(msg)
+                    });
+                }
+                if resp.content_length().is_some_and(|n| n > max) {
+                    return Err(too_large(max));
+                }
+                Body::Stream(resp)
+            }
+        };
         let io = |e: std::io::Error| Fetch::Retry(format!("writing the media store: {e}"));
         let keys = self.media.tenant_keys(tenant).await.map_err(io)?;
         let (temp, mut file) = self.media.temp().await.map_err(io)?;
@@ -571,11 +665,7 @@ impl MediaFetcher {
             let mut hasher = Sha256::new();
             let mut size: u64 = 0;
             let mut tx = Some(tx);
-            while let Some(chunk) = resp
-                .chunk()
-                .await
-                .map_err(|e| Fetch::Retry(e.without_url().to_string()))?
-            {
+            while let Some(chunk) = body.chunk().await? {
                 size += chunk.len() as u64;
                 if size > max {
                     return Err(too_large(max));

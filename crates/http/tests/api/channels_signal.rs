@@ -258,3 +258,67 @@ async fn signal_cli_daemon_events_are_received_and_receipts_mark_the_reply_deliv
         .count();
     assert_eq!(inbound, 1);
 }
+
+#[tokio::test]
+async fn a_signal_daemon_attachment_is_fetched_with_get_attachment_and_stored() {
+    // Arrange: signal-cli (JSON-RPC daemon) holds the customer's picture.
+    let daemon = signal_daemon_mock().await;
+    let picture = b"\x89PNG\r\n\x1a\n a picture from the Signal daemon".to_vec();
+    daemon
+        .attachments
+        .lock()
+        .unwrap()
+        .insert("1qeCjjWOOo9Gxv8pfdCw.png".into(), picture.clone());
+    let mut app = spawn_app().await;
+    app.login("admin@demo.example").await;
+    let (s, body) = app
+        .post(
+            "/api/v1/channels",
+            json!({"kind": "signal", "name": "Signal daemon", "credentials": {
+                "account": SIGNAL_ACCOUNT, "api_base": daemon.uri, "mode": "json-rpc"}}),
+        )
+        .await;
+    assert_eq!(s, 201, "{body}");
+    let d = &daemon;
+    wait_for(10, "the receiver to open the event stream", move || {
+        d.listeners() > 0
+    })
+    .await;
+
+    // Act: a `receive` notification carrying the attachment of the REST fixture.
+    let mut frame = fixture("signal/jsonrpc_receive_data_message.json");
+    let attachment =
+        fixture("signal/rest_ws_receive_attachment.json")["envelope"]["dataMessage"]["attachments"]
+            .clone();
+    frame["params"]["envelope"]["dataMessage"]["attachments"] = attachment;
+    daemon.push(&frame);
+
+    // Assert: fetched with getAttachment, stored, and served to staff.
+    let app_ref = &app;
+    let message = eventually(15, "the attachment to be stored", || async move {
+        let conv = signal_conversations(app_ref).await.first()?["id"]
+            .as_str()?
+            .to_string();
+        signal_messages(app_ref, &conv)
+            .await
+            .into_iter()
+            .find(|m| m["content"]["media"]["stored_key"].is_string())
+    })
+    .await;
+    let id = message["id"].as_str().expect("id");
+    let r = app
+        .client
+        .get(app.url(&format!("/api/v1/media/{id}")))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.expect("body").to_vec(), picture);
+    let asked: Vec<Value> = daemon
+        .state
+        .bodies("/api/v1/rpc")
+        .into_iter()
+        .filter(|b| b["method"] == "getAttachment")
+        .collect();
+    assert_eq!(asked[0]["params"]["id"], "1qeCjjWOOo9Gxv8pfdCw.png");
+}

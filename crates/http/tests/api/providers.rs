@@ -462,7 +462,31 @@ pub struct SignalDaemon {
     pub uri: String,
     /// What the daemon saw (`/api/v1/rpc` bodies).
     pub state: Arc<MockState>,
+    /// Received attachment files signal-cli holds, by id (served by `getAttachment`).
+    pub attachments: SignalAttachments,
     events: tokio::sync::broadcast::Sender<String>,
+}
+
+/// Standard base64 with padding (what signal-cli's `getAttachment` answers with).
+fn base64(bytes: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ABC[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 impl SignalDaemon {
@@ -484,8 +508,10 @@ pub async fn signal_daemon_mock() -> SignalDaemon {
 
     let (events, _) = tokio::sync::broadcast::channel::<String>(64);
     let state = Arc::new(MockState::default());
+    let attachments = SignalAttachments::default();
     let sse_events = events.clone();
     let rpc_state = state.clone();
+    let rpc_files = attachments.clone();
     let router = axum::Router::new()
         .route("/api/v1/check", get(|| async { "" }))
         .route(
@@ -515,6 +541,7 @@ pub async fn signal_daemon_mock() -> SignalDaemon {
             "/api/v1/rpc",
             post(move |axum::Json(body): axum::Json<Value>| {
                 let state = rpc_state.clone();
+                let files = rpc_files.clone();
                 async move {
                     state
                         .requests
@@ -544,6 +571,14 @@ pub async fn signal_daemon_mock() -> SignalDaemon {
                                 json!(1_700_000_000_000u64 + state.next_id());
                             axum::Json(ok)
                         }
+                        Some("getAttachment") => {
+                            let id = body["params"]["id"].as_str().unwrap_or_default();
+                            match files.lock().unwrap().get(id) {
+                                Some(bytes) => axum::Json(json!({"jsonrpc": "2.0", "id": id,
+                                    "result": {"data": base64(bytes)}})),
+                                None => error(-1, "Attachment file not found"),
+                            }
+                        }
                         _ => error(-32601, "Method not found"),
                     }
                 }
@@ -556,5 +591,10 @@ pub async fn signal_daemon_mock() -> SignalDaemon {
     tokio::spawn(async move {
         let _ = axum::serve(listener, router).await;
     });
-    SignalDaemon { uri, state, events }
+    SignalDaemon {
+        uri,
+        state,
+        attachments,
+        events,
+    }
 }
