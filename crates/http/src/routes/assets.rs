@@ -9,14 +9,14 @@ use switchboard_app::App;
 
 use crate::error::ApiError;
 
-/// Asset routes: `/` → `/agent`, the agent page, and `/static/...` files.
+/// Asset routes: `/` → `/agent`, the agent page (also at `/supervisor`, where it opens
+/// the supervisor view for supervisors), and `/static/...` files.
 pub fn router() -> Router<App> {
+    let page = || async { serve("agent/index.html").ok_or_else(|| ApiError::not_found("page")) };
     Router::new()
         .route("/", get(|| async { Redirect::to("/agent") }))
-        .route(
-            "/agent",
-            get(|| async { serve("agent/index.html").ok_or_else(|| ApiError::not_found("page")) }),
-        )
+        .route("/agent", get(page))
+        .route("/supervisor", get(page))
         .route("/static/{*path}", get(file))
 }
 

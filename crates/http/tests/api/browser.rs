@@ -1,5 +1,9 @@
-//! Real headless Chromium (through chromedriver) drives the customer page and the agent desk:
-//! a message each way, with screenshots saved to `target/test-artifacts/`.
+//! Real headless Chromium (through chromedriver) drives the customer page, the agent desk and
+//! the supervisor view: a message each way; then routing end to end (presence, a hand-off
+//! routed live into "mine", a canned response, an internal note the customer never sees, a
+//! transfer another agent sees live, resolve with a wrap-up code, the supervisor's figures).
+//! Customer markup (`<script>`, `<img onerror>`) must stay text everywhere. Screenshots go
+//! to `target/test-artifacts/`.
 //!
 //! Skipped with a clear message when chromedriver is missing on a developer machine; under CI
 //! (`CI` set) a missing browser is a failure, because `.ci/run` installs it.
@@ -109,6 +113,70 @@ async fn wait_text(c: &Client, css: &str, text: &str) {
     }
 }
 
+/// Waits until an element matches `css` (use attribute selectors for states).
+async fn wait_css(c: &Client, css: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if c.find_all(Locator::Css(css))
+            .await
+            .is_ok_and(|els| !els.is_empty())
+        {
+            return;
+        }
+        if tokio::time::Instant::now() > deadline {
+            let _ = c
+                .screenshot()
+                .await
+                .map(|png| std::fs::write(artifacts().join("failure.png"), png));
+            panic!("timed out waiting for `{css}`");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The visible text of the whole page.
+async fn page_text(c: &Client) -> String {
+    c.find(Locator::Css("body"))
+        .await
+        .expect("body")
+        .text()
+        .await
+        .expect("page text")
+}
+
+/// Logs in on the desk page at `path` as `email`.
+async fn log_in(c: &Client, app: &crate::helpers::TestApp, path: &str, email: &str) {
+    c.goto(&app.url(path)).await.unwrap();
+    type_into(c, "#login-email", email).await;
+    type_into(c, "#login-password", DEMO_PASSWORD).await;
+    click(c, "#login-submit").await;
+    wait_css(c, "#live-status[data-state=\"live\"]").await;
+}
+
+/// Chooses the option of the `<select>` at `css` whose text contains `label`.
+async fn choose(c: &Client, css: &str, label: &str) {
+    let select = c
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("`{css}` not found: {e}"));
+    select
+        .select_by(Locator::XPath(&format!(
+            ".//option[contains(., '{label}')]"
+        )))
+        .await
+        .unwrap_or_else(|e| panic!("choosing {label:?} in `{css}`: {e}"));
+}
+
+/// Sends keys to whatever has the focus (the desk's keyboard shortcuts).
+async fn press(c: &Client, keys: &str) {
+    c.active_element()
+        .await
+        .expect("a focused element")
+        .send_keys(keys)
+        .await
+        .expect("keys sent");
+}
+
 /// Types `text` into the element matching `css`.
 async fn type_into(c: &Client, css: &str, text: &str) {
     let el = c
@@ -120,15 +188,26 @@ async fn type_into(c: &Client, css: &str, text: &str) {
         .unwrap_or_else(|e| panic!("typing into `{css}`: {e}"));
 }
 
-/// Clicks the element matching `css`.
+/// Clicks the element matching `css`. Live lists re-render, so an element that went stale
+/// between finding and clicking is looked up again.
 async fn click(c: &Client, css: &str) {
-    let el = c
-        .find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("`{css}` not found: {e}"));
-    el.click()
-        .await
-        .unwrap_or_else(|e| panic!("clicking `{css}`: {e}"));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let el = c
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("`{css}` not found: {e}"));
+        match el.click().await {
+            Ok(()) => return,
+            Err(e)
+                if e.to_string().contains("stale element")
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("clicking `{css}`: {e}"),
+        }
+    }
 }
 
 #[tokio::test]
@@ -161,6 +240,9 @@ async fn a_customer_page_and_an_agent_page_exchange_messages_in_chromium() {
     type_into(&agent, "#login-email", "ann@demo.example").await;
     type_into(&agent, "#login-password", DEMO_PASSWORD).await;
     click(&agent, "#login-submit").await;
+    wait_css(&agent, "#live-status[data-state=\"live\"]").await;
+    // The bot still has it: it waits in "unassigned" (the desk opens on "mine").
+    click(&agent, ".view-btn[data-view=\"unassigned\"]").await;
     // The inbox row previews the last message: the demo flow's main menu.
     wait_text(&agent, "#inbox .conversation", "How can we help you today?").await;
     click(&agent, "#inbox .conversation").await;
@@ -203,4 +285,222 @@ async fn a_customer_page_and_an_agent_page_exchange_messages_in_chromium() {
     .unwrap();
     customer.close().await.unwrap();
     agent.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_handed_off_chat_is_routed_transferred_and_resolved_live_and_the_supervisor_sees_it() {
+    let Some(driver) = start_driver().await else {
+        return;
+    };
+    let app = spawn_app().await;
+    let customer = browser(&driver).await;
+    let ann = browser(&driver).await;
+    let ben = browser(&driver).await;
+    let boss = browser(&driver).await;
+
+    // Ann and Ben log in; both start offline.
+    log_in(&ann, &app, "/agent", "ann@demo.example").await;
+    log_in(&ben, &app, "/agent", "ben@demo.example").await;
+    // The admin opens the supervisor view directly.
+    log_in(&boss, &app, "/supervisor", "admin@demo.example").await;
+    wait_css(&boss, "#sup-queues tr[data-queue=\"general\"]").await;
+
+    // The customer writes markup, then asks for a person.
+    customer
+        .goto(&app.url(&format!("/chat/{}", app.demo.webchat_channel_id)))
+        .await
+        .unwrap();
+    wait_text(&customer, "#chat-title", "Demo Bank").await;
+    let script = "<script>window.__pwned = 1; alert(1)</script>";
+    let img = "<img src=x onerror=\"window.__pwned = 2; alert(2)\">";
+    for text in [script, img, "agent"] {
+        type_into(&customer, "#chat-text", text).await;
+        click(&customer, "#chat-send").await;
+        // Each message is committed before the next is typed (the page echoes it back).
+        wait_text(&customer, "#chat-messages .message.inbound", text).await;
+    }
+
+    // Nobody is available: the supervisor sees it waiting in `general`.
+    wait_text(
+        &boss,
+        "#sup-queues tr[data-queue=\"general\"] .waiting",
+        "1",
+    )
+    .await;
+    wait_css(&boss, "#sup-chart svg[aria-label^=\"1 conversations\"]").await;
+
+    // Ann goes available (Ben stays offline, so the router can only pick her).
+    choose(&ann, "#presence", "Available").await;
+    wait_css(&ann, "#presence[data-presence=\"available\"]").await;
+
+    // Routed to Ann: it appears live in her "mine" list, and her count says so.
+    wait_css(&ann, "#inbox .conversation[data-state=\"assigned\"]").await;
+    wait_text(&ann, ".count[data-count=\"mine\"]", "1").await;
+    click(&ann, "#inbox .conversation").await;
+    wait_text(&ann, "#messages .message.inbound", script).await;
+    wait_text(&ann, "#messages .message.inbound", img).await;
+    // The contact panel shows the web chat identity.
+    wait_text(&ann, "#contact-identities", "webchat").await;
+
+    // The supervisor sees the queue drained and Ann's load without a reload.
+    wait_text(
+        &boss,
+        "#sup-queues tr[data-queue=\"general\"] .waiting",
+        "0",
+    )
+    .await;
+    wait_text(&boss, "#sup-agents tr[data-agent=\"Ann Agent\"]", "1/3").await;
+
+    // A canned response: `/hel` opens the filtered list, Enter fills in the variables.
+    type_into(&ann, "#composer-text", "/hel").await;
+    wait_text(&ann, "#canned-list .canned.active", "/hello").await;
+    press(&ann, "\u{E007}").await; // Enter
+    wait_text_value(&ann, "#composer-text", "this is Ann Agent from").await;
+    click(&ann, "#composer-send").await;
+    wait_text(
+        &customer,
+        "#chat-messages .message.outbound",
+        "this is Ann Agent from",
+    )
+    .await;
+
+    // An internal note: on the desk, marked as internal.
+    let secret = "Internal: customer sounded upset, check the fees";
+    click(&ann, "#note-mode").await;
+    type_into(&ann, "#composer-text", secret).await;
+    click(&ann, "#composer-send").await;
+    wait_text(&ann, "#messages .note", secret).await;
+
+    // Ben goes available; Ann transfers to him with a note, and he sees it live.
+    choose(&ben, "#presence", "Available").await;
+    wait_css(&ben, "#presence[data-presence=\"available\"]").await;
+    let handover = "Over to you Ben: fees question";
+    click(&ann, "#transfer-open").await;
+    choose(&ann, "#transfer-target", "Ben Agent").await;
+    type_into(&ann, "#transfer-note", handover).await;
+    click(&ann, "#transfer-submit").await;
+    wait_css(&ben, "#inbox .conversation[data-state=\"assigned\"]").await;
+    click(&ben, "#inbox .conversation").await;
+    wait_text(&ben, "#messages .note-transfer", handover).await;
+    wait_text(&ben, "#messages .note", secret).await;
+    let reply = "Ben here, the fees are waived";
+    type_into(&ben, "#composer-text", reply).await;
+    click(&ben, "#composer-send").await;
+    wait_text(&customer, "#chat-messages .message.outbound", reply).await;
+    wait_text(&boss, "#sup-agents tr[data-agent=\"Ben Agent\"]", "1/3").await;
+
+    // The customer got Ben's later reply, so anything sent before it has arrived too: the
+    // notes never reach the customer's page.
+    let seen = page_text(&customer).await;
+    assert!(
+        !seen.contains(secret),
+        "an internal note reached the customer: {seen}"
+    );
+    assert!(
+        !seen.contains(handover),
+        "a transfer note reached the customer: {seen}"
+    );
+
+    // Customer markup stayed text on every page: no element, no script run, no alert.
+    for (who, page, list) in [
+        ("customer", &customer, "#chat-messages"),
+        ("ben", &ben, "#messages"),
+        ("ann", &ann, "#messages"),
+    ] {
+        for tag in ["script", "img"] {
+            let found = page
+                .find_all(Locator::Css(&format!("{list} {tag}")))
+                .await
+                .unwrap();
+            assert!(
+                found.is_empty(),
+                "{who}'s page turned customer text into <{tag}>"
+            );
+        }
+        let pwned = page
+            .execute("return window.__pwned === undefined", vec![])
+            .await
+            .unwrap();
+        assert_eq!(pwned, json!(true), "customer markup ran on {who}'s page");
+        assert!(
+            page.get_alert_text().await.is_err(),
+            "an alert opened on {who}'s page"
+        );
+    }
+
+    let dir = artifacts();
+    std::fs::write(
+        dir.join("desk-routing.png"),
+        ben.screenshot().await.unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("supervisor-view.png"),
+        boss.screenshot().await.unwrap(),
+    )
+    .unwrap();
+
+    // Ben resolves from the keyboard (`e`) with the queue's wrap-up code.
+    click(&ben, "#inbox .conversation .row-button").await;
+    press(&ben, "e").await;
+    wait_css(&ben, "#resolve-dialog[open]").await;
+    choose(&ben, "#wrap-up", "answered").await;
+    click(&ben, "#resolve-submit").await;
+    wait_css(&ben, "#reopen:not([hidden])").await;
+    wait_text(&ben, "#conv-meta .state", "resolved").await;
+    // It leaves "mine" live and the supervisor sees the queue empty and Ben free again.
+    wait_text(&ben, ".count[data-count=\"mine\"]", "0").await;
+    wait_text(&boss, "#sup-agents tr[data-agent=\"Ben Agent\"]", "0/3").await;
+    wait_text(
+        &boss,
+        "#sup-queues tr[data-queue=\"general\"] .waiting",
+        "0",
+    )
+    .await;
+    let bars = boss
+        .find_all(Locator::Css("#sup-chart svg rect.bar"))
+        .await
+        .unwrap();
+    assert_eq!(bars.len(), 8, "one bar per hour of the last 8");
+    wait_text(&boss, "#sup-chart", "volume").await;
+
+    // The wrap-up code is on the resolved conversation (Ben's "resolved" view, key 5).
+    click(&ben, "#inbox-search").await;
+    press(&ben, "\u{E00C}").await; // Escape leaves the search
+    press(&ben, "5").await;
+    wait_css(
+        &ben,
+        ".view-btn[data-view=\"resolved\"][aria-pressed=\"true\"]",
+    )
+    .await;
+    wait_css(&ben, "#inbox .conversation[data-state=\"resolved\"]").await;
+    click(&ben, "#inbox .conversation").await;
+    wait_text(&ben, "#contact-routing", "answered").await;
+
+    std::fs::write(
+        dir.join("supervisor-after-resolve.png"),
+        boss.screenshot().await.unwrap(),
+    )
+    .unwrap();
+    for c in [customer, ann, ben, boss] {
+        c.close().await.unwrap();
+    }
+}
+
+/// Waits until the form field at `css` has a value containing `text`.
+async fn wait_text_value(c: &Client, css: &str, text: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let value = match c.find(Locator::Css(css)).await {
+            Ok(el) => el.prop("value").await.ok().flatten(),
+            Err(_) => None,
+        };
+        if value.is_some_and(|v| v.contains(text)) {
+            return;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out waiting for `{css}` to hold {text:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
