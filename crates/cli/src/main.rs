@@ -13,6 +13,7 @@ use switchboard_http::Server;
 use tokio_util::sync::CancellationToken;
 
 mod keys;
+mod privacy;
 mod queues;
 mod queues;
 mod security;
@@ -63,6 +64,12 @@ enum Command {
     /// Encryption at rest: make a master key, rotate it, add a tenant data-key version.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// A customer's data: export it (JSON) or erase it, as the law gives them the right to.
+    #[command(subcommand)]
+    Contacts(privacy::ContactsCommand),
+    /// Retention: the periods, purge reports, and a purge run now.
+    #[command(subcommand)]
+    Retention(privacy::RetentionCommand),
 }
 
 #[derive(Subcommand)]
@@ -426,6 +433,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit(cmd) => security::audit(cmd).await,
         Command::Tokens(cmd) => security::tokens(cmd).await,
         Command::Keys(cmd) => keys::run(cmd).await,
+        Command::Contacts(cmd) => privacy::contacts(cmd).await,
+        Command::Retention(cmd) => privacy::retention(cmd).await,
         Command::Config(ConfigCommand::Example) => {
             print!("{}", Config::example_toml());
             Ok(())
