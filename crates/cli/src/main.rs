@@ -15,7 +15,6 @@ use tokio_util::sync::CancellationToken;
 mod keys;
 mod privacy;
 mod queues;
-mod queues;
 mod security;
 
 /// Switchboard: an open-source contact centre for WhatsApp, Telegram, Signal and web chat.
@@ -46,9 +45,6 @@ enum Command {
     /// Bot flow definitions.
     #[command(subcommand)]
     Flows(FlowsCommand),
-    /// Routing queues (teams) that flows hand off to.
-    #[command(subcommand)]
-    Queues(queues::QueuesCommand),
     /// Routing queues (teams) that flows hand off to.
     #[command(subcommand)]
     Queues(queues::QueuesCommand),
@@ -428,7 +424,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             files,
         }) => flows_load(&store, &tenant, default_flow, channel, json, &files).await,
         Command::Flows(FlowsCommand::Start(args)) => flows_start(args).await,
-        Command::Queues(cmd) => queues::run(cmd).await,
         Command::Queues(cmd) => queues::run(cmd).await,
         Command::Audit(cmd) => security::audit(cmd).await,
         Command::Tokens(cmd) => security::tokens(cmd).await,
