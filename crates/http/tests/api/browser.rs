@@ -504,3 +504,116 @@ async fn wait_text_value(c: &Client, css: &str, text: &str) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn a_closed_whatsapp_window_offers_a_template_and_a_failed_send_can_be_sent_again() {
+    use crate::providers::{add_whatsapp_channel, fixture, wa_sign, wait_for, whatsapp_mock};
+
+    let Some(driver) = start_driver().await else {
+        return;
+    };
+    let (mock, provider) = whatsapp_mock().await;
+    let mut app = spawn_app().await;
+    app.login("admin@demo.example").await;
+    let channel = add_whatsapp_channel(&app, &mock.uri()).await;
+    let hook = |payload: serde_json::Value| {
+        let raw = serde_json::to_vec(&payload).expect("json");
+        app.client
+            .post(app.url(&format!("/hooks/whatsapp/{channel}")))
+            .header("content-type", "application/json")
+            .header("x-hub-signature-256", wa_sign(&raw))
+            .body(raw)
+            .send()
+    };
+    // The customer last wrote 25 hours ago (provider time): the 24-hour window is closed.
+    let mut inbound = fixture("whatsapp/inbound_text.json");
+    let customer = inbound["entry"][0]["changes"][0]["value"]["contacts"][0]["wa_id"].clone();
+    let ts = time::OffsetDateTime::now_utc().unix_timestamp() - 25 * 3600;
+    inbound["entry"][0]["changes"][0]["value"]["messages"][0]["timestamp"] = json!(ts.to_string());
+    assert_eq!(hook(inbound).await.unwrap().status().as_u16(), 200);
+
+    let admin = browser(&driver).await;
+    log_in(&admin, &app, "/agent", "admin@demo.example").await;
+    press(&admin, "4").await; // the "all" view
+    wait_css(&admin, "#inbox .conversation .tag.channel").await;
+    wait_text(&admin, "#inbox .conversation", "whatsapp").await;
+    click(&admin, "#inbox .conversation").await;
+    wait_text(&admin, "#messages .message.inbound", "another color").await;
+
+    // Free text is refused with the API's reason, and the template form opens.
+    type_into(&admin, "#composer-text", "Still there?").await;
+    click(&admin, "#composer-send").await;
+    wait_css(&admin, "#template-form:not([hidden])").await;
+    wait_text(&admin, "#template-why", "template").await;
+    type_into(&admin, "#template-name", "order_update").await;
+    let lang = admin
+        .find(Locator::Css("#template-language"))
+        .await
+        .unwrap();
+    lang.clear().await.unwrap();
+    lang.send_keys("en_US").await.unwrap();
+    type_into(&admin, "#template-vars", "42").await;
+    click(&admin, "#template-send").await;
+    let is_template = |b: &serde_json::Value| b["template"]["name"] == "order_update";
+    let p = provider.clone();
+    wait_for(10, "the template to reach the mock", move || {
+        p.bodies("/messages")
+            .iter()
+            .filter(|b| is_template(b))
+            .count()
+            == 1
+    })
+    .await;
+    wait_text(&admin, "#messages .message.outbound .status", "sent").await;
+
+    // Meta reports it failed: the desk shows the reason live and offers to send it again.
+    let (_, msgs) = app
+        .get(&format!(
+            "/api/v1/conversations/{}/messages",
+            admin
+                .find(Locator::Css("#inbox .conversation"))
+                .await
+                .unwrap()
+                .attr("data-id")
+                .await
+                .unwrap()
+                .expect("row id")
+        ))
+        .await;
+    let wamid = msgs["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["content"]["type"] == "template")
+        .and_then(|m| m["provider_id"].as_str())
+        .expect("the template's provider id")
+        .to_string();
+    let mut failed = fixture("whatsapp/status_failed_131047.json");
+    let st = &mut failed["entry"][0]["changes"][0]["value"]["statuses"][0];
+    st["id"] = json!(wamid);
+    st["recipient_id"] = customer;
+    assert_eq!(hook(failed).await.unwrap().status().as_u16(), 200);
+    // (The provider's own words from the status report, not the server's earlier refusals.)
+    wait_text(
+        &admin,
+        "#messages .message.outbound .failure",
+        "Re-engagement message",
+    )
+    .await;
+    std::fs::write(
+        artifacts().join("desk-failed-message.png"),
+        admin.screenshot().await.unwrap(),
+    )
+    .unwrap();
+    click(&admin, "#messages .failure .retry").await;
+    let p = provider.clone();
+    wait_for(10, "the template to be sent again", move || {
+        p.bodies("/messages")
+            .iter()
+            .filter(|b| is_template(b))
+            .count()
+            == 2
+    })
+    .await;
+    admin.close().await.unwrap();
+}

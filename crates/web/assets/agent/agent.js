@@ -644,7 +644,7 @@ function renderMessage(m) {
   }
   bubble.append(foot);
   li.append(bubble);
-  if (dir === "outbound" && m.status === "failed") li.append(renderFailure(m.failure));
+  if (dir === "outbound" && m.status === "failed") li.append(renderFailure(m.failure, m));
   if (dir === "inbound" && m.failure) li.append(renderMediaRefusal(m.failure));
   return li;
 }
@@ -729,18 +729,63 @@ const FAILURE_CLASS_TEXT = {
   permanent: "permanent error",
 };
 
-function renderFailure(failure) {
+function renderFailure(failure, m) {
   const f = failure || {};
   const parts = [];
   if (f.class) parts.push(FAILURE_CLASS_TEXT[f.class] || f.class);
   if (f.code) parts.push(`code ${f.code}`);
-  return h(
+  const p = h(
     "p",
     { class: "failure", attrs: { role: "note" } },
     h("strong", { text: "Not delivered: " }),
     f.reason || "the channel refused this message",
     parts.length ? ` (${parts.join(", ")})` : "",
   );
+  const retry = m && retryBody(m, f);
+  if (retry) {
+    p.append(
+      " ",
+      h("button", {
+        class: "secondary retry",
+        attrs: { type: "button" },
+        text: f.class === "needs_template" && retry.text ? "Send a template…" : "Send again",
+        on: { click: (ev) => retrySend(ev.currentTarget, retry, f) },
+      }),
+    );
+  }
+  return p;
+}
+
+/**
+ * What "send again" posts for a failed message: the same text or template as a new
+ * message (the failed one stays in the history with its reason). Nothing for content an
+ * agent cannot send, or when the customer cannot be reached on this channel.
+ */
+function retryBody(m, f) {
+  if (f.class === "unreachable") return null;
+  const c = m.content || {};
+  if (c.type === "text" && c.body) return { text: c.body };
+  if (c.type === "template" && c.name) return { template: { name: c.name, language: c.language || "en", variables: c.variables || [] } };
+  return null;
+}
+
+async function retrySend(btn, body, f) {
+  if (f.class === "needs_template" && body.text) {
+    showTemplateForm("The 24-hour window is closed.");
+    return;
+  }
+  const id = state.selectedId;
+  btn.disabled = true;
+  try {
+    const data = await api("POST", `/api/v1/conversations/${encodeURIComponent(id)}/messages`, body);
+    if (data && data.message) applyMessageCreated(data.message);
+    btn.textContent = "Sent again";
+  } catch (e) {
+    btn.disabled = false;
+    if (e.status === 401) return;
+    if (e.code === "template_required") showTemplateForm(e.message);
+    else showConvError(`Not sent: ${e.message}`);
+  }
 }
 
 /** Replaces one message's element in place, or inserts it in order. */
@@ -1491,7 +1536,7 @@ function renderContactPanel(detail, token) {
   const panel = $("contact-panel");
   panel.hidden = false;
   const contact = detail.contact || {};
-  $("contact-name").textContent = contact.name || "Visitor";
+  $("contact-name").textContent = contact.name || (detail.conversation && detail.conversation.contact_name) || "Visitor";
   const ids = $("contact-identities");
   clear(ids);
   for (const i of detail.identities || []) {
