@@ -125,7 +125,9 @@ async fn other_tables(
              WHERE m.type = 'table' AND p.name IN ('conversation_id', 'contact_id')",
         ),
         Backend::Postgres => Sql::new(
-            "SELECT table_name AS t, column_name AS c FROM information_schema.columns \
+            // information_schema names are `sql_identifier`, which the Any driver cannot
+            // decode: cast them to text.
+            "SELECT table_name::text AS t, column_name::text AS c FROM information_schema.columns \
              WHERE table_schema = current_schema() AND column_name IN ('conversation_id', 'contact_id')",
         ),
     };
@@ -662,17 +664,26 @@ impl SqlStore {
             }
         }
         // Web chat visitors: the browser token rows of the contact's web chat addresses.
-        let mut sql = Sql::new(
-            "DELETE FROM webchat_visitors WHERE EXISTS (SELECT 1 FROM identities i \
-             WHERE i.channel_id = webchat_visitors.channel_id \
-             AND i.external_id = webchat_visitors.visitor_id AND i.tenant_id = ",
-        );
+        // `identities.external_id` is a keyed hash of the visitor id, so the visitor ids are
+        // read from the sealed `identities.address` (opened with the tenant's key).
+        let mut sql = Sql::new(&format!(
+            "SELECT {} FROM identities WHERE kind = 'webchat' AND tenant_id = ",
+            rows::IDENTITY_COLS
+        ));
         sql.bind(tenant.to_string())
-            .push(" AND i.contact_id IN (")
+            .push(" AND contact_id IN (")
             .list(people.clone())
-            .push("))");
-        let n = sql.execute(&mut tx).await.db()?;
-        *counts.entry("webchat_visitors".into()).or_default() += n;
+            .push(")");
+        let mut visitors = 0;
+        for row in sql.fetch_all(&mut tx).await.db()? {
+            let identity = rows::identity(&row)?;
+            let mut sql = Sql::new("DELETE FROM webchat_visitors WHERE channel_id = ");
+            sql.bind(identity.channel_id.to_string())
+                .push(" AND visitor_id = ")
+                .bind(identity.external_id);
+            visitors += sql.execute(&mut tx).await.db()?;
+        }
+        *counts.entry("webchat_visitors".into()).or_default() += visitors;
         for (table, column) in [
             ("flow_records", "contact_id"),
             ("consents", "contact_id"),
