@@ -96,6 +96,7 @@ impl SqlStore {
         reason: Option<&str>,
         now: Timestamp,
     ) -> StoreResult<Channel> {
+        self.ensure_keys([tenant]).await?;
         let mut sql = Sql::new("UPDATE channels SET paused_reason = ");
         sql.bind(reason.map(str::to_string));
         match reason {

@@ -181,6 +181,7 @@ impl SqlStore {
         tenant: TenantId,
         contact: ContactId,
     ) -> StoreResult<Vec<ConversationSummary>> {
+        self.ensure_keys([tenant]).await?;
         let mut conn = self.conn().await?;
         let mut sql = Sql::new(SUMMARY_SELECT);
         sql.push(" WHERE c.tenant_id = ")

@@ -530,6 +530,7 @@ impl SqlStore {
         campaign: CampaignStart,
         now: Timestamp,
     ) -> StoreResult<OpenedConversation> {
+        self.ensure_keys([tenant]).await?;
         let mut tx = self.begin().await?;
         // The contact must be reachable there: an identity of this tenant on this channel.
         let mut sql = Sql::new("SELECT contact_id FROM identities WHERE tenant_id = ");
@@ -611,6 +612,7 @@ impl SqlStore {
         channel: ChannelId,
         settings: &ChannelSettings,
     ) -> StoreResult<Channel> {
+        self.ensure_keys([tenant]).await?;
         let mut tx = self.begin().await?;
         let mut sql = Sql::new("UPDATE channels SET settings = ");
         sql.bind(to_json(settings)?)

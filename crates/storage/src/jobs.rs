@@ -126,6 +126,8 @@ impl SqlStore {
         if n == 0 {
             return Ok(Vec::new());
         }
+        self.ensure_keys(batch.iter().map(|(d, _)| d.tenant_id))
+            .await?;
         // Two decisions about one conversation (a timer beside a message) were both taken
         // from the same session; the caller applies them one by one, where the session
         // version check refuses the stale one.

@@ -17,6 +17,9 @@
 //!   its own master key unwrapped.
 //! * At open every wrapped key is unwrapped once: a wrong master key is refused before any
 //!   request is served ([`crate::OpenError::MasterKey`]), instead of failing row by row.
+//! * A tenant created by another node is loaded on this node's first store call that needs
+//!   it ([`Keys::ensure`]); a value sealed with a data-key version this process has not
+//!   loaded marks the tenant stale, and the next `ensure` reloads its versions.
 //! * New values are sealed with the tenant's newest data-key version; older versions still
 //!   open what they sealed (the version is written into every value).
 //! * Blind indexes (identity addresses, phone numbers, media file names) always use the index
@@ -36,6 +39,7 @@
 //! | `flow_sessions.session` | conversation id |
 //! | `flow_records.data` | record id |
 //! | `consents.wording` | consent id |
+//! | `conversation_notes.body`, `conversation_notes.data` | note id |
 //!
 //! `identities.external_id` holds a blind index of the address (HMAC of channel id and
 //! address), which keeps the `(channel_id, external_id)` primary key as the inbound lookup;
@@ -146,9 +150,13 @@ impl TenantKeys {
             StoreError::Backend(format!("cannot open {table}.{column} of {row}: {e}"))
         })?;
         let key = self.version(value.key_version()).ok_or_else(|| {
+            // A version added since this process loaded the tenant (`switchboard keys
+            // add-version`, used by a node that restarted since): the next store call for
+            // the tenant reloads its keys.
+            mark_stale(&self.tenant);
             StoreError::Backend(format!(
                 "{table}.{column} of {row} was sealed with data key version {}, which this \
-                 process has not loaded; restart it to load new data-key versions",
+                 process had not loaded yet; it is being loaded, so retry",
                 value.key_version()
             ))
         })?;
@@ -272,6 +280,41 @@ pub(crate) fn tenant(tenant: TenantId) -> StoreResult<Arc<TenantKeys>> {
     })
 }
 
+/// Tenants whose cached keys lack a version a stored value was sealed with: [`Keys::ensure`]
+/// reloads them.
+static STALE: std::sync::LazyLock<std::sync::Mutex<std::collections::HashSet<String>>> =
+    std::sync::LazyLock::new(Default::default);
+
+fn mark_stale(tenant: &str) {
+    STALE
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(tenant.to_string());
+}
+
+/// Forgets the cached keys of `tenant`, as if this process had never loaded them: the next
+/// store call loads them again from `tenant_keys`. Tests use it to play a node that has not
+/// seen a tenant (the cache is process-wide, so two stores in one test share it).
+#[doc(hidden)]
+pub fn forget_cached(tenant: TenantId) {
+    CACHE
+        .write()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&tenant);
+}
+
+/// Puts `keys` back into the cache as they were (tests play a node with an older view of a
+/// tenant's data-key versions).
+#[doc(hidden)]
+pub fn put_cached(keys: Arc<TenantKeys>) {
+    if let Ok(tenant) = keys.tenant.parse::<TenantId>() {
+        CACHE
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(tenant, keys);
+    }
+}
+
 fn cached(tenant: TenantId) -> Option<Arc<TenantKeys>> {
     CACHE
         .read()
@@ -357,9 +400,12 @@ impl Keys {
     ) -> StoreResult<()> {
         let missing: Vec<TenantId> = {
             let cache = CACHE.read().unwrap_or_else(|p| p.into_inner());
+            let stale = STALE.lock().unwrap_or_else(|p| p.into_inner());
             let mut missing: Vec<TenantId> = tenants
                 .into_iter()
-                .filter(|t| !cache.contains_key(t))
+                .filter(|t| {
+                    !cache.contains_key(t) || (!stale.is_empty() && stale.contains(&t.to_string()))
+                })
                 .collect();
             missing.sort();
             missing.dedup();
@@ -377,6 +423,10 @@ impl Keys {
             let rows = sql.fetch_all(&mut conn).await.db()?;
             self.unwrap_rows(&rows)
                 .map_err(|e| StoreError::Backend(e.to_string()))?;
+        }
+        let mut stale = STALE.lock().unwrap_or_else(|p| p.into_inner());
+        for tenant in &missing {
+            stale.remove(&tenant.to_string());
         }
         Ok(())
     }

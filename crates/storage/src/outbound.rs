@@ -631,6 +631,7 @@ impl SqlStore {
         channel: ChannelId,
         report: &StatusReport,
     ) -> StoreResult<Option<Event>> {
+        self.ensure_keys([tenant]).await?;
         let mut tx = self.begin().await?;
         lock_status_key(
             &mut tx,

@@ -106,14 +106,18 @@ fn routed_row(row: &AnyRow) -> StoreResult<RoutedConversation> {
     })
 }
 
-fn note_row(row: &AnyRow) -> StoreResult<Note> {
+/// A note; `body` and `data` are sealed (agents write personal data into notes), bound to
+/// the note's id.
+fn note_row(keys: &crate::keys::TenantKeys, row: &AnyRow) -> StoreResult<Note> {
+    let id: NoteId = row.parse("id")?;
+    let place = id.to_string();
     Ok(Note {
-        id: row.parse("id")?,
+        id,
         conversation_id: row.parse("conversation_id")?,
         author: row.opt_parse("author")?,
         kind: row.parse("kind")?,
-        body: row.text("body")?,
-        data: row.json("data")?,
+        body: keys.open_text("conversation_notes", "body", &place, &row.text("body")?)?,
+        data: keys.open_json("conversation_notes", "data", &place, &row.text("data")?)?,
         created_at: row.ts("created_at")?,
     })
 }
@@ -461,6 +465,8 @@ async fn apply_change(
                 data: data.clone(),
                 created_at: trunc(now),
             };
+            let keys = crate::keys::tenant(tenant)?;
+            let place = note.id.to_string();
             let mut sql = Sql::new(
                 "INSERT INTO conversation_notes (id, tenant_id, conversation_id, author, kind, \
                  body, data, created_at) SELECT ",
@@ -473,9 +479,9 @@ async fn apply_change(
                 .push(", ")
                 .bind(kind.as_str())
                 .push(", ")
-                .bind(body.clone())
+                .bind(keys.seal_text("conversation_notes", "body", &place, body)?)
                 .push(", ")
-                .bind(to_json(data)?)
+                .bind(keys.seal_json("conversation_notes", "data", &place, data)?)
                 .push(", ")
                 .bind(now_ms)
                 .push(" FROM conversations c WHERE c.tenant_id = ")
@@ -587,6 +593,7 @@ impl SqlStore {
         settings: &serde_json::Value,
         now: Timestamp,
     ) -> StoreResult<(QueueRecord, Vec<Event>)> {
+        self.ensure_keys([tenant]).await?;
         let mut tx = self.begin().await?;
         let now_ms = ms(trunc(now));
         let result = match id {
@@ -666,6 +673,7 @@ impl SqlStore {
         id: QueueId,
         now: Timestamp,
     ) -> StoreResult<Vec<Event>> {
+        self.ensure_keys([tenant]).await?;
         let mut tx = self.begin().await?;
         lock_tenant(&mut tx, self.backend, tenant).await?;
         let mut sql = Sql::new(&format!(
@@ -729,6 +737,7 @@ impl SqlStore {
         s: &AgentSettings,
         now: Timestamp,
     ) -> StoreResult<Vec<Event>> {
+        self.ensure_keys([tenant]).await?;
         let mut tx = self.begin().await?;
         // Serialised with rounds, so a round never sees half of a change.
         lock_tenant(&mut tx, self.backend, tenant).await?;
@@ -806,6 +815,7 @@ impl SqlStore {
         now: Timestamp,
         plan: RoutingPlan<'_>,
     ) -> StoreResult<RoutingOutcome> {
+        self.ensure_keys([tenant]).await?;
         let mut tx = self.begin().await?;
         lock_tenant(&mut tx, self.backend, tenant).await?;
         let snap = snapshot(&mut tx, tenant, focus, now).await?;
@@ -872,6 +882,7 @@ impl SqlStore {
         tenant: TenantId,
         f: &DeskFilter,
     ) -> StoreResult<Vec<(ConversationSummary, RoutedConversation)>> {
+        self.ensure_keys([tenant]).await?;
         let mut conn = self.conn().await?;
         let limit = if f.limit == 0 { 100 } else { f.limit.min(1000) };
         // Names and previews are sealed at rest, so text search runs after decoding: scan a
@@ -987,6 +998,8 @@ impl SqlStore {
         tenant: TenantId,
         conversation: ConversationId,
     ) -> StoreResult<Vec<Note>> {
+        self.ensure_keys([tenant]).await?;
+        let keys = crate::keys::tenant(tenant)?;
         let mut conn = self.conn().await?;
         let mut sql = Sql::new(
             "SELECT id, conversation_id, author, kind, body, data, created_at \
@@ -1000,7 +1013,7 @@ impl SqlStore {
             .await
             .db()?
             .iter()
-            .map(note_row)
+            .map(|row| note_row(&keys, row))
             .collect()
     }
 

@@ -369,3 +369,280 @@ async fn a_sealed_value_copied_to_another_row_does_not_open() {
     })
     .await;
 }
+
+const NOTE: &str = "Customer said her ID is 8001015009087, Kestrel-Lagoon-2290";
+
+/// Adds an internal note to `conversation` through a routing round.
+async fn write_note(
+    s: &SqlStore,
+    tenant: switchboard_core::TenantId,
+    conversation: switchboard_core::ConversationId,
+    at: Timestamp,
+) {
+    use switchboard_core::routing::{NoteKind, RoutingChange, RoutingSnapshot};
+    let plan = move |_: &RoutingSnapshot| {
+        Ok(vec![RoutingChange::Note {
+            conversation,
+            author: None,
+            kind: NoteKind::Note,
+            body: NOTE.into(),
+            data: serde_json::json!({ "said": NOTE }),
+        }])
+    };
+    s.routing_round(tenant, Some(conversation), at, &plan)
+        .await
+        .expect("note");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn internal_notes_are_sealed_and_read_back() {
+    on_both(|db| async move {
+        let s = switchboard_storage::open(&db.url, ring(1))
+            .await
+            .expect("open");
+        let (tenant, message) = write_markers(&s).await;
+        write_note(&s, tenant.id, message.conversation_id, t(3)).await;
+
+        let notes = s.notes(tenant.id, message.conversation_id).await.unwrap();
+        assert_eq!(notes.len(), 1);
+        assert_eq!(notes[0].body, NOTE);
+        assert_eq!(notes[0].data["said"], NOTE);
+
+        s.close().await;
+        let raw = db.raw_text().await;
+        assert!(raw.contains("acme"), "the scan reads the data at all");
+        for secret in [NOTE, "8001015009087", "Kestrel-Lagoon-2290"] {
+            assert!(
+                !raw.contains(secret),
+                "{secret:?} found in the raw database"
+            );
+        }
+        db
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erasure_removes_the_web_chat_visitor_of_the_contact() {
+    on_both(|db| async move {
+        let s = switchboard_storage::open(&db.url, ring(1))
+            .await
+            .expect("open");
+        let tenant = s.create_tenant("acme", "Acme", t(0)).await.expect("tenant");
+        let webchat = s
+            .create_channel(
+                NewChannel {
+                    tenant_id: tenant.id,
+                    kind: ChannelKind::Webchat,
+                    name: "Site".into(),
+                    credentials: serde_json::json!({}),
+                    settings: ChannelSettings::default(),
+                },
+                t(0),
+            )
+            .await
+            .expect("channel");
+        let mut visitors = Vec::new();
+        for (n, token) in ["token-hash-1", "token-hash-2"].into_iter().enumerate() {
+            let visitor = s
+                .create_webchat_visitor(webchat.id, token, t(1))
+                .await
+                .expect("visitor");
+            let item = IngestItem {
+                tenant_id: tenant.id,
+                channel_id: webchat.id,
+                message: InboundMessage {
+                    external_contact_id: visitor.visitor_id.clone(),
+                    contact_name: None,
+                    phone: None,
+                    provider_message_id: format!("client-{n}"),
+                    provider_ts: None,
+                    content: Content::text(format!("hello {MARKER}")),
+                },
+                new_conversation_state: ConversationState::Queued,
+                received_at: t(2),
+            };
+            let out = s.ingest(&[item]).await.expect("ingest");
+            let IngestOutcome::Stored { message, .. } = &out[0] else {
+                panic!("not stored: {out:?}")
+            };
+            visitors.push((token, message.conversation_id));
+        }
+        let (erased_token, conv) = visitors[0];
+        let contact = s
+            .conversation(tenant.id, conv)
+            .await
+            .unwrap()
+            .unwrap()
+            .conversation
+            .contact_id;
+
+        let erasure = s
+            .erase_contact(tenant.id, contact, "admin", None, t(3))
+            .await
+            .expect("erase");
+
+        assert_eq!(erasure.rows_deleted.get("webchat_visitors"), Some(&1));
+        assert_eq!(
+            s.webchat_visitor(webchat.id, erased_token).await.unwrap(),
+            None,
+            "the erased visitor's browser token no longer opens anything"
+        );
+        assert!(
+            s.webchat_visitor(webchat.id, visitors[1].0)
+                .await
+                .unwrap()
+                .is_some(),
+            "another visitor is untouched"
+        );
+        s.close().await;
+        db
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_created_on_another_node_is_usable_by_every_store_method() {
+    use switchboard_core::routing::DeskFilter;
+    use switchboard_storage::keys::forget_cached;
+    on_both(|db| async move {
+        // Arrange: node A creates the tenant and its data; node B opened before.
+        let b = switchboard_storage::open(&db.url, ring(1))
+            .await
+            .expect("open b");
+        let a = switchboard_storage::open(&db.url, ring(1))
+            .await
+            .expect("open a");
+        let (tenant, message) = write_markers(&a).await;
+        write_note(&a, tenant.id, message.conversation_id, t(3)).await;
+        let conv = message.conversation_id;
+        let channel = message.channel_id;
+        let contact = a
+            .conversation(tenant.id, conv)
+            .await
+            .unwrap()
+            .unwrap()
+            .conversation
+            .contact_id;
+
+        // Act + Assert: each call on B starts without the tenant's keys in memory (the
+        // cache is process-wide, so it is emptied to play a node that never saw them).
+        forget_cached(tenant.id);
+        assert_eq!(
+            b.list_channels(tenant.id).await.expect("list_channels")[0].credentials
+                ["access_token"],
+            TOKEN
+        );
+        forget_cached(tenant.id);
+        assert!(b.channel(channel).await.expect("channel").is_some());
+        forget_cached(tenant.id);
+        let listed = b
+            .list_conversations(tenant.id, &Default::default())
+            .await
+            .expect("list_conversations");
+        assert_eq!(listed[0].contact_name.as_deref(), Some(NAME));
+        forget_cached(tenant.id);
+        assert!(b.conversation(tenant.id, conv).await.expect("conversation").is_some());
+        forget_cached(tenant.id);
+        let messages = b.list_messages(tenant.id, conv, 10).await.expect("messages");
+        assert!(matches!(&messages[0].content, Content::Text { body } if body.contains(MARKER)));
+        forget_cached(tenant.id);
+        assert!(b.message(tenant.id, message.id).await.expect("message").is_some());
+        forget_cached(tenant.id);
+        let (_, ids) = b.contact(tenant.id, contact).await.expect("contact").unwrap();
+        assert_eq!(ids[0].phone.as_deref(), Some(PHONE));
+        forget_cached(tenant.id);
+        assert_eq!(
+            b.contact_conversations(tenant.id, contact)
+                .await
+                .expect("contact_conversations")
+                .len(),
+            1
+        );
+        forget_cached(tenant.id);
+        assert!(!b.events_after(tenant.id, 0, 100).await.expect("events").is_empty());
+        forget_cached(tenant.id);
+        assert_eq!(b.notes(tenant.id, conv).await.expect("notes")[0].body, NOTE);
+        forget_cached(tenant.id);
+        assert_eq!(
+            b.desk_conversations(tenant.id, &DeskFilter::default())
+                .await
+                .expect("desk")
+                .len(),
+            1
+        );
+        forget_cached(tenant.id);
+        write_note(&b, tenant.id, conv, t(4)).await;
+        forget_cached(tenant.id);
+        let item = IngestItem {
+            tenant_id: tenant.id,
+            channel_id: channel,
+            message: InboundMessage {
+                external_contact_id: PHONE.trim_start_matches('+').into(),
+                contact_name: Some(NAME.into()),
+                phone: Some(PHONE.into()),
+                provider_message_id: "wamid.2".into(),
+                provider_ts: Some(t(5)),
+                content: Content::text("again"),
+            },
+            new_conversation_state: ConversationState::Queued,
+            received_at: t(5),
+        };
+        let out = b.ingest(&[item]).await.expect("ingest");
+        assert!(
+            matches!(&out[0], IngestOutcome::Stored { message, .. } if message.conversation_id == conv),
+            "B finds the identity A made (same blind index): {out:?}"
+        );
+        forget_cached(tenant.id);
+        b.export_contact(tenant.id, contact, t(6))
+            .await
+            .expect("export");
+        forget_cached(tenant.id);
+        b.erase_contact(tenant.id, contact, "admin", None, t(7))
+            .await
+            .expect("erase");
+        a.close().await;
+        b.close().await;
+        db
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_key_version_added_meanwhile_is_loaded_when_a_value_needs_it() {
+    use switchboard_storage::keys::forget_cached;
+    on_both(|db| async move {
+        let s = switchboard_storage::open(&db.url, ring(1))
+            .await
+            .expect("open");
+        let (tenant, message) = write_markers(&s).await;
+        let conv = message.conversation_id;
+        // The CLI adds version 2 while this node runs with version 1 cached ...
+        let version = switchboard_storage::add_data_key_version(&db.url, ring(1), "acme", t(3))
+            .await
+            .expect("add version");
+        assert_eq!(version, 2);
+        // ... and another node (one that loaded version 2) seals a note with it. Played here
+        // by loading the keys afresh, writing, then putting this node's stale view back.
+        let stale = s.data_keys(tenant.id).await.expect("keys");
+        assert!(stale.version(2).is_none(), "this node has only version 1");
+        forget_cached(tenant.id);
+        write_note(&s, tenant.id, conv, t(4)).await;
+        assert!(s.data_keys(tenant.id).await.unwrap().version(2).is_some());
+        switchboard_storage::keys::put_cached(stale);
+
+        // The first read meets the unknown version and reloads; no restart needed.
+        let first = s.notes(tenant.id, conv).await;
+        let notes = match first {
+            Ok(notes) => notes,
+            Err(e) => {
+                assert!(e.to_string().contains("retry"), "{e}");
+                s.notes(tenant.id, conv).await.expect("reloaded")
+            }
+        };
+        assert_eq!(notes[0].body, NOTE);
+        s.close().await;
+        db
+    })
+    .await;
+}
