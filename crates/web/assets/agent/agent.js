@@ -456,14 +456,20 @@ function setCount(view, n) {
   el.closest(".view-btn").setAttribute("aria-label", `${el.closest(".view-btn").firstChild.textContent.trim()}, ${n}`);
 }
 
-/** A conversation changed somewhere: reload the list and counts once things settle. */
-let inboxTimer = null;
+/**
+ * A conversation changed somewhere: reload the list and counts. Busy tenants send many
+ * events, so reloads are spaced at least 1.5 s apart (the last change always gets one).
+ */
+const inboxReload = { timer: null, last: 0 };
 function scheduleInbox() {
-  clearTimeout(inboxTimer);
-  inboxTimer = setTimeout(() => {
+  if (inboxReload.timer) return; // one is already coming and will see this change
+  const wait = Math.max(250, inboxReload.last + 1500 - Date.now());
+  inboxReload.timer = setTimeout(() => {
+    inboxReload.timer = null;
+    inboxReload.last = Date.now();
     loadInbox();
-    scheduleCounts();
-  }, 250);
+    loadCounts();
+  }, wait);
 }
 
 // ---------------------------------------------------------------- one conversation
