@@ -464,7 +464,16 @@ pub fn plan_round(
             c.enqueued_at = Some(now);
             c.in_queue_since = Some(now);
             c.opened_at = Some(c.opened_at.unwrap_or(now));
-            c.marks = RoutingMarks::default();
+            // The hand-off already told the customer a person is coming: the first position
+            // update follows one cadence later, not at once.
+            c.marks = RoutingMarks {
+                position_sent_at: Some(now),
+                ..RoutingMarks::default()
+            };
+            changes.push(RoutingChange::Marks {
+                conversation: c.id,
+                marks: c.marks,
+            });
             c.first_response_at = None;
         }
         waiting_rows.push(c);
