@@ -13,7 +13,9 @@
 //! recipient known to be unreachable (they blocked the bot) fails at once without a provider
 //! call. Parts of a split message accepted before a failure are recorded on the row, so the
 //! retry sends only the rest. A transport that reports the channel account itself refused
-//! (revoked token) pauses the channel: its rows stay queued until it is resumed.
+//! (revoked token) pauses the channel: its rows stay queued until it is resumed. A wait
+//! imposed by this node's own rate limiter is not an attempt: the row is put back for when
+//! the limiter allows, with its attempt count unchanged (only provider refusals count).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -44,6 +46,10 @@ pub struct AttemptError {
     /// The provider refused the channel account itself (token revoked or expired): pause
     /// the channel with `failure.reason` and keep the row queued instead of failing it.
     pub pause_channel: bool,
+    /// Nothing was sent: this node's own rate limiter said the row's turn is `retry_after`
+    /// from now. Not an attempt: the row is put back for then without counting toward
+    /// `max_attempts` (only the provider's refusals, e.g. a 429 or a 5xx, count).
+    pub deferred: bool,
 }
 
 impl AttemptError {
@@ -54,6 +60,15 @@ impl AttemptError {
             retry_after,
             sent_parts: Vec::new(),
             pause_channel: false,
+            deferred: false,
+        }
+    }
+
+    /// The local rate limiter's answer: try again after `wait`, no attempt counted.
+    pub fn deferred(failure: SendFailure, wait: Duration) -> Self {
+        AttemptError {
+            deferred: true,
+            ..AttemptError::new(failure, Some(wait))
         }
     }
 }
@@ -345,10 +360,19 @@ impl Sender {
         if !err.sent_parts.is_empty() {
             // Recorded before anything else: whatever happens next, these parts are not
             // sent again.
-            self.store.outbox_parts_sent(item.id, &err.sent_parts).await?;
+            self.store
+                .outbox_parts_sent(item.id, &err.sent_parts)
+                .await?;
         }
         if err.pause_channel {
             self.pause_channel(item, &err.failure).await?;
+            return Ok(Vec::new());
+        }
+        if err.deferred {
+            // The limiter's wait, not a failure: same attempts, no backoff, no error shown.
+            let wait = err.retry_after.unwrap_or(Duration::from_millis(50));
+            tracing::debug!(outbox_id = %item.id, ?wait, "waiting for the channel's send rate");
+            self.store.outbox_defer(item.id, now() + wait).await?;
             return Ok(Vec::new());
         }
         let attempt = u32::try_from(item.attempts).unwrap_or(0) + 1;

@@ -447,6 +447,11 @@ pub trait Store: crate::security::SecurityStore + Send + Sync + 'static {
         next_attempt_at: Timestamp,
         failure: &SendFailure,
     ) -> StoreResult<()>;
+    /// Puts a claimed row back until `next_attempt_at` without counting an attempt or
+    /// recording an error: this node's own rate limiter said the row's turn is later (a local
+    /// wait is not a failed send, so it never brings the row closer to giving up).
+    /// `NotFound` unless the row is pending.
+    async fn outbox_defer(&self, id: OutboxId, next_attempt_at: Timestamp) -> StoreResult<()>;
     /// [`Store::outbox_sent`] for several rows in ONE transaction (the sender's group
     /// commit). All or nothing: when any row fails (e.g. it is no longer pending) nothing is
     /// recorded and the caller records the rows one by one. Returns one event per row.

@@ -518,6 +518,9 @@ impl Store for SqlStore {
     ) -> StoreResult<()> {
         self.outbox_retry_impl(id, next_attempt_at, failure).await
     }
+    async fn outbox_defer(&self, id: OutboxId, next_attempt_at: Timestamp) -> StoreResult<()> {
+        self.outbox_defer_impl(id, next_attempt_at).await
+    }
     async fn outbox_failed(
         &self,
         id: OutboxId,

@@ -564,6 +564,23 @@ impl SqlStore {
         }
     }
 
+    pub(crate) async fn outbox_defer_impl(
+        &self,
+        id: OutboxId,
+        next_attempt_at: Timestamp,
+    ) -> StoreResult<()> {
+        let mut conn = self.write_conn().await?;
+        let mut sql =
+            Sql::new("UPDATE outbox SET lease_until = NULL, leased_by = NULL, next_attempt_at = ");
+        sql.bind(ms(next_attempt_at))
+            .push(" WHERE state = 'pending' AND id = ")
+            .bind(id.to_string());
+        match sql.execute(&mut conn).await.db()? {
+            0 => Err(StoreError::NotFound("pending outbox row")),
+            _ => Ok(()),
+        }
+    }
+
     pub(crate) async fn outbox_parts_sent_impl(
         &self,
         id: OutboxId,

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use switchboard_channels::{
-    Adapter, Notice, OutboundMessage, Parsed, RawRequest, SendError, adapter_for, telegram,
+    Adapter, Attachment, Notice, OutboundMessage, Parsed, RawRequest, SendError, adapter_for, telegram,
     whatsapp,
 };
 use switchboard_core::ports::{IngestItem, Lane, OutboxItem};
@@ -100,12 +100,62 @@ impl ChannelRuntime {
 /// The outbox transport of WhatsApp, Telegram and Signal channels.
 pub struct ProviderTransport {
     runtime: Arc<ChannelRuntime>,
+    media: Option<crate::media::MediaStore>,
 }
 
 impl ProviderTransport {
     /// A transport over the shared channel runtime.
     pub fn new(runtime: Arc<ChannelRuntime>) -> Self {
-        Self { runtime }
+        Self {
+            runtime,
+            media: None,
+        }
+    }
+
+    /// Reads the files of outbound media messages (staff attachments) from `media`, so the
+    /// adapters can upload them.
+    pub fn with_media(mut self, media: crate::media::MediaStore) -> Self {
+        self.media = Some(media);
+        self
+    }
+
+    /// The stored file of a media message that has no provider id or link yet, or `None`
+    /// when the message needs no upload.
+    async fn attachment(&self, item: &OutboxItem) -> Result<Option<Attachment>, AttemptError> {
+        let Content::Media { media, .. } = &item.message.content else {
+            return Ok(None);
+        };
+        let Some(key) = media.stored_key.as_deref() else {
+            return Ok(None);
+        };
+        if media.provider_id.is_some() || media.url.is_some() {
+            return Ok(None);
+        }
+        let store = self.media.as_ref().ok_or_else(|| {
+            refuse(
+                ErrorClass::Permanent,
+                "media_unavailable",
+                "this server runs without a media store, so attachments cannot be sent",
+            )
+        })?;
+        let bytes = store
+            .read(item.channel.tenant_id, key, media.sha256.as_deref())
+            .await
+            .map_err(|e| {
+                refuse(
+                    ErrorClass::Permanent,
+                    "media_unreadable",
+                    format!("the attached file cannot be read from the media store: {e}"),
+                )
+            })?;
+        Ok(Some(Attachment {
+            bytes: bytes.into(),
+            mime_type: media
+                .mime_type
+                .clone()
+                .unwrap_or_else(|| "application/octet-stream".into()),
+            filename: media.filename.clone().unwrap_or_else(|| "file".into()),
+        }))
     }
 }
 
@@ -167,6 +217,7 @@ fn attempt_error(e: &SendError) -> AttemptError {
         retry_after: e.retry_after,
         sent_parts: e.sent_part_ids.clone(),
         pause_channel: pauses_channel(e),
+        deferred: false,
     }
 }
 
@@ -183,7 +234,11 @@ impl Transport for ProviderTransport {
             // Paused after this row was claimed: back to the queue until resumed.
             return Err(AttemptError {
                 pause_channel: true,
-                ..refuse(ErrorClass::Permanent, "channel_paused", pause.reason.clone())
+                ..refuse(
+                    ErrorClass::Permanent,
+                    "channel_paused",
+                    pause.reason.clone(),
+                )
             });
         }
         if item.lane == Lane::Bulk
@@ -218,13 +273,14 @@ impl Transport for ProviderTransport {
         let limiter = self.runtime.limiter(channel);
         let deadline = tokio::time::Instant::now() + self.runtime.max_wait;
         if let Err(wait) = limiter.acquire(item.lane, &item.recipient, deadline).await {
-            return Err(AttemptError::new(
+            // Our own limiter, not the provider: a wait, not a failed attempt.
+            return Err(AttemptError::deferred(
                 SendFailure {
                     class: ErrorClass::BackOff,
                     code: Some("rate_limited".into()),
                     reason: "waiting for this channel's send rate".into(),
                 },
-                Some(wait),
+                wait,
             ));
         }
         let mut msg = OutboundMessage::new(
@@ -234,9 +290,12 @@ impl Transport for ProviderTransport {
         );
         // Parts an earlier attempt had accepted are not sent again.
         msg.skip_parts = usize::try_from(item.parts_sent).unwrap_or(usize::MAX);
+        msg.attachment = self.attachment(item).await?;
         match adapter.send(&msg).await {
             // The message is known by its first part's id (status webhooks, quotes).
-            Ok(receipt) => Ok(Some(item.first_part_id.clone().unwrap_or(receipt.provider_id))),
+            Ok(receipt) => Ok(Some(
+                item.first_part_id.clone().unwrap_or(receipt.provider_id),
+            )),
             Err(e) => {
                 if e.class == ErrorClass::BackOff {
                     // Meta suggests backing off 4^n s on a pair limit; the provider's own

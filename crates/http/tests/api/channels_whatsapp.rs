@@ -1,11 +1,11 @@
 //! WhatsApp end to end: a signed webhook (real fixture) is stored and shown to the agent, the
 //! agent's reply reaches the mocked Graph API in WhatsApp's format, and status webhooks move
-//! the message to delivered and read. Also: bad signatures, duplicates, the 24 h window and
-//! 429 handling.
+//! the message to delivered and read. Also: bad signatures, duplicates, the 24 h window,
+//! 429 handling, and a burst of replies held by our own per-recipient limiter.
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, eventually, spawn_app};
+use crate::helpers::{TestApp, eventually, spawn_app, spawn_app_with};
 use crate::providers::{
     Bucket, WA_PHONE_ID, add_whatsapp_channel, fixture, wa_sign, wait_for, whatsapp_mock,
 };
@@ -356,4 +356,71 @@ async fn adding_a_channel_with_a_wrong_token_is_refused_by_the_provider_check() 
         )
         .await;
     assert_eq!(s, 403, "agents cannot add channels");
+}
+
+#[tokio::test]
+async fn a_burst_of_replies_held_by_our_own_pair_limiter_all_arrive_in_order_and_none_fails() {
+    // Arrange: the per-recipient limit lets 16 messages go back to back, then one every 2 s,
+    // longer than the sender waits in place (half the 2 s lease), so later replies are put
+    // back for their turn. One attempt allowed: if a limiter wait counted as an attempt, the
+    // first reply it held would be marked failed.
+    let (mock, provider) = whatsapp_mock().await;
+    let dir = std::sync::Arc::new(tempfile::tempdir().expect("temp dir"));
+    let mut app = spawn_app_with(dir, |c| {
+        c.sender.lease_secs = 2;
+        c.sender.max_attempts = 1;
+        c.channels.whatsapp_pair_interval_secs = 2;
+        c.channels.whatsapp_pair_burst = 16;
+    })
+    .await;
+    app.login("admin@demo.example").await;
+    let channel = add_whatsapp_channel(&app, &mock.uri()).await;
+    let (s, body) = post_hook(&app, &channel, &inbound_at(now_secs()), None).await;
+    assert_eq!(s, 200, "{body}");
+    let conv = conversations(&app).await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Act: the agent sends 20 replies at once.
+    let texts: Vec<String> = (1..=20).map(|i| format!("burst reply {i}")).collect();
+    for text in &texts {
+        let (s, body) = app
+            .post(
+                &format!("/api/v1/conversations/{conv}/messages"),
+                json!({ "text": text }),
+            )
+            .await;
+        assert_eq!(s, 201, "{body}");
+    }
+
+    // Assert: every reply ends sent (none failed), and the provider got them in order, once.
+    let app_ref = &app;
+    let conv_ref = conv.as_str();
+    let replies = eventually(60, "all 20 replies to be settled", || async move {
+        let m = messages(app_ref, conv_ref).await;
+        let replies: Vec<Value> = m
+            .into_iter()
+            .filter(|m| {
+                m["content"]["body"]
+                    .as_str()
+                    .is_some_and(|b| b.starts_with("burst reply "))
+            })
+            .collect();
+        (replies.len() == 20 && replies.iter().all(|m| m["status"] != "queued")).then_some(replies)
+    })
+    .await;
+    for m in &replies {
+        assert_eq!(m["status"], "sent", "{m}");
+    }
+    let delivered: Vec<String> = provider
+        .accepted
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|b| b["text"]["body"].as_str().map(str::to_string))
+        .filter(|b| b.starts_with("burst reply "))
+        .collect();
+    assert_eq!(delivered, texts, "all 20, in the order written, each once");
+    assert_eq!(*provider.rejected.lock().unwrap(), 0, "no 429 was involved");
 }
