@@ -243,9 +243,14 @@ async fn privacy_settings_default_until_saved_and_stay_in_their_tenant(s: SqlSto
         s.privacy_settings(a.tenant.id).await.expect("read"),
         PrivacySettings::default()
     );
-    let mut wanted = PrivacySettings::default();
-    wanted.self_service_erasure = true;
-    wanted.retention.messages_days = Some(90);
+    let mut wanted = PrivacySettings {
+        self_service_erasure: true,
+        retention: RetentionPolicy {
+            messages_days: Some(90),
+            ..RetentionPolicy::default()
+        },
+        ..PrivacySettings::default()
+    };
     s.set_privacy_settings(a.tenant.id, &wanted, t(1))
         .await
         .expect("save");
