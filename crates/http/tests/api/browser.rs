@@ -534,7 +534,10 @@ async fn a_closed_whatsapp_window_offers_a_template_and_a_failed_send_can_be_sen
 
     let admin = browser(&driver).await;
     log_in(&admin, &app, "/agent", "admin@demo.example").await;
-    press(&admin, "4").await; // the "all" view
+    // Whoever answers a conversation takes it, and only an available person can.
+    choose(&admin, "#presence", "Available").await;
+    wait_css(&admin, "#presence[data-presence=\"available\"]").await;
+    click(&admin, ".view-btn[data-view=\"all\"]").await;
     wait_css(&admin, "#inbox .conversation .tag.channel").await;
     wait_text(&admin, "#inbox .conversation", "whatsapp").await;
     click(&admin, "#inbox .conversation").await;
@@ -567,18 +570,17 @@ async fn a_closed_whatsapp_window_offers_a_template_and_a_failed_send_can_be_sen
     wait_text(&admin, "#messages .message.outbound .status", "sent").await;
 
     // Meta reports it failed: the desk shows the reason live and offers to send it again.
+    let (_, convs) = app.get("/api/v1/conversations?view=open").await;
+    let conv = convs["conversations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["channel_kind"] == "whatsapp")
+        .and_then(|c| c["id"].as_str())
+        .expect("the WhatsApp conversation")
+        .to_string();
     let (_, msgs) = app
-        .get(&format!(
-            "/api/v1/conversations/{}/messages",
-            admin
-                .find(Locator::Css("#inbox .conversation"))
-                .await
-                .unwrap()
-                .attr("data-id")
-                .await
-                .unwrap()
-                .expect("row id")
-        ))
+        .get(&format!("/api/v1/conversations/{conv}/messages"))
         .await;
     let wamid = msgs["messages"]
         .as_array()

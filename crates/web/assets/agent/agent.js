@@ -237,7 +237,17 @@ function resetDesk() {
   $("conversation-empty").hidden = false;
   $("supervisor-view").hidden = true;
   $("desk").hidden = false;
+  $("contact-panel").hidden = true;
   state.mode = "desk";
+  clearInterval(sup.tick);
+  // The next user may not see every view (e.g. "all" is for supervisors).
+  state.view = "mine";
+  state.q = "";
+  $("inbox-search").value = "";
+  for (const b of document.querySelectorAll(".view-btn")) {
+    b.setAttribute("aria-pressed", String(b.dataset.view === "mine"));
+  }
+  for (const c of document.querySelectorAll(".count")) c.textContent = "";
 }
 
 // ---------------------------------------------------------------- inbox
