@@ -162,6 +162,12 @@ pub struct Limits {
     pub max_webhook_body_bytes: usize,
     /// Seconds before a request is abandoned with 408 (default 30).
     pub request_timeout_secs: u64,
+    /// Largest file staff may attach to a reply, in bytes (default 16 MiB: what WhatsApp
+    /// carries as audio or video; larger files go as documents up to the channel's limit).
+    pub max_upload_bytes: usize,
+    /// MIME types staff may attach (`type/subtype`, or `type/*`). Default: the same list as
+    /// `channels.media_allowed_types`.
+    pub upload_allowed_types: Vec<String>,
 }
 
 /// Outbound sender settings.
@@ -270,6 +276,8 @@ impl Default for Limits {
             max_api_body_bytes: 256 * 1024,
             max_webhook_body_bytes: 3 * 1024 * 1024,
             request_timeout_secs: 30,
+            max_upload_bytes: 16 * 1024 * 1024,
+            upload_allowed_types: default_media_types(),
         }
     }
 }

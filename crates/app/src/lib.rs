@@ -282,7 +282,10 @@ impl App {
             Arc::new(WebchatTransport::new(self.webchat.clone())),
         );
         let provider: Arc<dyn Transport> =
-            Arc::new(channels::ProviderTransport::new(self.channels.clone()));
+            Arc::new(
+                channels::ProviderTransport::new(self.channels.clone())
+                    .with_media(self.media_store()),
+            );
         for kind in [
             ChannelKind::Whatsapp,
             ChannelKind::Telegram,

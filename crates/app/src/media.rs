@@ -1,4 +1,5 @@
-//! Inbound media: the `DownloadMedia` job and the content-addressed media store.
+//! Media: the `DownloadMedia` job (inbound) and the content-addressed media store, which
+//! also keeps the files staff attach to replies ([`MediaStore::write_bytes`]).
 //!
 //! A provider webhook only names a file (WhatsApp media id, Telegram `file_id`, Signal
 //! attachment id: fetched from signal-cli-rest-api's `/v1/attachments/{id}` and then deleted
@@ -178,6 +179,45 @@ impl MediaStore {
         })
         .await
         .map_err(std::io::Error::other)?
+    }
+
+    /// Encrypts and stores `bytes` for `tenant` (outbound uploads): written to a temporary
+    /// file, then renamed to its keyed name, so a failure leaves no file behind. Equal files
+    /// of a tenant are stored once.
+    pub async fn write_bytes(
+        &self,
+        tenant: switchboard_core::TenantId,
+        bytes: bytes::Bytes,
+    ) -> std::io::Result<StoredFile> {
+        let keys = self.tenant_keys(tenant).await?;
+        let (temp, mut file) = self.temp().await?;
+        let sha256 = hex::encode(Sha256::digest(&bytes));
+        let size = bytes.len() as u64;
+        let writer_keys = keys.clone();
+        let written = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            switchboard_crypto::encrypt_file(
+                &bytes[..],
+                std::io::BufWriter::new(&mut file),
+                writer_keys.current(),
+                &file_aad(writer_keys.tenant()),
+            )
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+            file.sync_all()
+        })
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|r| r);
+        let committed = match written {
+            Ok(()) => self.commit(&temp, &keys.media_name(&sha256)).await,
+            Err(e) => Err(e),
+        };
+        match committed {
+            Ok(key) => Ok(StoredFile { key, sha256, size }),
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&temp).await;
+                Err(e)
+            }
+        }
     }
 
     /// A fresh temporary file in the store (same file system, so the final rename is atomic).

@@ -211,15 +211,16 @@ impl App {
             .await
     }
 
-    /// An agent's reply with any sendable content (text or a WhatsApp template). A
-    /// free-form message outside WhatsApp's 24 h window is refused here, before anything is
-    /// queued, with [`ServiceError::TemplateRequired`].
-    pub async fn reply_with(
+    /// The checks of [`App::reply_with`] without writing anything: the conversation is the
+    /// staff member's and open, the content can go on its channel now (template support,
+    /// WhatsApp's 24 h window), the customer is reachable and has not opted out. Routes that
+    /// store something first (attachments) call it before writing.
+    pub async fn check_reply(
         &self,
         staff: &User,
         conversation: ConversationId,
-        content: Content,
-    ) -> ServiceResult<Message> {
+        content: &Content,
+    ) -> ServiceResult<ConversationSummary> {
         content.validate_outbound().map_err(ServiceError::Invalid)?;
         let conv = self.conversation_for(staff, conversation).await?;
         if conv.conversation.state == ConversationState::Resolved {
@@ -237,7 +238,7 @@ impl App {
         }
         if !crate::channels::window_allows(
             conv.channel_kind,
-            &content,
+            content,
             conv.conversation.last_inbound_at,
             now(),
         ) {
@@ -250,8 +251,21 @@ impl App {
         }
         // A template is proactive (privacy::is_proactive): refused at once to a customer who
         // opted out; the sender would refuse it anyway.
-        self.ensure_proactive_allowed(conversation, Lane::Live, &content)
+        self.ensure_proactive_allowed(conversation, Lane::Live, content)
             .await?;
+        Ok(conv)
+    }
+
+    /// An agent's reply with any sendable content (text or a WhatsApp template). A
+    /// free-form message outside WhatsApp's 24 h window is refused here, before anything is
+    /// queued, with [`ServiceError::TemplateRequired`].
+    pub async fn reply_with(
+        &self,
+        staff: &User,
+        conversation: ConversationId,
+        content: Content,
+    ) -> ServiceResult<Message> {
+        let conv = self.check_reply(staff, conversation, &content).await?;
         if conv.conversation.assignee.is_none() {
             let ev = self
                 .store

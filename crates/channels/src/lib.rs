@@ -176,6 +176,30 @@ pub struct OutboundMessage {
     /// [`SendError::sent_part_ids`]); those parts are not sent again. Rendering is
     /// deterministic, so part numbers are stable across attempts.
     pub skip_parts: usize,
+    /// The file of a [`Content::Media`] that has no provider id or link yet: our stored
+    /// copy, read by the sender, which the adapter uploads the way its API wants.
+    pub attachment: Option<Attachment>,
+}
+
+/// The bytes of an outbound file with its declared type and name.
+#[derive(Clone, PartialEq)]
+pub struct Attachment {
+    /// The file.
+    pub bytes: bytes::Bytes,
+    /// Its MIME type (`image/png`).
+    pub mime_type: String,
+    /// The name the customer sees.
+    pub filename: String,
+}
+
+impl std::fmt::Debug for Attachment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Attachment")
+            .field("size", &self.bytes.len())
+            .field("mime_type", &self.mime_type)
+            .field("filename", &self.filename)
+            .finish()
+    }
 }
 
 impl OutboundMessage {
@@ -191,6 +215,7 @@ impl OutboundMessage {
             reply_to: None,
             idempotency_key: idempotency_key.into(),
             skip_parts: 0,
+            attachment: None,
         }
     }
 }

@@ -32,6 +32,35 @@ pub(crate) async fn post_json(
     read(resp).await
 }
 
+/// POSTs a multipart form (a file upload) to `url`, with a bearer token when given. Errors
+/// are mapped like [`post_json`]'s.
+pub(crate) async fn post_multipart(
+    http: &reqwest::Client,
+    url: &str,
+    bearer: Option<&str>,
+    form: reqwest::multipart::Form,
+) -> Result<Answer, SendError> {
+    let mut req = http.post(url).multipart(form);
+    if let Some(token) = bearer {
+        req = req.bearer_auth(token);
+    }
+    let resp = req.send().await.map_err(transport_error)?;
+    read(resp).await
+}
+
+/// The multipart part of an outbound file, with its name and MIME type.
+pub(crate) fn file_part(file: &crate::Attachment) -> Result<reqwest::multipart::Part, SendError> {
+    reqwest::multipart::Part::bytes(file.bytes.to_vec())
+        .file_name(file.filename.clone())
+        .mime_str(&file.mime_type)
+        .map_err(|_| {
+            SendError::permanent(
+                Some("invalid_mime".into()),
+                format!("`{}` is not a valid MIME type", file.mime_type),
+            )
+        })
+}
+
 /// GETs `url` with a bearer token when given.
 pub(crate) async fn get(
     http: &reqwest::Client,

@@ -42,6 +42,7 @@ pub fn router(app: App) -> Router {
         .merge(routes::routing::router())
         .merge(routes::contacts::router())
         .merge(routes::media::router())
+        .merge(routes::attachments::router())
         .merge(routes::demo::router())
         .merge(routes::users::router())
         .merge(routes::security::router())

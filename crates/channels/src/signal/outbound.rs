@@ -3,8 +3,9 @@
 //!
 //! Signal has no buttons, lists or templates: choices become a numbered text menu, locations a
 //! map link, contacts a text block. Text is split at `max_text_len` (2000) counted in UTF-8
-//! bytes, because signal-cli turns a longer body into a long-text attachment. Media need a URL
-//! here (sent as a link): attaching files needs an upload step that is not written yet.
+//! bytes, because signal-cli turns a longer body into a long-text attachment. Media with a URL
+//! go as a link; our stored files go inline as a data URI (`base64_attachments` over REST,
+//! `attachments` over JSON-RPC) on the first part, with the caption as its text.
 //! Receipt ids are the send timestamp, which receipts, quotes and reactions reference.
 
 use std::time::Duration;
@@ -32,6 +33,7 @@ pub fn render(
     creds: &Credentials,
     caps: &Capabilities,
 ) -> Result<Vec<ApiCall>, RenderError> {
+    let mut attachment: Option<String> = None;
     let texts: Vec<String> = match &msg.content {
         Content::Text { body } | Content::System { body } => vec![body.clone()],
         Content::Choices { prompt, items, .. } => {
@@ -40,10 +42,22 @@ pub fn render(
             }
             vec![numbered_menu(prompt, items)]
         }
-        Content::Media { media, caption, .. } => {
-            let url = media.url.as_ref().ok_or_else(|| {
-                RenderError("Signal media needs a URL until attachment upload is written".into())
+        Content::Media { media, caption, .. } if media.url.is_none() => {
+            let file = msg.attachment.as_ref().ok_or_else(|| {
+                RenderError("Signal media needs the file to attach or a URL to link".into())
             })?;
+            if file.bytes.len() as u64 > MAX_ATTACHMENT {
+                return Err(RenderError(format!(
+                    "the file is larger than the {MAX_ATTACHMENT} bytes signal-cli attaches"
+                )));
+            }
+            attachment = Some(data_uri(file));
+            vec![caption.clone().unwrap_or_default()]
+        }
+        Content::Media { media, caption, .. } => {
+            let Some(url) = media.url.as_ref() else {
+                return Err(RenderError("Signal media needs a URL to link".into()));
+            };
             vec![match caption.as_deref().filter(|c| !c.trim().is_empty()) {
                 Some(c) => format!("{c}\n{url}"),
                 None => url.clone(),
@@ -102,9 +116,14 @@ pub fn render(
         .enumerate()
         .map(|(i, text)| {
             let quote = if i == 0 { quote.clone() } else { None };
+            // The file rides on the first part, with the caption's beginning.
+            let file = if i == 0 { attachment.clone() } else { None };
             match creds.mode {
                 Mode::JsonRpc => {
                     let mut params = json!({"recipient": [msg.to], "message": text});
+                    if let Some(uri) = file {
+                        params["attachments"] = json!([uri]);
+                    }
                     if let Some((author, ts)) = quote {
                         params["quoteTimestamp"] = json!(ts);
                         params["quoteAuthor"] = json!(author);
@@ -114,6 +133,9 @@ pub fn render(
                 Mode::Rest => {
                     let mut body =
                         json!({"number": creds.account, "recipients": [msg.to], "message": text});
+                    if let Some(uri) = file {
+                        body["base64_attachments"] = json!([uri]);
+                    }
                     if let Some((author, ts)) = quote {
                         body["quote_timestamp"] = json!(ts);
                         body["quote_author"] = json!(author);
@@ -126,6 +148,33 @@ pub fn render(
             }
         })
         .collect())
+}
+
+/// Largest attachment signal-cli sends (`ServiceConfig.MAX_ATTACHMENT_SIZE`, 150 MiB).
+pub const MAX_ATTACHMENT: u64 = 150 * 1024 * 1024;
+
+/// An RFC 2397 data URI with signal-cli's `filename=` parameter:
+/// `data:<mime>;filename=<name>;base64,<data>` (both the REST `base64_attachments` and the
+/// JSON-RPC `attachments` take it). `;` and `,` would end the parameter, so they leave the name.
+fn data_uri(file: &crate::Attachment) -> String {
+    use base64::Engine as _;
+    let name: String = file
+        .filename
+        .chars()
+        .map(|c| {
+            if matches!(c, ';' | ',') || c.is_control() {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    format!(
+        "data:{};filename={};base64,{}",
+        file.mime_type,
+        name,
+        base64::engine::general_purpose::STANDARD.encode(&file.bytes)
+    )
 }
 
 fn rpc(

@@ -4,7 +4,8 @@
 //! Rendering: text split at `max_text_len` counted in UTF-16 units; choices become an inline
 //! keyboard (one button per row, `callback_data` = choice id) when every id fits the 1–64 byte
 //! limit and the count fits `reply_buttons`, otherwise a numbered text menu; media go by
-//! `file_id` or URL; captions over 1024 follow as text; templates do not exist on Telegram.
+//! `file_id` or URL, or, for our stored files, as a multipart upload (photos over 10 MB as a
+//! document, files over 50 MB refused); captions over 1024 follow as text; templates do not exist on Telegram.
 //! Receipt ids are `{chat_id}:{message_id}`, the same shape inbound parsing uses.
 
 use std::time::Duration;
@@ -21,6 +22,12 @@ use crate::{ApiCall, ErrorScope, OutboundMessage, RenderError, SendError, SendRe
 const MAX_CALLBACK_DATA: usize = 64;
 /// Captions are 0–1024 characters after entity parsing.
 const MAX_CAPTION: usize = 1024;
+/// Largest photo a bot may upload (channels.md §2.3).
+pub const MAX_UPLOAD_PHOTO: u64 = 10 * 1024 * 1024;
+/// Largest other file a bot may upload.
+pub const MAX_UPLOAD_FILE: u64 = 50 * 1024 * 1024;
+/// The rendered value of a file field whose bytes go as a multipart part at send time.
+pub const ATTACH_MARK: &str = "attach://upload";
 /// The text of a keyboard message must not be empty.
 const DEFAULT_PROMPT: &str = "Please choose an option.";
 
@@ -29,6 +36,14 @@ fn call(method: &str, body: Value) -> ApiCall {
         method: method.into(),
         body,
     }
+}
+
+/// The field of a rendered call that carries [`ATTACH_MARK`] (the file to upload).
+fn upload_field(body: &Value) -> Option<String> {
+    body.as_object()?
+        .iter()
+        .find(|(_, v)| v.as_str() == Some(ATTACH_MARK))
+        .map(|(k, _)| k.clone())
 }
 
 /// `chat_id` is an integer, or a string for `@channelusername`.
@@ -57,6 +72,22 @@ pub fn render(msg: &OutboundMessage, caps: &Capabilities) -> Result<Vec<ApiCall>
             media,
             caption,
         } => {
+            let upload = media.provider_id.is_none() && media.url.is_none();
+            let upload_size = msg
+                .attachment
+                .as_ref()
+                .filter(|_| upload)
+                .map(|a| a.bytes.len() as u64);
+            if upload_size.is_some_and(|n| n > MAX_UPLOAD_FILE) {
+                return Err(RenderError(format!(
+                    "the file is larger than the {MAX_UPLOAD_FILE} bytes Telegram accepts in an upload"
+                )));
+            }
+            // Photos up to 10 MB; a larger picture goes as a document (degrade rule 5).
+            let kind = match (kind, upload_size) {
+                (MediaKind::Image, Some(n)) if n > MAX_UPLOAD_PHOTO => &MediaKind::Document,
+                _ => kind,
+            };
             let (method, field) = match kind {
                 MediaKind::Image => ("sendPhoto", "photo"),
                 MediaKind::Video => ("sendVideo", "video"),
@@ -65,13 +96,18 @@ pub fn render(msg: &OutboundMessage, caps: &Capabilities) -> Result<Vec<ApiCall>
                 MediaKind::Document => ("sendDocument", "document"),
                 MediaKind::Sticker => ("sendSticker", "sticker"),
             };
-            let source = media
-                .provider_id
-                .as_ref()
-                .or(media.url.as_ref())
-                .ok_or_else(|| {
-                    RenderError("media has neither a Telegram file_id nor a URL".into())
-                })?;
+            let source = match (
+                media.provider_id.as_ref().or(media.url.as_ref()),
+                upload_size,
+            ) {
+                (Some(s), _) => s.as_str(),
+                (None, Some(_)) => ATTACH_MARK,
+                (None, None) => {
+                    return Err(RenderError(
+                        "media has neither a Telegram file_id, a URL nor a file to upload".into(),
+                    ));
+                }
+            };
             let mut body = json!({"chat_id": chat, field: source});
             let caption = caption.as_deref().filter(|c| !c.trim().is_empty());
             let mut out = Vec::new();
@@ -244,6 +280,37 @@ impl Telegram {
         }
     }
 
+    /// A method call whose `field` is a file upload: multipart, every other body field as a
+    /// text part (JSON values as their JSON text, strings as they are).
+    /// <https://core.telegram.org/bots/api#sending-files>
+    async fn call_multipart(
+        &self,
+        method: &str,
+        body: &Value,
+        field: &str,
+        file: &crate::Attachment,
+    ) -> Result<Value, SendError> {
+        let mut form = reqwest::multipart::Form::new();
+        if let Some(obj) = body.as_object() {
+            for (k, v) in obj.iter().filter(|(k, _)| k.as_str() != field) {
+                let text = match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                form = form.text(k.clone(), text);
+            }
+        }
+        form = form.part(field.to_string(), transport::file_part(file)?);
+        let ans =
+            transport::post_multipart(&self.http, &self.method_url(method), None, form).await?;
+        match serde_json::from_slice::<wire::Response>(&ans.body) {
+            Ok(wire::Response {
+                ok: true, result, ..
+            }) if ans.status.is_success() => Ok(result.unwrap_or(Value::Null)),
+            _ => Err(error_from(&ans)),
+        }
+    }
+
     /// Renders and sends `msg`. Receipt ids are `{chat_id}:{message_id}`; for a reaction (which
     /// returns no message) the id is the target's.
     pub async fn send(&self, msg: &OutboundMessage) -> Result<SendReceipt, SendError> {
@@ -257,7 +324,16 @@ impl Telegram {
         transport::send_parts(calls, msg.skip_parts, |call| {
             let fallback = fallback.clone();
             async move {
-                let result = self.call_method(&call.method, &call.body).await?;
+                let result = match upload_field(&call.body) {
+                    Some(field) => {
+                        let file = msg.attachment.as_ref().ok_or_else(|| {
+                            SendError::permanent(None, "the file to upload is missing")
+                        })?;
+                        self.call_multipart(&call.method, &call.body, &field, file)
+                            .await?
+                    }
+                    None => self.call_method(&call.method, &call.body).await?,
+                };
                 let chat = result.pointer("/chat/id").and_then(Value::as_i64);
                 let mid = result.get("message_id").and_then(Value::as_i64);
                 Ok(match (chat, mid) {

@@ -220,6 +220,42 @@ fn text_parts(body: &str, caps: &Capabilities) -> Vec<Value> {
         .collect()
 }
 
+/// Largest document WhatsApp accepts (channels.md §1.3).
+pub const MAX_DOCUMENT_BYTES: u64 = 100 * 1024 * 1024;
+
+/// The kind a file of `mime` and `size` bytes can go as on WhatsApp (channels.md §1.3 types
+/// and sizes; degrade rule 5): images only jpeg/png up to 5 MB, audio and video up to 16 MB
+/// in their types, stickers webp up to 500 KB; anything else goes as a document. `None`
+/// when even a document is too large (over 100 MB).
+pub fn fit_media_kind(kind: MediaKind, mime: &str, size: u64) -> Option<MediaKind> {
+    const MB: u64 = 1024 * 1024;
+    let mime = mime
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    let fits = match kind {
+        MediaKind::Image => matches!(mime.as_str(), "image/jpeg" | "image/png") && size <= 5 * MB,
+        MediaKind::Video => matches!(mime.as_str(), "video/mp4" | "video/3gpp") && size <= 16 * MB,
+        MediaKind::Audio | MediaKind::Voice => {
+            matches!(
+                mime.as_str(),
+                "audio/aac" | "audio/amr" | "audio/mpeg" | "audio/mp4" | "audio/ogg"
+            ) && size <= 16 * MB
+        }
+        MediaKind::Sticker => mime == "image/webp" && size <= 500 * 1024,
+        MediaKind::Document => true,
+    };
+    if fits {
+        Some(kind)
+    } else if size <= MAX_DOCUMENT_BYTES {
+        Some(MediaKind::Document)
+    } else {
+        None
+    }
+}
+
 fn media_type(kind: MediaKind) -> &'static str {
     match kind {
         MediaKind::Image => "image",
@@ -379,9 +415,101 @@ fn error_from(ans: &Answer) -> SendError {
 impl WhatsApp {
     /// Renders and sends `msg`; each part is one `POST /{phone-number-id}/messages`.
     /// The receipt's ids are wamids.
+    ///
+    /// A media message carrying an [`crate::Attachment`] (no media id or link yet) is
+    /// uploaded first (`POST /{phone-number-id}/media`) and sent by the returned id, as the
+    /// kind WhatsApp accepts for its type and size ([`fit_media_kind`]).
     pub async fn send(&self, msg: &OutboundMessage) -> Result<SendReceipt, SendError> {
+        let uploaded;
+        let msg = match self.upload_attachment(msg).await? {
+            Some(m) => {
+                uploaded = m;
+                &uploaded
+            }
+            None => msg,
+        };
         let calls = render(msg, &switchboard_core::ChannelKind::Whatsapp.capabilities())?;
         self.send_calls(calls, msg.skip_parts).await
+    }
+
+    /// Uploads the attachment of a media message that has neither a media id nor a link, and
+    /// returns the message to render (media id set, kind fitted). `None`: nothing to upload.
+    async fn upload_attachment(
+        &self,
+        msg: &OutboundMessage,
+    ) -> Result<Option<OutboundMessage>, SendError> {
+        let (
+            Content::Media {
+                kind,
+                media,
+                caption,
+            },
+            Some(file),
+        ) = (&msg.content, &msg.attachment)
+        else {
+            return Ok(None);
+        };
+        if media.provider_id.is_some() || media.url.is_some() {
+            return Ok(None);
+        }
+        let size = file.bytes.len() as u64;
+        let kind = fit_media_kind(*kind, &file.mime_type, size).ok_or_else(|| {
+            SendError::permanent(
+                Some("media_too_large".into()),
+                format!(
+                    "the file is {size} bytes; WhatsApp accepts documents up to {MAX_DOCUMENT_BYTES} bytes"
+                ),
+            )
+        })?;
+        // The media part went out in an earlier attempt: only the parts after it are sent,
+        // so no second upload.
+        let id = if msg.skip_parts > 0 {
+            "already-sent".to_string()
+        } else {
+            self.upload_media(file).await?
+        };
+        let mut media = media.clone();
+        media.provider_id = Some(id);
+        if media.filename.is_none() {
+            media.filename = Some(file.filename.clone());
+        }
+        Ok(Some(OutboundMessage {
+            content: Content::Media {
+                kind,
+                media,
+                caption: caption.clone(),
+            },
+            attachment: None,
+            ..msg.clone()
+        }))
+    }
+
+    /// Uploads a file: `POST /{phone-number-id}/media`, multipart `file`, `type` (its MIME type)
+    /// and `messaging_product=whatsapp`; answers the media id (valid 30 days).
+    /// <https://developers.facebook.com/docs/whatsapp/cloud-api/reference/media#upload-media>
+    pub async fn upload_media(&self, file: &crate::Attachment) -> Result<String, SendError> {
+        let url = format!("{}/{}/media", self.api_base, self.creds.phone_number_id);
+        let form = reqwest::multipart::Form::new()
+            .text("messaging_product", "whatsapp")
+            .text("type", file.mime_type.clone())
+            .part("file", transport::file_part(file)?);
+        let ans = transport::post_multipart(&self.http, &url, Some(&self.creds.access_token), form)
+            .await?;
+        if !ans.status.is_success() {
+            return Err(error_from(&ans));
+        }
+        serde_json::from_slice::<Value>(&ans.body)
+            .ok()
+            .and_then(|v| v.get("id").and_then(Value::as_str).map(str::to_string))
+            .ok_or_else(|| {
+                SendError::retry_later(
+                    None,
+                    format!(
+                        "the media upload answered without an id: {}",
+                        transport::excerpt(&ans.body)
+                    ),
+                )
+            })
     }
 
     /// Sends already rendered calls (e.g. from [`render_template`]).

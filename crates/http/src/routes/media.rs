@@ -79,8 +79,18 @@ async fn show(
         .read(auth.user.tenant_id, &key, sha256.as_deref())
         .await
         .map_err(|e| internal(&e))?;
+    Ok(file_response(bytes, mime.as_deref(), filename.as_deref()))
+}
+
+/// The answer serving a stored file: its type (or `application/octet-stream`), `nosniff`,
+/// `Cache-Control: private`, and `Content-Disposition: attachment` with a safe ASCII name for
+/// everything but images. Staff media and the web chat visitor's media answer the same way.
+pub(crate) fn file_response(
+    bytes: Vec<u8>,
+    mime: Option<&str>,
+    filename: Option<&str>,
+) -> Response {
     let mime = mime
-        .as_deref()
         .map(switchboard_app::media::normalise_mime)
         .filter(|m| !m.is_empty())
         .unwrap_or_else(|| "application/octet-stream".to_string());
@@ -105,7 +115,7 @@ async fn show(
         HeaderValue::from_str(&format!("attachment; filename=\"{name}\""))
             .unwrap_or_else(|_| HeaderValue::from_static("attachment"))
     };
-    Ok((
+    (
         [
             (header::CONTENT_TYPE, content_type),
             (
@@ -117,5 +127,5 @@ async fn show(
         ],
         bytes,
     )
-        .into_response())
+        .into_response()
 }

@@ -1,6 +1,7 @@
 //! Route modules; each exposes `router() -> Router<App>` and the root merges them.
 
 pub mod assets;
+pub mod attachments;
 pub mod auth;
 pub mod channels;
 pub mod contacts;

@@ -31,6 +31,79 @@ pub fn router() -> Router<App> {
         .route("/chat/{channel}/ws", get(socket))
         .route("/chat/{channel}/session", post(new_session))
         .route("/chat/{channel}/messages", post(post_message))
+        .route("/chat/{channel}/media/{message_id}", get(media))
+}
+
+/// The visitor token of `Authorization: Bearer <token>`, or 401.
+fn bearer_token(headers: &axum::http::HeaderMap) -> Result<String, ApiError> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .map(str::to_string)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "send `Authorization: Bearer <token>` (get a token from POST /chat/{channel}/session)",
+            )
+        })
+}
+
+/// `GET /chat/{channel}/media/{message_id}` with `Authorization: Bearer <token>`: the file of
+/// a media message in the visitor's own conversation (what the page shows for a file an
+/// agent sent). Any other message, including another visitor's, answers 404 exactly like
+/// an unknown one.
+async fn media(
+    State(app): State<App>,
+    Path((channel, message_id)): Path<(String, String)>,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, ApiError> {
+    let channel = parse_channel(&channel)?;
+    let token = bearer_token(&headers)?;
+    let message_id: switchboard_core::MessageId = message_id
+        .parse()
+        .map_err(|_| ApiError::not_found("message"))?;
+    let visitor = app.webchat_known_visitor(channel, &token).await?;
+    let internal = |e: &dyn std::fmt::Display| {
+        tracing::error!(error = %e, "reading web chat media failed");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the file could not be read; try again later",
+        )
+    };
+    let conversation = app
+        .store
+        .webchat_conversation(channel, &visitor.visitor_id)
+        .await
+        .map_err(|e| internal(&e))?
+        .ok_or_else(|| ApiError::not_found("message"))?;
+    let message = app
+        .store
+        .message(visitor.tenant.id, message_id)
+        .await
+        .map_err(|e| internal(&e))?
+        .filter(|m| m.conversation_id == conversation.id)
+        .ok_or_else(|| ApiError::not_found("message"))?;
+    let switchboard_core::Content::Media { media, .. } = &message.content else {
+        return Err(ApiError::not_found("message"));
+    };
+    let key = media
+        .stored_key
+        .as_deref()
+        .ok_or_else(|| ApiError::not_found("message"))?;
+    let bytes = app
+        .media_store()
+        .read(visitor.tenant.id, key, media.sha256.as_deref())
+        .await
+        .map_err(|e| internal(&e))?;
+    Ok(crate::routes::media::file_response(
+        bytes,
+        media.mime_type.as_deref(),
+        media.filename.as_deref(),
+    ))
 }
 
 fn parse_channel(raw: &str) -> Result<ChannelId, ApiError> {
@@ -131,13 +204,13 @@ async fn socket(
     )
     .await
     .map_err(|e| ApiError::bad_request("websocket_required", e.to_string()))?;
-    Ok(ws
-        .max_message_size(64 * 1024)
-        .on_upgrade(move |socket| async move {
+    Ok(
+        super::events::lean_socket(ws, 64 * 1024).on_upgrade(move |socket| async move {
             if let Err(e) = run_socket(app, channel, socket).await {
                 tracing::debug!(error = %format!("{e:#}"), "web chat socket closed");
             }
-        }))
+        }),
+    )
 }
 
 async fn send(socket: &mut WebSocket, frame: &ServerFrame) -> anyhow::Result<()> {
