@@ -20,9 +20,24 @@ use crate::helpers::{DEMO_PASSWORD, spawn_app};
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
 
+/// chromedriver and the browsers it starts, in a process group of their own. Dropping it
+/// (also when a test panics before closing its sessions) kills the whole group, so no
+/// Chromium outlives the test.
 struct Driver {
     _child: tokio::process::Child,
+    group: Option<u32>,
     port: u16,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        if let Some(group) = self.group {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", "--", &format!("-{group}")])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
 }
 
 async fn start_driver() -> Option<Driver> {
@@ -42,9 +57,11 @@ async fn start_driver() -> Option<Driver> {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true)
+        .process_group(0)
         .spawn()
         .expect("chromedriver starts");
     Some(Driver {
+        group: child.id(),
         _child: child,
         port,
     })
