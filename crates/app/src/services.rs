@@ -267,11 +267,9 @@ impl App {
     ) -> ServiceResult<Message> {
         let conv = self.check_reply(staff, conversation, &content).await?;
         if conv.conversation.assignee.is_none() {
-            let ev = self
-                .store
-                .assign(staff.tenant_id, conversation, staff.id, now())
-                .await?;
-            self.bus.publish(&[ev]);
+            // Replying takes the conversation: routing's rules (presence, capacity, skills)
+            // apply as for `assign`, before anything is stored.
+            self.assign_to(staff, conversation, None, false).await?;
         }
         let (message, events) = self
             .store
@@ -356,30 +354,16 @@ impl App {
         self.contact_overview(staff, id).await
     }
 
-    /// Assigns a conversation. Agents may take conversations for themselves; supervisors and
-    /// admins may assign anyone of their tenant.
+    /// Assigns a conversation ([`App::assign_to`] without forcing). Agents may take
+    /// conversations for themselves; supervisors and admins may assign anyone of their tenant.
     pub async fn assign(
         &self,
         staff: &User,
         conversation: ConversationId,
         to: Option<UserId>,
     ) -> ServiceResult<ConversationSummary> {
-        let target = to.unwrap_or(staff.id);
-        if target != staff.id && !staff.role.includes(Role::Supervisor) {
-            return Err(ServiceError::Forbidden(
-                "agents can only assign conversations to themselves; ask a supervisor".into(),
-            ));
-        }
-        self.store
-            .user(staff.tenant_id, target)
-            .await?
-            .ok_or(ServiceError::NotFound("user"))?;
-        let ev = self
-            .store
-            .assign(staff.tenant_id, conversation, target, now())
-            .await?;
-        self.bus.publish(std::slice::from_ref(&ev));
-        self.conversation_for(staff, conversation).await
+        // Routing's checks (presence, capacity, skills) apply; see `assign_to`.
+        self.assign_to(staff, conversation, to, false).await
     }
 
     /// Resolves a conversation.

@@ -738,6 +738,135 @@ impl App {
         self.conversation_for(staff, id).await
     }
 
+    /// Assigns a conversation by hand: `POST /api/v1/conversations/{id}/assign` and an
+    /// agent's reply to an unassigned conversation. `to` defaults to the staff member;
+    /// agents assign only to themselves, supervisors to anyone of the tenant.
+    ///
+    /// A conversation routing manages (placed in a queue) goes only to an agent who could
+    /// take it from that queue, checked inside a routing round (so two desks cannot race
+    /// past a capacity limit): `409` when the agent is away/offline or at capacity (total or
+    /// for the channel), `422` when they lack a skill the queue or the conversation needs.
+    /// Queue membership is not required: a supervisor may hand work to an agent of another
+    /// team. A supervisor may pass `force` to skip these checks (an agent who is just
+    /// signing in, an emergency); agents cannot. Conversations outside routing (no queue:
+    /// bot conversations, tenants without queues) are assigned as before, without checks.
+    pub async fn assign_to(
+        &self,
+        staff: &User,
+        id: ConversationId,
+        to: Option<UserId>,
+        force: bool,
+    ) -> ServiceResult<ConversationSummary> {
+        let target = to.unwrap_or(staff.id);
+        let is_supervisor = staff.role.includes(Role::Supervisor);
+        if target != staff.id && !is_supervisor {
+            return Err(ServiceError::Forbidden(
+                "agents can only assign conversations to themselves; ask a supervisor".into(),
+            ));
+        }
+        if force && !is_supervisor {
+            return Err(ServiceError::Forbidden(
+                "only supervisors may force an assignment past presence, capacity and skills"
+                    .into(),
+            ));
+        }
+        self.store
+            .user(staff.tenant_id, target)
+            .await?
+            .ok_or(ServiceError::NotFound("user"))?;
+        let routed = self
+            .store
+            .routed_conversation(staff.tenant_id, id)
+            .await?
+            .ok_or(ServiceError::NotFound("conversation"))?;
+        if routed.queue.is_none() || force {
+            if force {
+                tracing::info!(tenant_id = %staff.tenant_id, user_id = %staff.id, conversation_id = %id, assignee = %target, "assignment forced past routing checks");
+            }
+            let ev = self
+                .store
+                .assign(staff.tenant_id, id, target, now())
+                .await?;
+            self.bus.publish(std::slice::from_ref(&ev));
+            return self.conversation_for(staff, id).await;
+        }
+        let plan = move |snap: &RoutingSnapshot| -> Result<Vec<RoutingChange>, StoreError> {
+            let c = snap
+                .focus
+                .as_ref()
+                .ok_or(StoreError::NotFound("conversation"))?;
+            if c.state == ConversationState::Resolved {
+                return Err(StoreError::Invalid(
+                    "a resolved conversation cannot be assigned: reopen it first".into(),
+                ));
+            }
+            if c.assignee == Some(target) {
+                return Ok(Vec::new());
+            }
+            let settings = snap
+                .agents
+                .iter()
+                .find(|a| a.user_id == target)
+                .ok_or(StoreError::NotFound("user"))?;
+            let agent = policy_agent(settings, snap.loads.get(&target));
+            if settings.presence != AgentPresence::Available {
+                return Err(StoreError::Conflict(format!(
+                    "the agent is {}: only an available agent can be assigned (they set \
+                     themselves available, or a supervisor forces it with \"force\": true)",
+                    settings.presence
+                )));
+            }
+            let queue = c
+                .queue
+                .and_then(|q| snap.queues.iter().find(|r| r.id == q))
+                .map(policy_queue)
+                .transpose()
+                .map_err(StoreError::Invalid)?;
+            let extra = c
+                .required_skills
+                .iter()
+                .filter_map(|(k, &v)| switchboard_routing::Skill::parse(k).ok().map(|k| (k, v)))
+                .collect::<switchboard_routing::Skills>();
+            let mut needed: Vec<&switchboard_routing::Skills> = vec![&extra];
+            if let Some(q) = &queue {
+                needed.push(&q.required_skills);
+            }
+            if !agent.has_skills(needed.iter().copied()) {
+                let mut names: Vec<String> = needed
+                    .iter()
+                    .flat_map(|s| s.iter())
+                    .filter(|(skill, min)| agent.skills.get(*skill).is_none_or(|l| l < *min))
+                    .map(|(skill, min)| format!("{} (level {min})", skill.as_str()))
+                    .collect();
+                names.sort();
+                names.dedup();
+                return Err(StoreError::Invalid(format!(
+                    "the agent lacks skills this conversation needs: {}",
+                    names.join(", ")
+                )));
+            }
+            if !agent.has_room_for(c.channel_kind) {
+                return Err(StoreError::Conflict(format!(
+                    "the agent is at capacity ({} of {} conversations, or the limit for {}): \
+                     resolve or transfer one first",
+                    agent.total_load(),
+                    agent.capacity.total,
+                    c.channel_kind
+                )));
+            }
+            Ok(vec![RoutingChange::Assign {
+                conversation: c.id,
+                agent: target,
+            }])
+        };
+        let outcome = self
+            .store
+            .routing_round(staff.tenant_id, Some(id), now(), &plan)
+            .await?;
+        self.publish_routing(&outcome);
+        self.conversation_for(staff, id).await
+    }
+
     /// Reopens a resolved conversation into its queue (`422` unless resolved; `409` when
     /// the customer already has another open conversation on that channel).
     pub async fn reopen(&self, staff: &User, id: ConversationId) -> ServiceResult<DeskRow> {

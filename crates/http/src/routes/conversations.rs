@@ -278,9 +278,14 @@ async fn reply(
 #[serde(deny_unknown_fields)]
 struct AssignBody {
     user_id: Option<String>,
+    #[serde(default)]
+    force: bool,
 }
 
-/// `POST /api/v1/conversations/{id}/assign` `{"user_id"?}`: to yourself by default.
+/// `POST /api/v1/conversations/{id}/assign` `{"user_id"?, "force"?}`: to yourself by
+/// default. A conversation in a queue goes only to an available agent with room and the
+/// skills it needs: `409` (away/offline, at capacity) or `422` (missing skills) naming the
+/// reason. Supervisors may send `"force": true` to skip those checks (`403` for agents).
 async fn assign(
     State(app): State<App>,
     auth: StaffAuth,
@@ -302,7 +307,9 @@ async fn assign(
         ),
         None => None,
     };
-    let conv = app.assign(&auth.user, parse_id(&id)?, to).await?;
+    let conv = app
+        .assign_to(&auth.user, parse_id(&id)?, to, body.force)
+        .await?;
     Ok(Json(json!({"conversation": conv})))
 }
 

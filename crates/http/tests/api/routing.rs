@@ -662,3 +662,148 @@ async fn two_nodes_routing_at_once_never_double_assign_on_postgresql() {
     a.store.ping().await.expect("still up");
     db.drop_it().await;
 }
+
+/// The error message of a refused request.
+fn reason(body: &Value) -> String {
+    body["error"]["message"].as_str().unwrap_or("").to_string()
+}
+
+async fn message_count(app: &TestApp, conv: &str) -> usize {
+    let (s, body) = app
+        .get(&format!("/api/v1/conversations/{conv}/messages"))
+        .await;
+    assert_eq!(s, 200, "{body}");
+    body["messages"].as_array().map_or(0, Vec::len)
+}
+
+#[tokio::test]
+async fn assigning_or_replying_by_hand_respects_presence_skills_and_capacity() {
+    let mut app = spawn_app().await;
+    app.login("admin@demo.example").await;
+    let ann = user_id(&app, "Ann Agent").await;
+    let ben = user_id(&app, "Ben Agent").await;
+    let loans = queue_id(&app, "loans").await;
+
+    // Everyone is offline: the conversation waits in `general`.
+    let conv = customer_asks_for_agent(&app, "h").await;
+    wait_placed(&app, &conv).await;
+
+    // Ann is offline: neither assigning herself nor replying takes it, and the refused
+    // reply stores nothing.
+    app.login("ann@demo.example").await;
+    let before = message_count(&app, &conv).await;
+    let (s, body) = app
+        .post(&format!("/api/v1/conversations/{conv}/assign"), json!({}))
+        .await;
+    assert_eq!(s, 409, "{body}");
+    assert!(reason(&body).contains("offline"), "{body}");
+    let (s, body) = app
+        .post(
+            &format!("/api/v1/conversations/{conv}/messages"),
+            json!({"text": "hello from an offline agent"}),
+        )
+        .await;
+    assert_eq!(s, 409, "{body}");
+    assert!(reason(&body).contains("offline"), "{body}");
+    assert_eq!(message_count(&app, &conv).await, before, "no partial write");
+    assert_eq!(row(&app, &conv).await["state"], "queued");
+    // Agents cannot force.
+    let (s, body) = app
+        .post(
+            &format!("/api/v1/conversations/{conv}/assign"),
+            json!({"force": true}),
+        )
+        .await;
+    assert_eq!(s, 403, "{body}");
+
+    // In `loans` (needs `lending`), Ben, available, is refused for the missing skill.
+    app.login("admin@demo.example").await;
+    let (s, body) = app
+        .post(
+            &format!("/api/v1/conversations/{conv}/transfer"),
+            json!({"to_queue": loans}),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    app.login("ben@demo.example").await;
+    set_presence(&app, "available").await;
+    app.login("admin@demo.example").await;
+    let (s, body) = app
+        .post(
+            &format!("/api/v1/conversations/{conv}/assign"),
+            json!({"user_id": ben}),
+        )
+        .await;
+    assert_eq!(s, 422, "{body}");
+    assert!(reason(&body).contains("lending"), "{body}");
+    assert_eq!(row(&app, &conv).await["state"], "queued");
+    // A supervisor may force it, on purpose.
+    let (s, body) = app
+        .post(
+            &format!("/api/v1/conversations/{conv}/assign"),
+            json!({"user_id": ben, "force": true}),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["conversation"]["assignee"], ben.as_str());
+
+    // Capacity: Ann (capacity 1, available) gets the next conversation from `general`;
+    // the one after waits, and neither a supervisor's assignment nor Ann's reply goes past
+    // her limit.
+    let (s, body) = put(
+        &app,
+        &format!("/api/v1/agents/{ann}"),
+        json!({"capacity": 1}),
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    app.login("ben@demo.example").await;
+    set_presence(&app, "away").await;
+    app.login("ann@demo.example").await;
+    set_presence(&app, "available").await;
+    let second = customer_asks_for_agent(&app, "h2").await;
+    assert_eq!(wait_assigned(&app, &second).await, ann);
+    let third = customer_asks_for_agent(&app, "h3").await;
+    wait_placed(&app, &third).await;
+    let before = message_count(&app, &third).await;
+    let (s, body) = app
+        .post(
+            &format!("/api/v1/conversations/{third}/messages"),
+            json!({"text": "one too many"}),
+        )
+        .await;
+    assert_eq!(s, 409, "{body}");
+    assert!(reason(&body).contains("capacity"), "{body}");
+    assert_eq!(
+        message_count(&app, &third).await,
+        before,
+        "no partial write"
+    );
+    app.login("admin@demo.example").await;
+    let (s, body) = app
+        .post(
+            &format!("/api/v1/conversations/{third}/assign"),
+            json!({"user_id": ann}),
+        )
+        .await;
+    assert_eq!(s, 409, "{body}");
+    assert!(reason(&body).contains("capacity"), "{body}");
+    assert_eq!(row(&app, &third).await["state"], "queued");
+
+    // With room again, the same assignment goes through.
+    let (s, body) = put(
+        &app,
+        &format!("/api/v1/agents/{ann}"),
+        json!({"capacity": 2}),
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    let (s, body) = app
+        .post(
+            &format!("/api/v1/conversations/{third}/assign"),
+            json!({"user_id": ann}),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["conversation"]["assignee"], ann.as_str());
+}
