@@ -22,11 +22,12 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 
 /// chromedriver and the browsers it starts, in a process group of their own. Dropping it
 /// (also when a test panics before closing its sessions) kills the whole group, so no
-/// Chromium outlives the test.
+/// Chromium outlives the test. The browsers' profile folders go with it.
 struct Driver {
     _child: tokio::process::Child,
     group: Option<u32>,
     port: u16,
+    profiles: std::sync::Mutex<Vec<tempfile::TempDir>>,
 }
 
 impl Drop for Driver {
@@ -64,11 +65,14 @@ async fn start_driver() -> Option<Driver> {
         group: child.id(),
         _child: child,
         port,
+        profiles: std::sync::Mutex::new(Vec::new()),
     })
 }
 
 async fn browser(driver: &Driver) -> Client {
-    let profile = tempfile::tempdir().expect("profile dir").keep();
+    let profile = tempfile::tempdir().expect("profile dir");
+    let profile_path = profile.path().to_path_buf();
+    driver.profiles.lock().expect("profiles lock").push(profile);
     let caps = json!({
         "goog:chromeOptions": {
             "binary": CHROMIUM,
@@ -76,7 +80,7 @@ async fn browser(driver: &Driver) -> Client {
                 "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
                 "--disable-dev-shm-usage", "--window-size=1280,900",
-                format!("--user-data-dir={}", profile.display()),
+                format!("--user-data-dir={}", profile_path.display()),
             ]
         }
     });
