@@ -707,7 +707,9 @@ async fn channels(cmd: ChannelsCommand) -> anyhow::Result<()> {
         json,
     } = cmd
     else {
-        unreachable!("resume returned above");
+        anyhow::bail!(
+            "this `channels` subcommand is not handled here; run `switchboard channels --help` for the supported ones"
+        );
     };
     let mut creds = serde_json::Map::new();
     let mut put = |k: &str, v: Option<String>| {
