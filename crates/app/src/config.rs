@@ -105,6 +105,10 @@ pub struct ChannelsConfig {
     /// How often the Signal receiver polls signal-cli-rest-api in `rest` mode, and how long it
     /// waits before reconnecting a dropped JSON-RPC event stream (milliseconds, default 1000).
     pub signal_poll_interval_ms: u64,
+    /// WhatsApp error 131026 (message undeliverable) answers in a row to one customer after
+    /// which their WhatsApp identity is marked unreachable (default 3; 0 never marks). Counted
+    /// per node; a delivered message resets the count.
+    pub whatsapp_undeliverable_limit: u32,
     /// Largest inbound media file kept, in bytes (default 100 MiB).
     pub media_max_bytes: u64,
     /// MIME types of inbound media that are downloaded and kept (`type/subtype`, or `type/*`
@@ -234,6 +238,7 @@ impl Default for ChannelsConfig {
             telegram_per_chat_per_second: 1,
             signal_per_second: 1,
             signal_poll_interval_ms: 1000,
+            whatsapp_undeliverable_limit: 3,
             media_max_bytes: 100 * 1024 * 1024,
             media_allowed_types: default_media_types(),
             link_by_phone: true,

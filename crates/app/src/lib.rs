@@ -284,7 +284,8 @@ impl App {
         let provider: Arc<dyn Transport> =
             Arc::new(
                 channels::ProviderTransport::new(self.channels.clone())
-                    .with_media(self.media_store()),
+                    .with_media(self.media_store())
+                    .with_store(self.store.clone()),
             );
         for kind in [
             ChannelKind::Whatsapp,

@@ -25,8 +25,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use switchboard_channels::{
-    Adapter, Attachment, Notice, OutboundMessage, Parsed, RawRequest, SendError, adapter_for, telegram,
-    whatsapp,
+    Adapter, Attachment, Notice, OutboundMessage, Parsed, RawRequest, SendError, adapter_for,
+    telegram, whatsapp,
 };
 use switchboard_core::ports::{IngestItem, Lane, OutboxItem};
 use switchboard_core::{
@@ -44,6 +44,8 @@ pub struct ChannelRuntime {
     http: reqwest::Client,
     config: ChannelsConfig,
     limiters: Mutex<HashMap<ChannelId, Arc<AccountLimiter>>>,
+    /// WhatsApp 131026 answers in a row per (channel, recipient).
+    undeliverable: Mutex<HashMap<(ChannelId, String), u32>>,
     /// Longest a send waits for its turn before the row is rescheduled instead (half the
     /// outbox lease, so a waiting row never outlives its lease).
     max_wait: Duration,
@@ -63,6 +65,7 @@ impl ChannelRuntime {
             http,
             config,
             limiters: Mutex::new(HashMap::new()),
+            undeliverable: Mutex::new(HashMap::new()),
             max_wait: lease / 2,
         }
     }
@@ -80,6 +83,20 @@ impl ChannelRuntime {
     /// The adapter of a channel row.
     pub fn adapter(&self, channel: &Channel) -> Result<Box<dyn Adapter>, String> {
         adapter_for(channel, self.http.clone()).map_err(|e| e.to_string())
+    }
+
+    /// Counts one more "undeliverable" answer for a recipient; returns the count in a row.
+    fn undeliverable_again(&self, channel: ChannelId, recipient: &str) -> u32 {
+        let mut map = self.undeliverable.lock().unwrap_or_else(|e| e.into_inner());
+        let n = map.entry((channel, recipient.to_string())).or_insert(0);
+        *n += 1;
+        *n
+    }
+
+    /// Forgets a recipient's undeliverable count (a message reached them, or they were marked).
+    fn delivered(&self, channel: ChannelId, recipient: &str) {
+        let mut map = self.undeliverable.lock().unwrap_or_else(|e| e.into_inner());
+        map.remove(&(channel, recipient.to_string()));
     }
 
     /// The limiters of a channel account (created on first use).
@@ -101,6 +118,7 @@ impl ChannelRuntime {
 pub struct ProviderTransport {
     runtime: Arc<ChannelRuntime>,
     media: Option<crate::media::MediaStore>,
+    store: Option<Arc<dyn switchboard_core::ports::Store>>,
 }
 
 impl ProviderTransport {
@@ -109,6 +127,44 @@ impl ProviderTransport {
         Self {
             runtime,
             media: None,
+            store: None,
+        }
+    }
+
+    /// Records reachability in `store`: a WhatsApp customer answered "undeliverable" (131026)
+    /// `channels.whatsapp_undeliverable_limit` times in a row is marked unreachable there.
+    pub fn with_store(mut self, store: Arc<dyn switchboard_core::ports::Store>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Counts a WhatsApp 131026 and, at the configured limit, marks the recipient unreachable.
+    async fn note_undeliverable(&self, item: &OutboxItem) {
+        let limit = self.runtime.config.whatsapp_undeliverable_limit;
+        let Some(store) = &self.store else { return };
+        let n = self
+            .runtime
+            .undeliverable_again(item.channel.id, &item.recipient);
+        if limit == 0 || n < limit {
+            return;
+        }
+        let reason = format!(
+            "WhatsApp reported {n} messages in a row as undeliverable (error 131026: not on WhatsApp, blocked us, or an old app); reach them on another channel"
+        );
+        match store
+            .set_reachability(
+                item.channel.tenant_id,
+                item.channel.id,
+                &item.recipient,
+                Some(&reason),
+                now(),
+            )
+            .await
+        {
+            Ok(_) => self.runtime.delivered(item.channel.id, &item.recipient),
+            Err(e) => {
+                tracing::warn!(channel_id = %item.channel.id, error = %e, "could not record reachability");
+            }
         }
     }
 
@@ -293,10 +349,18 @@ impl Transport for ProviderTransport {
         msg.attachment = self.attachment(item).await?;
         match adapter.send(&msg).await {
             // The message is known by its first part's id (status webhooks, quotes).
-            Ok(receipt) => Ok(Some(
-                item.first_part_id.clone().unwrap_or(receipt.provider_id),
-            )),
+            Ok(receipt) => {
+                if channel.kind == ChannelKind::Whatsapp {
+                    self.runtime.delivered(channel.id, &item.recipient);
+                }
+                Ok(Some(
+                    item.first_part_id.clone().unwrap_or(receipt.provider_id),
+                ))
+            }
             Err(e) => {
+                if channel.kind == ChannelKind::Whatsapp && e.code.as_deref() == Some("131026") {
+                    self.note_undeliverable(item).await;
+                }
                 if e.class == ErrorClass::BackOff {
                     // Meta suggests backing off 4^n s on a pair limit; the provider's own
                     // wait wins when it names one.

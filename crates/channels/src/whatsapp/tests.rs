@@ -820,3 +820,33 @@ proptest! {
         let _ = parse(&RawRequest::from_body(serde_json::to_vec(&hook).unwrap()));
     }
 }
+
+#[test]
+fn files_whatsapp_cannot_carry_as_their_kind_go_as_documents_and_huge_ones_not_at_all() {
+    use super::outbound::fit_media_kind;
+    const MB: u64 = 1024 * 1024;
+    assert_eq!(
+        fit_media_kind(MediaKind::Image, "image/png", MB),
+        Some(MediaKind::Image)
+    );
+    assert_eq!(
+        fit_media_kind(MediaKind::Image, "image/gif", MB),
+        Some(MediaKind::Document)
+    );
+    assert_eq!(
+        fit_media_kind(MediaKind::Image, "image/jpeg", 6 * MB),
+        Some(MediaKind::Document)
+    );
+    assert_eq!(
+        fit_media_kind(MediaKind::Video, "video/mp4", 17 * MB),
+        Some(MediaKind::Document)
+    );
+    assert_eq!(
+        fit_media_kind(MediaKind::Audio, "audio/ogg; codecs=opus", MB),
+        Some(MediaKind::Audio)
+    );
+    assert_eq!(
+        fit_media_kind(MediaKind::Document, "application/pdf", 101 * MB),
+        None
+    );
+}

@@ -424,3 +424,62 @@ async fn a_burst_of_replies_held_by_our_own_pair_limiter_all_arrive_in_order_and
     assert_eq!(delivered, texts, "all 20, in the order written, each once");
     assert_eq!(*provider.rejected.lock().unwrap(), 0, "no 429 was involved");
 }
+
+#[tokio::test]
+async fn a_customer_whatsapp_calls_undeliverable_three_times_in_a_row_is_marked_unreachable() {
+    // Arrange: WhatsApp answers 131026 (undeliverable) to the next three sends.
+    let (mock, provider) = whatsapp_mock().await;
+    *provider.undeliverable_next.lock().unwrap() = 3;
+    let dir = std::sync::Arc::new(tempfile::tempdir().expect("temp dir"));
+    let mut app = spawn_app_with(dir, |c| c.sender.max_attempts = 1).await;
+    app.login("admin@demo.example").await;
+    let r = app
+        .client
+        .put(app.url("/api/v1/me/presence"))
+        .header("x-csrf-token", app.csrf.clone().unwrap_or_default())
+        .json(&json!({"presence": "available"}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(r.status().as_u16(), 200);
+    let channel = add_whatsapp_channel(&app, &mock.uri()).await;
+    post_hook(&app, &channel, &inbound_at(now_secs()), None).await;
+    let conv = conversations(&app).await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Act: three replies, each refused as undeliverable.
+    for n in 0..3 {
+        let (s, b) = app
+            .post(
+                &format!("/api/v1/conversations/{conv}/messages"),
+                json!({"text": format!("try {n}")}),
+            )
+            .await;
+        assert_eq!(s, 201, "{b}");
+        let app_ref = &app;
+        let conv_ref = conv.as_str();
+        eventually(10, "the reply to fail", || async move {
+            let failed = messages(app_ref, conv_ref)
+                .await
+                .iter()
+                .filter(|m| m["status"] == "failed")
+                .count();
+            (failed > n).then_some(())
+        })
+        .await;
+    }
+
+    // Assert: the fourth reply is refused before any provider call, saying why.
+    let (s, b) = app
+        .post(
+            &format!("/api/v1/conversations/{conv}/messages"),
+            json!({"text": "one more"}),
+        )
+        .await;
+    assert_eq!(s, 422, "{b}");
+    let msg = b["error"]["message"].as_str().unwrap_or_default();
+    assert!(msg.contains("131026"), "{msg}");
+    assert_eq!(provider.bodies("/messages").len(), 3);
+}

@@ -6,6 +6,7 @@ mod helpers;
 mod providers;
 
 mod access;
+mod attachments;
 mod auth;
 mod bad_input;
 mod browser;

@@ -73,10 +73,99 @@ pub struct MockState {
     pub revoked: Mutex<bool>,
     /// Bodies of the send calls the provider accepted, in order.
     pub accepted: Mutex<Vec<Value>>,
+    /// Files uploaded with multipart requests, by request path, in order.
+    pub uploads: Mutex<Vec<(String, Vec<Part>)>>,
+    /// WhatsApp media ids handed out by the upload endpoint (sends must name one of them).
+    pub media_ids: Mutex<Vec<String>>,
+    /// Answer the next N WhatsApp sends with error 131026 (message undeliverable).
+    pub undeliverable_next: Mutex<u32>,
     counter: Mutex<u64>,
 }
 
+/// One part of a multipart request.
+#[derive(Debug, Clone)]
+pub struct Part {
+    /// Field name.
+    pub name: String,
+    /// File name, for file parts.
+    pub filename: Option<String>,
+    /// The part's `Content-Type`.
+    pub content_type: Option<String>,
+    /// Its bytes.
+    pub data: Vec<u8>,
+}
+
+impl Part {
+    /// The part's bytes as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.data).into_owned()
+    }
+}
+
+/// Parses a `multipart/form-data` request as the providers do; `None` when it is not one.
+pub fn multipart(req: &Request) -> Option<Vec<Part>> {
+    let ct = req.headers.get("content-type")?.to_str().ok()?;
+    if !ct.starts_with("multipart/form-data") {
+        return None;
+    }
+    let boundary = ct.split("boundary=").nth(1)?.trim_matches('"');
+    let delim = format!("--{boundary}").into_bytes();
+    let body = &req.body;
+    let mut starts = Vec::new();
+    let mut i = 0;
+    while i + delim.len() <= body.len() {
+        if body[i..].starts_with(&delim) {
+            starts.push(i);
+            i += delim.len();
+        } else {
+            i += 1;
+        }
+    }
+    let mut parts = Vec::new();
+    for w in starts.windows(2) {
+        let chunk = &body[w[0] + delim.len()..w[1]];
+        let chunk = chunk.strip_prefix(b"\r\n")?;
+        let chunk = chunk.strip_suffix(b"\r\n")?;
+        let split = chunk.windows(4).position(|x| x == b"\r\n\r\n")?;
+        let head = String::from_utf8_lossy(&chunk[..split]).into_owned();
+        let data = chunk[split + 4..].to_vec();
+        let mut part = Part {
+            name: String::new(),
+            filename: None,
+            content_type: None,
+            data,
+        };
+        for line in head.split("\r\n") {
+            let lower = line.to_ascii_lowercase();
+            if lower.starts_with("content-type:") {
+                part.content_type = Some(line[13..].trim().to_string());
+            } else if lower.starts_with("content-disposition:") {
+                for attr in line.split(';').map(str::trim) {
+                    if let Some(v) = attr.strip_prefix("name=") {
+                        part.name = v.trim_matches('"').to_string();
+                    } else if let Some(v) = attr.strip_prefix("filename=") {
+                        part.filename = Some(v.trim_matches('"').to_string());
+                    }
+                }
+            }
+        }
+        parts.push(part);
+    }
+    Some(parts)
+}
+
 impl MockState {
+    /// The parts of multipart uploads to paths ending with `suffix`.
+    pub fn uploaded(&self, suffix: &str) -> Vec<Vec<Part>> {
+        self.uploads
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(p, _)| p.ends_with(suffix))
+            .map(|(_, parts)| parts.clone())
+            .collect()
+    }
+
     fn record(&self, req: &Request) -> Value {
         let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
         self.requests
@@ -178,6 +267,9 @@ impl Respond for WhatsAppResponder {
                 "message": "Error validating access token: Session has expired on Tuesday, 24-Nov-26 10:00:00 PST.",
                 "type": "OAuthException", "code": 190, "error_subcode": 463, "fbtrace_id": "mock"}}));
         }
+        if req.url.path().ends_with("/media") {
+            return self.upload(req);
+        }
         if req.method.as_str() == "GET" {
             return ResponseTemplate::new(200).set_body_json(json!({
                 "id": WA_PHONE_ID, "display_phone_number": "15550783881",
@@ -199,6 +291,23 @@ impl Respond for WhatsAppResponder {
                 .insert_header("retry-after", "1")
                 .set_body_json(err);
         }
+        // Media by id must name a file uploaded to this number (Graph: 131053 otherwise).
+        let kind = body["type"].as_str().unwrap_or_default();
+        if let Some(id) = body[kind]["id"].as_str()
+            && !self.0.media_ids.lock().unwrap().iter().any(|m| m == id)
+        {
+            return graph_error(400, 131053, "(#131053) Media upload error");
+        }
+        {
+            let mut n = self.0.undeliverable_next.lock().unwrap();
+            if *n > 0 {
+                *n -= 1;
+                return ResponseTemplate::new(400).set_body_json(json!({"error": {
+                    "message": "(#131026) Message Undeliverable.", "type": "OAuthException",
+                    "code": 131026, "error_data": {"messaging_product": "whatsapp",
+                    "details": "Message Undeliverable."}, "fbtrace_id": "mock"}}));
+            }
+        }
         if self.0.scripted_failure(&body) {
             return ResponseTemplate::new(500).set_body_json(json!({"error": {
                 "message": "Something went wrong", "type": "OAuthException", "code": 131000,
@@ -214,11 +323,70 @@ impl Respond for WhatsAppResponder {
     }
 }
 
-/// A mocked Graph API: `GET /{phone-number-id}` and `POST /{phone-number-id}/messages`.
+impl WhatsAppResponder {
+    /// `POST /{phone-number-id}/media`: multipart `messaging_product=whatsapp`, `type` (the
+    /// file's MIME type) and `file`; the type and size limits of channels.md §1.3.
+    fn upload(&self, req: &Request) -> ResponseTemplate {
+        let Some(parts) = multipart(req) else {
+            return graph_error(400, 100, "(#100) The parameter file is required.");
+        };
+        let field = |n: &str| parts.iter().find(|p| p.name == n);
+        if field("messaging_product").map(Part::text).as_deref() != Some("whatsapp") {
+            return graph_error(
+                400,
+                100,
+                "(#100) The parameter messaging_product is required.",
+            );
+        }
+        let Some(file) = field("file").filter(|f| f.filename.is_some()) else {
+            return graph_error(400, 100, "(#100) The parameter file is required.");
+        };
+        let Some(mime) = field("type").map(Part::text) else {
+            return graph_error(400, 100, "(#100) The parameter type is required.");
+        };
+        if file.content_type.as_deref() != Some(mime.as_str()) {
+            return graph_error(400, 100, "(#100) Param type must match the file's type.");
+        }
+        const MB: usize = 1024 * 1024;
+        let max = match mime.as_str() {
+            "image/jpeg" | "image/png" => 5 * MB,
+            "video/mp4" | "video/3gpp" | "audio/aac" | "audio/amr" | "audio/mpeg" | "audio/mp4"
+            | "audio/ogg" => 16 * MB,
+            "image/webp" => 500 * 1024,
+            "text/plain"
+            | "application/pdf"
+            | "application/msword"
+            | "application/vnd.openxmlformats-officedocument.wordprocessingml.document" => 100 * MB,
+            _ => {
+                return graph_error(
+                    400,
+                    100,
+                    &format!(
+                        "(#100) Param file must be a file with one of the following types: ... Received file of type '{mime}'."
+                    ),
+                );
+            }
+        };
+        if file.data.len() > max {
+            return graph_error(400, 131053, "(#131053) Media upload error: file too large");
+        }
+        let id = format!("mock-media-{}", self.0.next_id());
+        self.0.media_ids.lock().unwrap().push(id.clone());
+        self.0
+            .uploads
+            .lock()
+            .unwrap()
+            .push((req.url.path().to_string(), parts));
+        ResponseTemplate::new(200).set_body_json(json!({"id": id}))
+    }
+}
+
+/// A mocked Graph API: `GET /{phone-number-id}`, `POST /{phone-number-id}/messages` and
+/// `POST /{phone-number-id}/media` (uploads).
 pub async fn whatsapp_mock() -> (MockServer, Arc<MockState>) {
     let server = MockServer::start().await;
     let state = Arc::new(MockState::default());
-    Mock::given(path_regex(format!("^/{WA_PHONE_ID}(/messages)?$")))
+    Mock::given(path_regex(format!("^/{WA_PHONE_ID}(/messages|/media)?$")))
         .respond_with(WhatsAppResponder(state.clone()))
         .mount(&server)
         .await;
@@ -300,8 +468,55 @@ impl Respond for TelegramResponder {
                     "text": body["text"],
                 }))
             }
+            "sendPhoto" | "sendDocument" | "sendAudio" | "sendVideo" | "sendVoice" => {
+                self.send_file(req, rest)
+            }
             _ => tg_error(404, "Not Found: method not found"),
         }
+    }
+}
+
+impl TelegramResponder {
+    /// `sendPhoto` & co. with a multipart upload: `chat_id`, optional `caption` (≤ 1024), and
+    /// the file in the field named after the method (`photo`, `document`, ...); photos up to
+    /// 10 MB, other files up to 50 MB (channels.md §2.3).
+    fn send_file(&self, req: &Request, method: &str) -> ResponseTemplate {
+        let Some(parts) = multipart(req) else {
+            return tg_error(400, "Bad Request: there is no file in the request");
+        };
+        let field = method
+            .strip_prefix("send")
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let get = |n: &str| parts.iter().find(|p| p.name == n);
+        let Some(chat_id) = get("chat_id").and_then(|p| p.text().parse::<i64>().ok()) else {
+            return tg_error(400, "Bad Request: chat not found");
+        };
+        let Some(file) = get(&field).filter(|f| f.filename.is_some()) else {
+            return tg_error(
+                400,
+                &format!("Bad Request: there is no {field} in the request"),
+            );
+        };
+        if get("caption").is_some_and(|c| c.text().chars().count() > 1024) {
+            return tg_error(400, "Bad Request: message caption is too long");
+        }
+        let max = if field == "photo" { 10 } else { 50 } * 1024 * 1024;
+        if file.data.len() > max {
+            return tg_error(413, "Request Entity Too Large");
+        }
+        self.0
+            .uploads
+            .lock()
+            .unwrap()
+            .push((req.url.path().to_string(), parts.clone()));
+        ResponseTemplate::new(200).set_body_json(json!({"ok": true, "result": {
+            "message_id": self.0.next_id(),
+            "from": {"id": 123456, "is_bot": true, "first_name": "Demo"},
+            "chat": {"id": chat_id, "type": "private"},
+            "date": 1_700_000_000,
+            field.clone(): {"file_id": format!("mock-file-{}", self.0.next_id())},
+        }}))
     }
 }
 
@@ -368,6 +583,23 @@ impl Respond for SignalResponder {
                 && body["message"].as_str().is_some();
             if !ok {
                 return ResponseTemplate::new(400).set_body_json(json!({"error": "bad request"}));
+            }
+            // signal-cli-rest-api: each attachment is base64, optionally as a data URI
+            // `data:<mime>;filename=<name>;base64,<data>`.
+            for a in body["base64_attachments"].as_array().into_iter().flatten() {
+                let data = a
+                    .as_str()
+                    .map(|s| s.rsplit_once(";base64,").map_or(s, |(_, d)| d))
+                    .unwrap_or_default();
+                let valid = !data.is_empty()
+                    && data.len() % 4 == 0
+                    && data
+                        .bytes()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'='));
+                if !valid {
+                    return ResponseTemplate::new(400).set_body_json(json!({
+                        "error": "Couldn't process request - invalid base64 attachment"}));
+                }
             }
             if self.state.limited() {
                 return ResponseTemplate::new(429).set_body_json(json!({
@@ -468,7 +700,7 @@ pub struct SignalDaemon {
 }
 
 /// Standard base64 with padding (what signal-cli's `getAttachment` answers with).
-fn base64(bytes: &[u8]) -> String {
+pub fn base64(bytes: &[u8]) -> String {
     const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
