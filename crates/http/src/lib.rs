@@ -24,7 +24,7 @@ use tower_http::trace::TraceLayer;
 
 /// Content-Security-Policy of every answer: scripts and styles only from this server, no
 /// framing, websockets back to this server only.
-pub const CSP: &str = "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+pub const CSP: &str = "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
 /// Builds the router over a runtime.
 pub fn router(app: App) -> Router {

@@ -110,9 +110,46 @@ function renderMessage(m) {
   const label = senderLabel(m);
   if (label && dir === "outbound") bubble.append(h("div", { class: "sender", text: label }));
   bubble.append(renderContent(m.content, { audience: "customer", onChoice: dir === "outbound" ? pickChoice : null }));
+  const file = dir === "outbound" ? attachment(m) : null;
+  if (file) bubble.append(file);
   bubble.append(h("div", { class: "meta" }, timeEl(m.created_at)));
   li.append(bubble);
   return li;
+}
+
+// A file the business sent: fetched with this visitor's token (the URL answers only the
+// visitor whose conversation it belongs to), shown as a picture or offered as a download.
+function attachment(m) {
+  const c = m.content || {};
+  const media = c.type === "media" ? c.media || {} : null;
+  if (!media || !media.stored_key) return null;
+  const name = media.filename || "file";
+  const mime = media.mime_type || "";
+  const box = h("div", { class: "attachment" });
+  const open = async () => {
+    btn.disabled = true;
+    try {
+      const r = await fetch(`/chat/${encodeURIComponent(channelId)}/media/${encodeURIComponent(m.id)}`, {
+        headers: { Authorization: `Bearer ${loadToken() || ""}` },
+      });
+      if (!r.ok) throw new Error(`HTTP ${r.status}`);
+      const url = URL.createObjectURL(await r.blob());
+      if (mime.startsWith("image/") && mime !== "image/svg+xml") {
+        box.replaceChildren(h("img", { class: "attachment-image", attrs: { src: url, alt: name } }));
+      } else {
+        const a = h("a", { text: `Download ${name}`, attrs: { href: url, download: name } });
+        box.replaceChildren(a);
+        a.click();
+      }
+    } catch (e) {
+      btn.disabled = false;
+      btn.textContent = `Could not open ${name} (${e.message}); try again`;
+    }
+  };
+  const label = mime.startsWith("image/") ? `Show picture ${name}` : `Download ${name}`;
+  const btn = h("button", { class: "attachment-open", text: label, attrs: { type: "button" }, on: { click: open } });
+  box.append(btn);
+  return box;
 }
 
 function pendingElement(cid, content) {
