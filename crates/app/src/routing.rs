@@ -748,24 +748,31 @@ impl App {
                 },
             )
             .await?;
-        let mut placements = HashMap::new();
-        for (_, r) in unplaced.iter().filter(|(_, r)| r.queue.is_none()) {
-            let records = self.store.records(tenant, r.id).await?;
-            let placement = records
-                .iter()
-                .rev()
-                .find(|rec| rec.kind == "handoff")
-                .map(|rec| Placement {
-                    queue: rec.data["queue"].as_str().map(str::to_string),
-                    skill: rec.data["skill"].as_str().map(str::to_string),
-                    priority: rec.data["priority"]
-                        .as_i64()
-                        .and_then(|p| i32::try_from(p).ok())
-                        .unwrap_or(0),
-                })
-                .unwrap_or_default();
-            placements.insert(r.id, placement);
-        }
+        // One query per 500 conversations, not one per conversation: a big first round
+        // places thousands at once.
+        let ids: Vec<ConversationId> = unplaced
+            .iter()
+            .filter(|(_, r)| r.queue.is_none())
+            .map(|(_, r)| r.id)
+            .collect();
+        let handoffs = self.store.latest_records(tenant, "handoff", &ids).await?;
+        let placements = ids
+            .iter()
+            .map(|id| {
+                let placement = handoffs
+                    .get(id)
+                    .map(|rec| Placement {
+                        queue: rec.data["queue"].as_str().map(str::to_string),
+                        skill: rec.data["skill"].as_str().map(str::to_string),
+                        priority: rec.data["priority"]
+                            .as_i64()
+                            .and_then(|p| i32::try_from(p).ok())
+                            .unwrap_or(0),
+                    })
+                    .unwrap_or_default();
+                (*id, placement)
+            })
+            .collect();
         let visits = self
             .store
             .queue_visits(tenant, now() - HANDLE_TIME_WINDOW)

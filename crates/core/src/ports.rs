@@ -658,6 +658,15 @@ pub trait Store: crate::security::SecurityStore + Send + Sync + 'static {
         tenant: TenantId,
         conversation: ConversationId,
     ) -> StoreResult<Vec<FlowRecord>>;
+    /// The latest record of `kind` of each of `conversations` (those with one), read in a
+    /// few queries: a routing round places thousands of handed-off conversations by their
+    /// `handoff` records at once.
+    async fn latest_records(
+        &self,
+        tenant: TenantId,
+        kind: &str,
+        conversations: &[ConversationId],
+    ) -> StoreResult<std::collections::HashMap<ConversationId, FlowRecord>>;
     /// A contact's consent history on every channel, oldest first (the latest per channel is
     /// the current state).
     async fn consents(&self, tenant: TenantId, contact: ContactId) -> StoreResult<Vec<Consent>>;

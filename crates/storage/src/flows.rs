@@ -715,6 +715,53 @@ impl SqlStore {
             .collect()
     }
 
+    /// See `Store::latest_records`: `IN` lists of at most 500 ids, rows in id (time)
+    /// order so the last one per conversation wins.
+    pub(crate) async fn latest_records_impl(
+        &self,
+        tenant: TenantId,
+        kind: &str,
+        conversations: &[ConversationId],
+    ) -> StoreResult<HashMap<ConversationId, FlowRecord>> {
+        let mut found = HashMap::with_capacity(conversations.len());
+        if conversations.is_empty() {
+            return Ok(found);
+        }
+        self.ensure_keys([tenant]).await?;
+        let keys = crate::keys::tenant(tenant)?;
+        let mut conn = self.conn().await?;
+        for chunk in crate::sql::chunks(conversations) {
+            let mut sql = Sql::new(
+                "SELECT id, tenant_id, conversation_id, contact_id, kind, data, created_at \
+                 FROM flow_records WHERE tenant_id = ",
+            );
+            sql.bind(tenant.to_string())
+                .push(" AND kind = ")
+                .bind(kind.to_string())
+                .push(" AND conversation_id IN (")
+                .list(chunk.iter().map(|c| c.to_string()))
+                .push(") ORDER BY id");
+            for row in sql.fetch_all(&mut conn).await.db()? {
+                let record = FlowRecord {
+                    id: row.parse("id")?,
+                    tenant_id: row.parse("tenant_id")?,
+                    conversation_id: row.parse("conversation_id")?,
+                    contact_id: row.parse("contact_id")?,
+                    kind: row.text("kind")?,
+                    data: keys.open_json(
+                        "flow_records",
+                        "data",
+                        &row.text("id")?,
+                        &row.text("data")?,
+                    )?,
+                    created_at: row.ts("created_at")?,
+                };
+                found.insert(record.conversation_id, record);
+            }
+        }
+        Ok(found)
+    }
+
     pub(crate) async fn consents_impl(
         &self,
         tenant: TenantId,

@@ -723,6 +723,15 @@ impl Store for SqlStore {
     ) -> StoreResult<Vec<switchboard_core::ports::FlowRecord>> {
         self.records_impl(tenant, conversation).await
     }
+    async fn latest_records(
+        &self,
+        tenant: TenantId,
+        kind: &str,
+        conversations: &[ConversationId],
+    ) -> StoreResult<std::collections::HashMap<ConversationId, switchboard_core::ports::FlowRecord>>
+    {
+        self.latest_records_impl(tenant, kind, conversations).await
+    }
     async fn consents(
         &self,
         tenant: TenantId,

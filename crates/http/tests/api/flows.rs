@@ -173,6 +173,26 @@ async fn a_loan_application_is_handed_to_the_loans_queue_with_a_summary() {
     assert_eq!(kinds, ["loan_application", "handoff"]);
     assert_eq!(body["records"][0]["data"]["amount"], "20000.00");
 
+    // The router places it by its hand-off record: queue `loans`, skill `lending`,
+    // priority 5 (nobody is available, so it waits there).
+    let (_, queues) = app.get("/api/v1/queues").await;
+    let loans = queues["queues"]
+        .as_array()
+        .expect("queues")
+        .iter()
+        .find(|q| q["name"] == "loans")
+        .and_then(|q| q["id"].as_str())
+        .expect("the demo has a loans queue")
+        .to_string();
+    let routing = eventually(10, "placed by the router", || async {
+        let b = state(&app, chat.id()).await;
+        (!b["routing"]["queue"].is_null()).then(|| b["routing"].clone())
+    })
+    .await;
+    assert_eq!(routing["queue"], loans.as_str(), "{routing}");
+    assert_eq!(routing["required_skills"]["lending"], 1, "{routing}");
+    assert_eq!(routing["priority"], 5, "{routing}");
+
     // From now on the customer's messages are for people: the bot stays quiet.
     let (s, _) = app
         .customer_says(&chat.token, "after-handoff", "are you there?")
