@@ -1862,3 +1862,46 @@ async function boot() {
 }
 
 boot();
+
+// ---------------------------------------------------------------- attachments
+
+// "Attach…" sends a file to the customer (POST …/attachments, multipart); the composer's
+// text, if any, goes as its caption. Errors (size, type, closed WhatsApp window) show like
+// a failed reply.
+$("composer-attach").addEventListener("click", () => $("composer-file").click());
+$("composer-file").addEventListener("change", async () => {
+  const input = $("composer-file");
+  const file = input.files && input.files[0];
+  const id = state.selectedId;
+  input.value = "";
+  if (!file || !id) return;
+  const btn = $("composer-attach");
+  const ta = $("composer-text");
+  const caption = composerMode() === "reply" ? ta.value : "";
+  const form = new FormData();
+  form.append("file", file, file.name);
+  if (caption.trim()) form.append("caption", caption);
+  btn.disabled = true;
+  $("conv-error").hidden = true;
+  try {
+    const res = await fetch(`/api/v1/conversations/${encodeURIComponent(id)}/attachments`, {
+      method: "POST",
+      headers: { Accept: "application/json", "X-CSRF-Token": state.csrf || "" },
+      credentials: "same-origin",
+      body: form,
+    });
+    const data = await res.json().catch(() => ({}));
+    if (!res.ok) {
+      const e = data.error || {};
+      if (e.code === "template_required") showTemplateForm(e.message);
+      else showConvError(`File not sent: ${e.message || `HTTP ${res.status}`}`);
+      return;
+    }
+    if (state.selectedId === id && caption && ta.value === caption) ta.value = "";
+    if (data.message) applyMessageCreated(data.message);
+  } catch (e) {
+    showConvError(`File not sent: ${e.message}`);
+  } finally {
+    btn.disabled = false;
+  }
+});
