@@ -149,8 +149,6 @@ contract!(
     flows_are_versioned_per_tenant_and_the_same_source_adds_no_version,
     a_pinned_flow_version_is_read_back_by_number,
     a_campaign_opens_one_conversation_with_its_start_job,
-    a_pinned_flow_version_is_read_back_by_number,
-    a_campaign_opens_one_conversation_with_its_start_job,
     a_flow_decision_stores_session_records_consent_and_replies_together,
     a_stale_flow_session_write_changes_nothing,
     a_flow_timer_is_a_due_job_that_never_holds_back_the_conversation,
@@ -1572,108 +1570,6 @@ async fn a_campaign_opens_one_conversation_with_its_start_job(s: SqlStore) {
     }
 }
 
-async fn a_pinned_flow_version_is_read_back_by_number(s: SqlStore) {
-    let a = world(&s, "a").await;
-    let b = world(&s, "b").await;
-    s.save_flow(a.tenant.id, "menu", "id: menu\n", t(1))
-        .await
-        .unwrap();
-    s.save_flow(a.tenant.id, "menu", "id: menu\nname: Menu\n", t(2))
-        .await
-        .unwrap();
-    let cases = [
-        (a.tenant.id, "menu", 1, Some("id: menu\n"), "an older version"),
-        (a.tenant.id, "menu", 2, Some("id: menu\nname: Menu\n"), "the latest"),
-        (a.tenant.id, "menu", 3, None, "a version never loaded"),
-        (a.tenant.id, "other", 1, None, "an unknown flow"),
-        (b.tenant.id, "menu", 1, None, "another tenant's flow"),
-    ];
-    for (tenant, flow, version, want, why) in cases {
-        let got = s.flow_version(tenant, flow, version).await.unwrap();
-        assert_eq!(got.as_ref().map(|f| f.source.as_str()), want, "{why}");
-        if let Some(f) = got {
-            assert_eq!((f.flow_id.as_str(), f.version), (flow, version), "{why}");
-        }
-    }
-}
-
-async fn a_campaign_opens_one_conversation_with_its_start_job(s: SqlStore) {
-    use switchboard_core::ports::CampaignStart;
-    let a = world(&s, "a").await;
-    let b = world(&s, "b").await;
-    let old = customer_writes(&s, &a, "27820000001", "p1", t(10)).await;
-    let old_summary = s.conversation(a.tenant.id, old).await.unwrap().unwrap();
-    let contact = old_summary.conversation.contact_id;
-    let campaign = CampaignStart {
-        opening_template: Some(Content::Template {
-            name: "account_update".into(),
-            language: "en_US".into(),
-            variables: vec![],
-        }),
-    };
-
-    // An open conversation is returned as it is, and nothing is enqueued for it.
-    let opened = s
-        .open_conversation(a.tenant.id, contact, a.channel.id, "menu", campaign.clone(), t(20))
-        .await
-        .unwrap();
-    assert!(!opened.created);
-    assert_eq!(opened.conversation.conversation.id, old);
-    assert!(opened.events.is_empty());
-
-    // Resolved: a new conversation in `bot`, the customer's window carried over, one event.
-    s.transition(a.tenant.id, old, Transition::Resolve, t(30))
-        .await
-        .unwrap();
-    let opened = s
-        .open_conversation(a.tenant.id, contact, a.channel.id, "menu", campaign.clone(), t(40))
-        .await
-        .unwrap();
-    assert!(opened.created);
-    let new = opened.conversation.conversation.clone();
-    assert_ne!(new.id, old);
-    assert_eq!(new.state, ConversationState::Bot);
-    assert_eq!(new.contact_id, contact);
-    assert_eq!(
-        new.last_inbound_at, old_summary.conversation.last_inbound_at,
-        "WhatsApp's window is the customer's, not the conversation's"
-    );
-    assert_eq!(opened.events.len(), 1);
-    assert!(matches!(
-        &opened.events[0].kind,
-        EventKind::ConversationChanged { conversation } if conversation.conversation.id == new.id
-    ));
-    let jobs = s.claim_jobs("node", t(50), LEASE, 10).await.unwrap();
-    let start: Vec<_> = jobs
-        .iter()
-        .filter(|j| matches!(&j.kind, JobKind::StartFlow { conversation_id, .. } if *conversation_id == new.id))
-        .collect();
-    assert_eq!(start.len(), 1, "{jobs:?}");
-    assert_eq!(
-        start[0].kind,
-        JobKind::StartFlow {
-            conversation_id: new.id,
-            flow_id: "menu".into(),
-            campaign: Some(campaign.clone()),
-        }
-    );
-
-    // Refused: another tenant, or a channel where the contact has no address.
-    for (tenant, channel, why) in [
-        (b.tenant.id, a.channel.id, "another tenant"),
-        (a.tenant.id, b.channel.id, "another tenant's channel"),
-    ] {
-        assert!(
-            matches!(
-                s.open_conversation(tenant, contact, channel, "menu", campaign.clone(), t(60))
-                    .await,
-                Err(StoreError::NotFound(_))
-            ),
-            "{why}"
-        );
-    }
-}
-
 async fn claim_one(s: &SqlStore, at: Timestamp) -> switchboard_core::ports::Job {
     let mut jobs = s.claim_jobs("node", at, LEASE, 10).await.unwrap();
     assert_eq!(jobs.len(), 1, "{jobs:?}");
@@ -2651,6 +2547,52 @@ async fn inbound_media_gets_a_download_job_and_its_stored_copy_is_recorded_in_th
     assert_eq!(reread.failure, Some(why));
 }
 
+async fn a_named_lease_has_one_holder_until_it_expires_or_is_released(s: SqlStore) {
+    let ttl = Duration::from_secs(10);
+    let name = "signal:channel-1";
+    assert_eq!(s.lease_holder(name, t(0)).await.unwrap(), None, "free at first");
+    assert!(s.take_lease(name, "node-a", t(0), ttl).await.unwrap(), "a free lease is taken");
+    assert!(
+        !s.take_lease(name, "node-b", t(5), ttl).await.unwrap(),
+        "a running lease of another node is not"
+    );
+    assert!(
+        s.take_lease(name, "node-a", t(9), ttl).await.unwrap(),
+        "the holder renews it"
+    );
+    assert!(
+        !s.take_lease(name, "node-b", t(15), ttl).await.unwrap(),
+        "the renewal moved the expiry to 19 s"
+    );
+    assert_eq!(s.lease_holder(name, t(15)).await.unwrap().as_deref(), Some("node-a"));
+    assert!(
+        s.take_lease("signal:channel-2", "node-b", t(15), ttl).await.unwrap(),
+        "leases of other names are independent"
+    );
+
+    // The holder dies: after expiry another node takes over, and the old holder cannot.
+    assert_eq!(s.lease_holder(name, t(19)).await.unwrap(), None, "expired");
+    assert!(s.take_lease(name, "node-b", t(19), ttl).await.unwrap(), "taken over");
+    assert!(
+        !s.take_lease(name, "node-a", t(20), ttl).await.unwrap(),
+        "the old holder lost it"
+    );
+
+    // Releasing frees it at once; releasing someone else's lease changes nothing.
+    s.release_lease(name, "node-a").await.unwrap();
+    assert_eq!(s.lease_holder(name, t(20)).await.unwrap().as_deref(), Some("node-b"));
+    s.release_lease(name, "node-b").await.unwrap();
+    assert_eq!(s.lease_holder(name, t(20)).await.unwrap(), None);
+    assert!(s.take_lease(name, "node-a", t(20), ttl).await.unwrap());
+
+    // Two nodes racing for a free lease: exactly one wins.
+    let (a, b) = tokio::join!(
+        s.take_lease("race", "node-a", t(30), ttl),
+        s.take_lease("race", "node-b", t(30), ttl)
+    );
+    assert!(a.unwrap() ^ b.unwrap(), "exactly one of two racing nodes holds it");
+}
+
 // ---------------------------------------------------------------- channel pause, parts, jobs
 
 async fn a_paused_channel_keeps_its_rows_queued_until_it_is_resumed(s: SqlStore) {
@@ -2834,50 +2776,4 @@ async fn cancelled_jobs_are_gone_and_only_the_tenants_own_are_cancelled(s: SqlSt
             .unwrap()
             .is_empty()
     );
-}
-
-async fn a_named_lease_has_one_holder_until_it_expires_or_is_released(s: SqlStore) {
-    let ttl = Duration::from_secs(10);
-    let name = "signal:channel-1";
-    assert_eq!(s.lease_holder(name, t(0)).await.unwrap(), None, "free at first");
-    assert!(s.take_lease(name, "node-a", t(0), ttl).await.unwrap(), "a free lease is taken");
-    assert!(
-        !s.take_lease(name, "node-b", t(5), ttl).await.unwrap(),
-        "a running lease of another node is not"
-    );
-    assert!(
-        s.take_lease(name, "node-a", t(9), ttl).await.unwrap(),
-        "the holder renews it"
-    );
-    assert!(
-        !s.take_lease(name, "node-b", t(15), ttl).await.unwrap(),
-        "the renewal moved the expiry to 19 s"
-    );
-    assert_eq!(s.lease_holder(name, t(15)).await.unwrap().as_deref(), Some("node-a"));
-    assert!(
-        s.take_lease("signal:channel-2", "node-b", t(15), ttl).await.unwrap(),
-        "leases of other names are independent"
-    );
-
-    // The holder dies: after expiry another node takes over, and the old holder cannot.
-    assert_eq!(s.lease_holder(name, t(19)).await.unwrap(), None, "expired");
-    assert!(s.take_lease(name, "node-b", t(19), ttl).await.unwrap(), "taken over");
-    assert!(
-        !s.take_lease(name, "node-a", t(20), ttl).await.unwrap(),
-        "the old holder lost it"
-    );
-
-    // Releasing frees it at once; releasing someone else's lease changes nothing.
-    s.release_lease(name, "node-a").await.unwrap();
-    assert_eq!(s.lease_holder(name, t(20)).await.unwrap().as_deref(), Some("node-b"));
-    s.release_lease(name, "node-b").await.unwrap();
-    assert_eq!(s.lease_holder(name, t(20)).await.unwrap(), None);
-    assert!(s.take_lease(name, "node-a", t(20), ttl).await.unwrap());
-
-    // Two nodes racing for a free lease: exactly one wins.
-    let (a, b) = tokio::join!(
-        s.take_lease("race", "node-a", t(30), ttl),
-        s.take_lease("race", "node-b", t(30), ttl)
-    );
-    assert!(a.unwrap() ^ b.unwrap(), "exactly one of two racing nodes holds it");
 }
