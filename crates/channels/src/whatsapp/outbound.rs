@@ -245,7 +245,7 @@ pub fn fit_media_kind(kind: MediaKind, mime: &str, size: u64) -> Option<MediaKin
             ) && size <= 16 * MB
         }
         MediaKind::Sticker => mime == "image/webp" && size <= 500 * 1024,
-        MediaKind::Document => true,
+        MediaKind::Document => size <= MAX_DOCUMENT_BYTES,
     };
     if fits {
         Some(kind)
