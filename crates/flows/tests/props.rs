@@ -195,3 +195,81 @@ proptest! {
         }
     }
 }
+
+/// The bundled flow files' sources, the seeds for mutated flow files.
+fn bundled_sources() -> &'static [String] {
+    static SRC: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    SRC.get_or_init(|| {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../flows");
+        let mut out: Vec<String> = std::fs::read_dir(dir)
+            .expect("flows/")
+            .map(|e| e.expect("entry").path())
+            .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+            .map(|p| std::fs::read_to_string(p).expect("read"))
+            .collect();
+        out.sort();
+        out
+    })
+}
+
+/// Every problem a flow file gets must be something an author can act on: a message, a hint,
+/// and a line that exists in the file when one is named.
+fn assert_actionable(
+    src: &str,
+    problems: &[switchboard_flows::Problem],
+) -> Result<(), TestCaseError> {
+    let lines = src.lines().count().max(1);
+    for p in problems {
+        prop_assert!(
+            !p.message.trim().is_empty(),
+            "a problem without a message: {p:?}"
+        );
+        prop_assert!(!p.hint.trim().is_empty(), "a problem without a hint: {p:?}");
+        if let Some(line) = p.line {
+            prop_assert!(
+                line >= 1 && line <= lines + 1,
+                "line {line} outside a {lines}-line file: {p:?}"
+            );
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 500, ..ProptestConfig::default() })]
+
+    /// Arbitrary text as a flow file: `flows check` answers with problems, never a panic.
+    #[test]
+    fn arbitrary_text_as_a_flow_file_gets_actionable_problems(src in "\\PC{0,400}") {
+        let problems = switchboard_flows::check_source(&src);
+        assert_actionable(&src, &problems)?;
+    }
+
+    /// A real flow file with one line replaced by arbitrary text, or cut short anywhere: still
+    /// no panic, and every problem names what is wrong and what to do.
+    #[test]
+    fn a_mutated_bundled_flow_gets_actionable_problems(
+        which in 0usize..64,
+        line in 0usize..400,
+        replacement in "\\PC{0,60}",
+        cut in proptest::option::of(0usize..20_000),
+    ) {
+        let sources = bundled_sources();
+        let original = &sources[which % sources.len()];
+        let mut lines: Vec<&str> = original.lines().collect();
+        let at = line % lines.len().max(1);
+        if !lines.is_empty() {
+            lines[at] = &replacement;
+        }
+        let mut src = lines.join("\n");
+        if let Some(cut) = cut {
+            let mut cut = cut.min(src.len());
+            while !src.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            src.truncate(cut);
+        }
+        let problems = switchboard_flows::check_source(&src);
+        assert_actionable(&src, &problems)?;
+    }
+}
