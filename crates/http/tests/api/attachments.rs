@@ -93,15 +93,7 @@ async fn agent_messages(app: &TestApp, conv: &str) -> usize {
 /// which routing allows only to an available agent).
 async fn agent(app: &mut TestApp) {
     app.login("admin@demo.example").await;
-    let r = app
-        .client
-        .put(app.url("/api/v1/me/presence"))
-        .header("x-csrf-token", app.csrf.clone().unwrap_or_default())
-        .json(&json!({"presence": "available"}))
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(r.status().as_u16(), 200);
+    app.set_presence("available").await;
 }
 
 /// Every file under the media store, temporary ones included.

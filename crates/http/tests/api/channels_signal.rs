@@ -31,6 +31,7 @@ async fn a_signal_message_is_received_by_polling_and_the_reply_goes_out_through_
     let (mock, provider, queue) = signal_mock().await;
     let mut app = spawn_app().await;
     app.login("admin@demo.example").await;
+    app.set_presence("available").await;
     let (s, body) = app
         .post(
             "/api/v1/channels",
@@ -165,6 +166,7 @@ async fn signal_cli_daemon_events_are_received_and_receipts_mark_the_reply_deliv
     let daemon = signal_daemon_mock().await;
     let mut app = spawn_app().await;
     app.login("admin@demo.example").await;
+    app.set_presence("available").await;
     let (s, body) = app
         .post(
             "/api/v1/channels",

@@ -61,6 +61,7 @@ async fn a_telegram_message_reaches_the_agent_and_the_reply_goes_out_as_send_mes
     let (mock, provider) = telegram_mock().await;
     let mut app = spawn_app().await;
     app.login("admin@demo.example").await;
+    app.set_presence("available").await;
     let channel = add_channel(&app, &mock.uri()).await;
     let hook = provider.bodies("/setWebhook");
     assert_eq!(hook.len(), 1);

@@ -433,15 +433,7 @@ async fn a_customer_whatsapp_calls_undeliverable_three_times_in_a_row_is_marked_
     let dir = std::sync::Arc::new(tempfile::tempdir().expect("temp dir"));
     let mut app = spawn_app_with(dir, |c| c.sender.max_attempts = 1).await;
     app.login("admin@demo.example").await;
-    let r = app
-        .client
-        .put(app.url("/api/v1/me/presence"))
-        .header("x-csrf-token", app.csrf.clone().unwrap_or_default())
-        .json(&json!({"presence": "available"}))
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(r.status().as_u16(), 200);
+    app.set_presence("available").await;
     let channel = add_whatsapp_channel(&app, &mock.uri()).await;
     post_hook(&app, &channel, &inbound_at(now_secs()), None).await;
     let conv = conversations(&app).await[0]["id"]

@@ -35,19 +35,6 @@ fn read_tree(dir: &std::path::Path, out: &mut Vec<u8>) {
     }
 }
 
-/// Sets the logged-in staff member available for routing.
-async fn set_presence_available(app: &TestApp) {
-    let r = app
-        .client
-        .put(app.url("/api/v1/me/presence"))
-        .header("x-csrf-token", app.csrf.clone().expect("logged in"))
-        .json(&json!({"presence": "available"}))
-        .send()
-        .await
-        .expect("request sent");
-    assert_eq!(r.status().as_u16(), 200, "{:?}", r.text().await);
-}
-
 #[tokio::test]
 async fn texts_written_through_every_channel_are_nowhere_on_disk_in_clear() {
     // Arrange
@@ -57,7 +44,7 @@ async fn texts_written_through_every_channel_are_nowhere_on_disk_in_clear() {
     let mut app = spawn_app().await;
     app.login("admin@demo.example").await;
     // Replying takes the conversation, which routing allows an available agent only.
-    set_presence_available(&app).await;
+    app.set_presence("available").await;
     let whatsapp = add_whatsapp_channel(&app, &wa.uri()).await;
     let (s, body) = app
         .post(

@@ -202,6 +202,21 @@ impl TestApp {
         body
     }
 
+    /// Sets the logged-in staff member's presence (`available`, `away`, `offline`). Taking a
+    /// routed conversation, by assignment or by replying, needs an available agent.
+    pub async fn set_presence(&self, presence: &str) {
+        let r = self
+            .client
+            .put(self.url("/api/v1/me/presence"))
+            .header("x-csrf-token", self.csrf.clone().expect("logged in"))
+            .json(&json!({"presence": presence}))
+            .send()
+            .await
+            .expect("request sent");
+        let status = r.status().as_u16();
+        assert_eq!(status, 200, "presence {presence}: {:?}", r.text().await);
+    }
+
     /// Creates a second business ("other", with admin eve@other.example) and logs in as its
     /// admin, for tenant-isolation checks.
     pub async fn log_in_as_another_tenant(&mut self) {

@@ -56,15 +56,7 @@ async fn stop_and_start_work_while_an_agent_owns_the_conversation() {
     app.login("ann@demo.example").await;
     // Only an available agent takes a routed conversation (the router may beat her to it:
     // assigning it to herself again is then a no-op).
-    let r = app
-        .client
-        .put(app.url("/api/v1/me/presence"))
-        .header("x-csrf-token", app.csrf.clone().expect("logged in"))
-        .json(&serde_json::json!({"presence": "available"}))
-        .send()
-        .await
-        .expect("request sent");
-    assert_eq!(r.status().as_u16(), 200);
+    app.set_presence("available").await;
     let token = app.new_visitor().await;
     let mut n = 0;
     let (conv, _) = say(&app, &token, &mut n, "hi").await;

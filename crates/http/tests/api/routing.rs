@@ -81,18 +81,6 @@ async fn queue_id(app: &TestApp, name: &str) -> String {
         .to_string()
 }
 
-async fn set_presence(app: &TestApp, presence: &str) {
-    let r = app
-        .client
-        .put(app.url("/api/v1/me/presence"))
-        .header("x-csrf-token", app.csrf.clone().expect("logged in"))
-        .json(&json!({"presence": presence}))
-        .send()
-        .await
-        .expect("request sent");
-    assert_eq!(r.status().as_u16(), 200, "{:?}", r.text().await);
-}
-
 async fn put(app: &TestApp, path: &str, body: Value) -> (u16, Value) {
     let r = app
         .client
@@ -127,7 +115,7 @@ async fn a_customer_who_asks_for_an_agent_goes_to_an_available_agent_and_never_t
     );
 
     // Ann becomes available: the router gives it to her (Ben stays offline).
-    set_presence(&app, "available").await;
+    app.set_presence("available").await;
     assert_eq!(wait_assigned(&app, &conv).await, ann);
     let (_, mine) = app.get("/api/v1/desk/conversations?view=mine").await;
     assert_eq!(mine["conversations"][0]["id"], conv.as_str());
@@ -142,7 +130,7 @@ async fn a_skill_the_flow_asks_for_decides_who_gets_the_conversation() {
     let mut app = spawn_app().await;
     // Ben collects, Ann lends; the loan flow hands off to `loans` with skill `lending`.
     app.login("ben@demo.example").await;
-    set_presence(&app, "available").await;
+    app.set_presence("available").await;
     app.login("admin@demo.example").await;
     let ben = user_id(&app, "Ben Agent").await;
     let loans = queue_id(&app, "loans").await;
@@ -176,7 +164,7 @@ async fn a_skill_the_flow_asks_for_decides_who_gets_the_conversation() {
     // Ann (lending) comes online and gets it.
     app.login("ann@demo.example").await;
     let ann = user_id(&app, "Ann Agent").await;
-    set_presence(&app, "available").await;
+    app.set_presence("available").await;
     assert_eq!(wait_assigned(&app, &conv).await, ann);
 }
 
@@ -193,7 +181,7 @@ async fn at_capacity_the_backlog_waits_fifo_and_drains_when_a_slot_frees() {
     .await;
     assert_eq!(s, 200, "{body}");
     app.login("ann@demo.example").await;
-    set_presence(&app, "available").await;
+    app.set_presence("available").await;
 
     let first = customer_asks_for_agent(&app, "f1").await;
     assert_eq!(wait_assigned(&app, &first).await, ann);
@@ -232,13 +220,13 @@ async fn a_transfer_carries_a_note_that_the_customer_never_sees() {
     let mut app = spawn_app().await;
     app.login("ben@demo.example").await;
     let ben = user_id(&app, "Ben Agent").await;
-    set_presence(&app, "available").await;
+    app.set_presence("available").await;
     let conv = customer_asks_for_agent(&app, "t").await;
     assert_eq!(wait_assigned(&app, &conv).await, ben);
 
     app.login("ann@demo.example").await;
     let ann = user_id(&app, "Ann Agent").await;
-    set_presence(&app, "available").await;
+    app.set_presence("available").await;
     // Ann cannot move Ben's conversation.
     let (s, body) = app
         .post(
@@ -302,7 +290,7 @@ async fn a_transfer_carries_a_note_that_the_customer_never_sees() {
 async fn a_queue_that_requires_a_wrap_up_code_refuses_to_resolve_without_one() {
     let mut app = spawn_app().await;
     app.login("ann@demo.example").await;
-    set_presence(&app, "available").await;
+    app.set_presence("available").await;
     let loans = queue_id(&app, "loans").await;
     let conv = customer_asks_for_agent(&app, "w").await;
     wait_assigned(&app, &conv).await;
@@ -507,10 +495,10 @@ async fn the_supervisor_view_shows_queues_agents_and_history() {
     app.login("ann@demo.example").await;
     let (s, _) = app.get("/api/v1/supervisor").await;
     assert_eq!(s, 403, "agents do not see the supervisor view");
-    set_presence(&app, "available").await;
+    app.set_presence("available").await;
     let served = customer_asks_for_agent(&app, "v1").await;
     wait_assigned(&app, &served).await;
-    set_presence(&app, "away").await;
+    app.set_presence("away").await;
     let waiting = customer_asks_for_agent(&app, "v2").await;
     wait_placed(&app, &waiting).await;
 
@@ -726,7 +714,7 @@ async fn assigning_or_replying_by_hand_respects_presence_skills_and_capacity() {
         .await;
     assert_eq!(s, 200, "{body}");
     app.login("ben@demo.example").await;
-    set_presence(&app, "available").await;
+    app.set_presence("available").await;
     app.login("admin@demo.example").await;
     let (s, body) = app
         .post(
@@ -758,9 +746,9 @@ async fn assigning_or_replying_by_hand_respects_presence_skills_and_capacity() {
     .await;
     assert_eq!(s, 200, "{body}");
     app.login("ben@demo.example").await;
-    set_presence(&app, "away").await;
+    app.set_presence("away").await;
     app.login("ann@demo.example").await;
-    set_presence(&app, "available").await;
+    app.set_presence("available").await;
     let second = customer_asks_for_agent(&app, "h2").await;
     assert_eq!(wait_assigned(&app, &second).await, ann);
     let third = customer_asks_for_agent(&app, "h3").await;
