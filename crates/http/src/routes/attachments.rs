@@ -107,6 +107,14 @@ async fn upload(
         id.parse().map_err(|e: switchboard_core::ids::InvalidId| {
             ApiError::bad_request("invalid_id", e.to_string())
         })?;
+    let probe = Content::Media {
+        kind: MediaKind::Document,
+        media: MediaRef::default(),
+        caption: None,
+    };
+    // The guards first (an unknown or another business's conversation is 404 whatever the
+    // body is), and an upload to a conversation that cannot take it is not read.
+    app.check_reply(&auth.user, conversation, &probe).await?;
     let mut multipart = multipart.map_err(|e| {
         ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -114,13 +122,6 @@ async fn upload(
             format!("send multipart/form-data with a `file` part and an optional `caption` ({e})"),
         )
     })?;
-    // The guards first: an upload to a conversation that cannot take it is not read.
-    let probe = Content::Media {
-        kind: MediaKind::Document,
-        media: MediaRef::default(),
-        caption: None,
-    };
-    app.check_reply(&auth.user, conversation, &probe).await?;
 
     let limits = &app.config.limits;
     let mut file: Option<(bytes::Bytes, String, String)> = None;

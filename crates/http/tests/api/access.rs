@@ -53,6 +53,7 @@ const TABLE: &[Row] = &[
     Row("GET", "/chat/{channel}/ws", Public, None),
     Row("POST", "/chat/{channel}/session", Public, None),
     Row("POST", "/chat/{channel}/messages", Public, None),
+    Row("GET", "/chat/{channel}/media/{message_id}", Public, None),
     // any staff member
     Row("GET", "/api/v1/me", AGENT, None),
     Row("GET", "/api/v1/events", AGENT, None),
@@ -113,6 +114,13 @@ const TABLE: &[Row] = &[
         Some(r#"{"other": "{other_contact}"}"#),
     ),
     Row("GET", "/api/v1/media/{message_id}", AGENT, None),
+    // Multipart only: the walk's JSON body gets 415 once access is granted.
+    Row(
+        "POST",
+        "/api/v1/conversations/{id}/attachments",
+        AGENT,
+        Some(r#"{"caption": "walk"}"#),
+    ),
     Row("GET", "/api/v1/channels", AGENT, None),
     Row("GET", "/api/v1/queues", AGENT, None),
     Row("GET", "/api/v1/queues/{id}", AGENT, None),
