@@ -23,6 +23,23 @@ use tokio::sync::broadcast::error::RecvError;
 use crate::error::ApiError;
 use crate::extract::{ApiQuery, StaffAuth};
 
+/// Buffer sizes for every websocket this server accepts (agent events, web chat), with
+/// `max_message` the largest message the peer may send. tungstenite's defaults (a 128 KiB
+/// read buffer allocated for each connection, a 128 KiB write buffer, 64 MiB messages) cost
+/// about 130 KiB per idle socket, 1.3 GB for 10,000 agents; our frames are small JSON, so
+/// 4 KiB buffers (they grow when a larger frame arrives) keep
+/// 10,000 agent sockets within the memory budget (architecture.md, README "Performance").
+pub(crate) fn lean_socket(ws: WebSocketUpgrade, max_message: usize) -> WebSocketUpgrade {
+    ws.read_buffer_size(4 * 1024)
+        .write_buffer_size(4 * 1024)
+        .max_message_size(max_message)
+        .max_frame_size(max_message)
+}
+
+/// The largest message an agent page may send on its event socket: it only answers pings
+/// and closes, so anything bigger is refused.
+const AGENT_MAX_MESSAGE: usize = 4 * 1024;
+
 /// Event routes.
 pub fn router() -> Router<App> {
     Router::new().route("/api/v1/events", get(events))
@@ -70,11 +87,13 @@ async fn events(State(app): State<App>, req: Request) -> Result<Response, ApiErr
     .await
     .map_err(|e| ApiError::bad_request("websocket_required", e.to_string()))?;
     let tenant = auth.user.tenant_id;
-    Ok(ws.on_upgrade(move |socket| async move {
-        if let Err(e) = stream(app, tenant, q.after, socket).await {
-            tracing::debug!(error = %e, "event socket closed");
-        }
-    }))
+    Ok(
+        lean_socket(ws, AGENT_MAX_MESSAGE).on_upgrade(move |socket| async move {
+            if let Err(e) = stream(app, tenant, q.after, socket).await {
+                tracing::debug!(error = %e, "event socket closed");
+            }
+        }),
+    )
 }
 
 async fn send_event(socket: &mut WebSocket, e: &Event) -> anyhow::Result<()> {

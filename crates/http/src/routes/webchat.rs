@@ -204,13 +204,13 @@ async fn socket(
     )
     .await
     .map_err(|e| ApiError::bad_request("websocket_required", e.to_string()))?;
-    Ok(ws
-        .max_message_size(64 * 1024)
-        .on_upgrade(move |socket| async move {
+    Ok(
+        super::events::lean_socket(ws, 64 * 1024).on_upgrade(move |socket| async move {
             if let Err(e) = run_socket(app, channel, socket).await {
                 tracing::debug!(error = %format!("{e:#}"), "web chat socket closed");
             }
-        }))
+        }),
+    )
 }
 
 async fn send(socket: &mut WebSocket, frame: &ServerFrame) -> anyhow::Result<()> {
