@@ -281,12 +281,11 @@ impl App {
             ChannelKind::Webchat,
             Arc::new(WebchatTransport::new(self.webchat.clone())),
         );
-        let provider: Arc<dyn Transport> =
-            Arc::new(
-                channels::ProviderTransport::new(self.channels.clone())
-                    .with_media(self.media_store())
-                    .with_store(self.store.clone()),
-            );
+        let provider: Arc<dyn Transport> = Arc::new(
+            channels::ProviderTransport::new(self.channels.clone())
+                .with_media(self.media_store())
+                .with_store(self.store.clone()),
+        );
         for kind in [
             ChannelKind::Whatsapp,
             ChannelKind::Telegram,

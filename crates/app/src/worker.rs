@@ -240,7 +240,10 @@ impl JobWorker {
             JobKind::DownloadMedia { .. }
             | JobKind::RetentionPurge
             | JobKind::EraseContact { .. } => {
-                anyhow::bail!("a {} job is not a decision (run_batch routes it)", job.kind.tag())
+                anyhow::bail!(
+                    "a {} job is not a decision (run_batch routes it)",
+                    job.kind.tag()
+                )
             }
         };
         let conv = self

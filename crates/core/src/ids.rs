@@ -101,6 +101,9 @@ id_type!(
     /// A business record a flow collected (loan application, promise to pay, order, hand-off).
     RecordId, "record");
 id_type!(
+    /// An API token (its secret is shown once and stored only hashed).
+    ApiTokenId, "api token");
+id_type!(
     /// A routing queue (a team conversations wait in for an agent).
     QueueId, "queue");
 id_type!(
@@ -109,9 +112,6 @@ id_type!(
 id_type!(
     /// A canned response (a reusable reply with variables).
     CannedId, "canned response");
-id_type!(
-    /// An API token (its secret is shown once and stored only hashed).
-    ApiTokenId, "api token");
 
 #[cfg(test)]
 mod tests {

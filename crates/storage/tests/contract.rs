@@ -472,10 +472,7 @@ async fn a_first_message_opens_a_conversation_and_a_second_joins_it(s: SqlStore)
     assert!(new1);
     assert_eq!(m1.provider_id.as_deref(), Some("wamid.1"));
     assert_eq!(m1.sender, Sender::Customer);
-    let kinds: Vec<&str> = events1
-        .iter()
-        .map(|e| e.kind.name())
-        .collect();
+    let kinds: Vec<&str> = events1.iter().map(|e| e.kind.name()).collect();
     assert_eq!(kinds, ["message_created", "conversation_changed"]);
 
     let second = s
@@ -1478,8 +1475,20 @@ async fn a_pinned_flow_version_is_read_back_by_number(s: SqlStore) {
         .await
         .unwrap();
     let cases = [
-        (a.tenant.id, "menu", 1, Some("id: menu\n"), "an older version"),
-        (a.tenant.id, "menu", 2, Some("id: menu\nname: Menu\n"), "the latest"),
+        (
+            a.tenant.id,
+            "menu",
+            1,
+            Some("id: menu\n"),
+            "an older version",
+        ),
+        (
+            a.tenant.id,
+            "menu",
+            2,
+            Some("id: menu\nname: Menu\n"),
+            "the latest",
+        ),
         (a.tenant.id, "menu", 3, None, "a version never loaded"),
         (a.tenant.id, "other", 1, None, "an unknown flow"),
         (b.tenant.id, "menu", 1, None, "another tenant's flow"),
@@ -1510,7 +1519,14 @@ async fn a_campaign_opens_one_conversation_with_its_start_job(s: SqlStore) {
 
     // An open conversation is returned as it is, and nothing is enqueued for it.
     let opened = s
-        .open_conversation(a.tenant.id, contact, a.channel.id, "menu", campaign.clone(), t(20))
+        .open_conversation(
+            a.tenant.id,
+            contact,
+            a.channel.id,
+            "menu",
+            campaign.clone(),
+            t(20),
+        )
         .await
         .unwrap();
     assert!(!opened.created);
@@ -1522,7 +1538,14 @@ async fn a_campaign_opens_one_conversation_with_its_start_job(s: SqlStore) {
         .await
         .unwrap();
     let opened = s
-        .open_conversation(a.tenant.id, contact, a.channel.id, "menu", campaign.clone(), t(40))
+        .open_conversation(
+            a.tenant.id,
+            contact,
+            a.channel.id,
+            "menu",
+            campaign.clone(),
+            t(40),
+        )
         .await
         .unwrap();
     assert!(opened.created);
@@ -2550,8 +2573,15 @@ async fn inbound_media_gets_a_download_job_and_its_stored_copy_is_recorded_in_th
 async fn a_named_lease_has_one_holder_until_it_expires_or_is_released(s: SqlStore) {
     let ttl = Duration::from_secs(10);
     let name = "signal:channel-1";
-    assert_eq!(s.lease_holder(name, t(0)).await.unwrap(), None, "free at first");
-    assert!(s.take_lease(name, "node-a", t(0), ttl).await.unwrap(), "a free lease is taken");
+    assert_eq!(
+        s.lease_holder(name, t(0)).await.unwrap(),
+        None,
+        "free at first"
+    );
+    assert!(
+        s.take_lease(name, "node-a", t(0), ttl).await.unwrap(),
+        "a free lease is taken"
+    );
     assert!(
         !s.take_lease(name, "node-b", t(5), ttl).await.unwrap(),
         "a running lease of another node is not"
@@ -2564,15 +2594,23 @@ async fn a_named_lease_has_one_holder_until_it_expires_or_is_released(s: SqlStor
         !s.take_lease(name, "node-b", t(15), ttl).await.unwrap(),
         "the renewal moved the expiry to 19 s"
     );
-    assert_eq!(s.lease_holder(name, t(15)).await.unwrap().as_deref(), Some("node-a"));
+    assert_eq!(
+        s.lease_holder(name, t(15)).await.unwrap().as_deref(),
+        Some("node-a")
+    );
     assert!(
-        s.take_lease("signal:channel-2", "node-b", t(15), ttl).await.unwrap(),
+        s.take_lease("signal:channel-2", "node-b", t(15), ttl)
+            .await
+            .unwrap(),
         "leases of other names are independent"
     );
 
     // The holder dies: after expiry another node takes over, and the old holder cannot.
     assert_eq!(s.lease_holder(name, t(19)).await.unwrap(), None, "expired");
-    assert!(s.take_lease(name, "node-b", t(19), ttl).await.unwrap(), "taken over");
+    assert!(
+        s.take_lease(name, "node-b", t(19), ttl).await.unwrap(),
+        "taken over"
+    );
     assert!(
         !s.take_lease(name, "node-a", t(20), ttl).await.unwrap(),
         "the old holder lost it"
@@ -2580,7 +2618,10 @@ async fn a_named_lease_has_one_holder_until_it_expires_or_is_released(s: SqlStor
 
     // Releasing frees it at once; releasing someone else's lease changes nothing.
     s.release_lease(name, "node-a").await.unwrap();
-    assert_eq!(s.lease_holder(name, t(20)).await.unwrap().as_deref(), Some("node-b"));
+    assert_eq!(
+        s.lease_holder(name, t(20)).await.unwrap().as_deref(),
+        Some("node-b")
+    );
     s.release_lease(name, "node-b").await.unwrap();
     assert_eq!(s.lease_holder(name, t(20)).await.unwrap(), None);
     assert!(s.take_lease(name, "node-a", t(20), ttl).await.unwrap());
@@ -2590,7 +2631,10 @@ async fn a_named_lease_has_one_holder_until_it_expires_or_is_released(s: SqlStor
         s.take_lease("race", "node-a", t(30), ttl),
         s.take_lease("race", "node-b", t(30), ttl)
     );
-    assert!(a.unwrap() ^ b.unwrap(), "exactly one of two racing nodes holds it");
+    assert!(
+        a.unwrap() ^ b.unwrap(),
+        "exactly one of two racing nodes holds it"
+    );
 }
 
 // ---------------------------------------------------------------- channel pause, parts, jobs

@@ -272,10 +272,7 @@ impl App {
         let base = channel.settings.api_base.as_deref();
         let help = AddChannel::credentials_help(channel.kind);
         let bad = |e: serde_json::Error| {
-            invalid(format!(
-                "{} credentials need {help}: {e}",
-                channel.kind
-            ))
+            invalid(format!("{} credentials need {help}: {e}", channel.kind))
         };
         match channel.kind {
             ChannelKind::Whatsapp => {
@@ -307,7 +304,10 @@ impl App {
                 .set_channel_credentials(tenant, id, &creds)
                 .await?;
         }
-        let channel = self.store.set_channel_pause(tenant, id, None, now()).await?;
+        let channel = self
+            .store
+            .set_channel_pause(tenant, id, None, now())
+            .await?;
         tracing::info!(channel_id = %id, kind = %channel.kind, %tenant, "channel credentials checked; sending resumed");
         self.wake_sender();
         Ok(channel)
