@@ -106,6 +106,7 @@ async fn a_long_reply_that_failed_at_part_two_is_resumed_there_and_each_part_arr
     let (mock, provider) = whatsapp_mock().await;
     let mut app = spawn_app().await;
     app.login("admin@demo.example").await;
+    app.set_presence("available").await;
     let channel = add_whatsapp_channel(&app, &mock.uri()).await;
     let conv = whatsapp_customer_writes(&app, &channel).await;
     let words: Vec<String> = (0..1800).map(|i| format!("w{i:04}")).collect();
@@ -170,6 +171,7 @@ async fn a_revoked_whatsapp_token_pauses_the_channel_and_resuming_sends_the_queu
     let (mock, provider) = whatsapp_mock().await;
     let mut app = spawn_app().await;
     app.login("admin@demo.example").await;
+    app.set_presence("available").await;
     let channel = add_whatsapp_channel(&app, &mock.uri()).await;
     let conv = whatsapp_customer_writes(&app, &channel).await;
     *provider.revoked.lock().unwrap() = true;
@@ -274,6 +276,7 @@ async fn a_revoked_telegram_token_pauses_the_bot_until_the_token_is_re_tested() 
     let (mock, provider) = telegram_mock().await;
     let mut app = spawn_app().await;
     app.login("admin@demo.example").await;
+    app.set_presence("available").await;
     let channel = telegram_channel(&app, &mock.uri()).await;
     post_update(
         &app,
@@ -317,6 +320,7 @@ async fn resuming_needs_an_admin_and_a_known_channel() {
     let (mock, _provider) = whatsapp_mock().await;
     let mut app = spawn_app().await;
     app.login("admin@demo.example").await;
+    app.set_presence("available").await;
     let channel = add_whatsapp_channel(&app, &mock.uri()).await;
     let (s, b) = app
         .post(
@@ -337,6 +341,7 @@ async fn resuming_needs_an_admin_and_a_known_channel() {
         .await;
     assert_eq!(s, 422, "{b}");
     app.login("ann@demo.example").await;
+    app.set_presence("available").await;
     let (s, b) = app
         .post(&format!("/api/v1/channels/{channel}/resume"), json!({}))
         .await;
@@ -349,6 +354,7 @@ async fn a_flow_message_to_a_customer_who_blocked_the_bot_fails_without_calling_
     let (mock, provider) = telegram_mock().await;
     let mut app = spawn_app().await;
     app.login("admin@demo.example").await;
+    app.set_presence("available").await;
     let channel = telegram_channel(&app, &mock.uri()).await;
     let mut update = fixture("telegram/update_message_text.json");
     let customer = update["message"]["from"]["id"].clone();

@@ -81,6 +81,7 @@ async fn a_whatsapp_message_reaches_the_agent_and_the_reply_is_delivered_and_rea
     let (mock, provider) = whatsapp_mock().await;
     let mut app = spawn_app().await;
     app.login("admin@demo.example").await;
+    app.set_presence("available").await;
     let channel = add_whatsapp_channel(&app, &mock.uri()).await;
 
     // Act: the customer writes.
@@ -158,6 +159,7 @@ async fn a_bad_or_missing_signature_is_refused_and_nothing_is_stored() {
     let (mock, _provider) = whatsapp_mock().await;
     let mut app = spawn_app().await;
     app.login("admin@demo.example").await;
+    app.set_presence("available").await;
     let channel = add_whatsapp_channel(&app, &mock.uri()).await;
     let payload = inbound_at(now_secs());
     let forged = format!("sha256={}", "0".repeat(64));
@@ -188,6 +190,7 @@ async fn a_duplicate_webhook_is_stored_once() {
     let (mock, _provider) = whatsapp_mock().await;
     let mut app = spawn_app().await;
     app.login("admin@demo.example").await;
+    app.set_presence("available").await;
     let channel = add_whatsapp_channel(&app, &mock.uri()).await;
     let payload = inbound_at(now_secs());
     let (_, first) = post_hook(&app, &channel, &payload, None).await;
@@ -212,6 +215,7 @@ async fn the_subscription_handshake_answers_the_challenge_only_with_the_verify_t
     let (mock, _provider) = whatsapp_mock().await;
     let mut app = spawn_app().await;
     app.login("admin@demo.example").await;
+    app.set_presence("available").await;
     let channel = add_whatsapp_channel(&app, &mock.uri()).await;
     let hook = app.url(&format!("/hooks/whatsapp/{channel}"));
     let good = app
@@ -240,6 +244,7 @@ async fn outside_the_24_hour_window_free_text_is_refused_but_a_template_is_sent(
     let (mock, provider) = whatsapp_mock().await;
     let mut app = spawn_app().await;
     app.login("admin@demo.example").await;
+    app.set_presence("available").await;
     let channel = add_whatsapp_channel(&app, &mock.uri()).await;
     // The customer last wrote 25 hours ago (provider time).
     let (s, _) = post_hook(&app, &channel, &inbound_at(now_secs() - 25 * 3600), None).await;
@@ -291,6 +296,7 @@ async fn a_429_from_whatsapp_is_retried_after_the_wait_and_then_sent() {
     *provider.fail_next.lock().unwrap() = 1;
     let mut app = spawn_app().await;
     app.login("admin@demo.example").await;
+    app.set_presence("available").await;
     let channel = add_whatsapp_channel(&app, &mock.uri()).await;
     post_hook(&app, &channel, &inbound_at(now_secs()), None).await;
     let conv = conversations(&app).await[0]["id"]
@@ -333,6 +339,7 @@ async fn adding_a_channel_with_a_wrong_token_is_refused_by_the_provider_check() 
     let (mock, _provider) = whatsapp_mock().await;
     let mut app = spawn_app().await;
     app.login("admin@demo.example").await;
+    app.set_presence("available").await;
     let (s, body) = app
         .post(
             "/api/v1/channels",
@@ -349,6 +356,7 @@ async fn adding_a_channel_with_a_wrong_token_is_refused_by_the_provider_check() 
         "{body}"
     );
     app.login("ann@demo.example").await;
+    app.set_presence("available").await;
     let (s, _) = app
         .post(
             "/api/v1/channels",
@@ -374,6 +382,7 @@ async fn a_burst_of_replies_held_by_our_own_pair_limiter_all_arrive_in_order_and
     })
     .await;
     app.login("admin@demo.example").await;
+    app.set_presence("available").await;
     let channel = add_whatsapp_channel(&app, &mock.uri()).await;
     let (s, body) = post_hook(&app, &channel, &inbound_at(now_secs()), None).await;
     assert_eq!(s, 200, "{body}");

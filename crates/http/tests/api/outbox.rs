@@ -110,6 +110,7 @@ async fn app_with(transport: Arc<Scripted>) -> (TestApp, ConversationId) {
         .unwrap();
     let mut t = TestApp::from_parts(addr, app, client, demo, shutdown, dir);
     t.login("ann@demo.example").await;
+    t.set_presence("available").await;
     (t, conv)
 }
 

@@ -46,6 +46,7 @@ async fn pending_jobs_and_outbox_rows_are_processed_after_a_restart() {
     // Act: the server starts again on the same data.
     let mut again = spawn_app_in(dir, None).await;
     again.login("ann@demo.example").await;
+    again.set_presence("available").await;
 
     // Assert: the pending job ran (the welcome message was created) and the outbox sent it.
     let again_ref = &again;
