@@ -385,11 +385,28 @@ async fn login(http: &reqwest::Client, base: &str, email: &str) -> Staff {
         .expect("cookie pair")
         .to_string();
     let body: Value = r.json().await.expect("login JSON");
-    Staff {
+    let staff = Staff {
         cookie,
         csrf: body["csrf_token"].as_str().expect("csrf").to_string(),
-    }
+    };
+    // Routing gives (and lets replies take) conversations only to an available agent within
+    // capacity: this agent answers many customers, so she goes available at the largest one.
+    let me = body["user"]["id"].as_str().expect("user id");
+    let r = http
+        .put(format!("{base}/api/v1/agents/{me}"))
+        .header("cookie", &staff.cookie)
+        .header("x-csrf-token", &staff.csrf)
+        .json(&json!({"presence": "available", "capacity": MAX_CAPACITY}))
+        .send()
+        .await
+        .expect("agent settings request");
+    assert_eq!(r.status().as_u16(), 200, "{email} goes available");
+    staff
 }
+
+/// The largest capacity an agent can have (`PUT /api/v1/agents/{id}` accepts 1-100); replies
+/// go to at most this many conversations.
+const MAX_CAPACITY: usize = 100;
 
 async fn get_json(http: &reqwest::Client, staff: &Staff, url: &str) -> Option<Value> {
     let r = http
@@ -415,7 +432,7 @@ async fn whatsapp_conversations(http: &reqwest::Client, staff: &Staff, base: &st
     else {
         return Vec::new();
     };
-    list["conversations"]
+    let mut ids: Vec<String> = list["conversations"]
         .as_array()
         .map(|a| {
             a.iter()
@@ -423,7 +440,12 @@ async fn whatsapp_conversations(http: &reqwest::Client, staff: &Staff, base: &st
                 .filter_map(|c| c["id"].as_str().map(str::to_string))
                 .collect()
         })
-        .unwrap_or_default()
+        .unwrap_or_default();
+    // The oldest ones (ids are time-ordered), so the set stays the same as more arrive and
+    // the agent never needs more than her capacity.
+    ids.sort();
+    ids.truncate(MAX_CAPACITY / 2);
+    ids
 }
 
 /// Agents reply `n` times into WhatsApp conversations, through any of `bases`.
