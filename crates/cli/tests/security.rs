@@ -260,6 +260,16 @@ async fn debug_logs_hold_no_password_token_cookie_message_text_or_phone_number()
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let conversation = conversation.expect("the webhook opened a conversation");
+    // Replying takes the routed conversation, which needs an available agent.
+    let r = client
+        .put(format!("{base}/api/v1/me/presence"))
+        .header("cookie", format!("sb_session={session}"))
+        .header("x-csrf-token", &csrf)
+        .json(&json!({"presence": "available"}))
+        .send()
+        .await
+        .expect("presence");
+    assert_eq!(r.status().as_u16(), 200, "goes available");
     let r = client
         .post(format!(
             "{base}/api/v1/conversations/{conversation}/messages"
