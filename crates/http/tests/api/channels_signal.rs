@@ -112,6 +112,7 @@ async fn a_signal_attachment_is_copied_into_the_media_store_and_deleted_from_sig
         .insert("1qeCjjWOOo9Gxv8pfdCw.png".into(), picture.clone());
     let mut app = spawn_app().await;
     app.login("admin@demo.example").await;
+    app.set_presence("available").await;
     let (s, body) = app
         .post(
             "/api/v1/channels",
@@ -273,6 +274,7 @@ async fn a_signal_daemon_attachment_is_fetched_with_get_attachment_and_stored() 
         .insert("1qeCjjWOOo9Gxv8pfdCw.png".into(), picture.clone());
     let mut app = spawn_app().await;
     app.login("admin@demo.example").await;
+    app.set_presence("available").await;
     let (s, body) = app
         .post(
             "/api/v1/channels",

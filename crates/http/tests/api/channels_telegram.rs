@@ -140,6 +140,7 @@ async fn a_wrong_or_missing_secret_token_is_refused_and_a_duplicate_update_is_st
     let (mock, _provider) = telegram_mock().await;
     let mut app = spawn_app().await;
     app.login("admin@demo.example").await;
+    app.set_presence("available").await;
     let channel = add_channel(&app, &mock.uri()).await;
     let update = fixture("telegram/update_message_text.json");
     assert_eq!(
@@ -185,6 +186,7 @@ async fn a_callback_query_is_answered_right_away() {
     let (mock, provider) = telegram_mock().await;
     let mut app = spawn_app().await;
     app.login("admin@demo.example").await;
+    app.set_presence("available").await;
     let channel = add_channel(&app, &mock.uri()).await;
     let update = fixture("telegram/update_callback_query_inline_message.json");
     assert_eq!(
@@ -208,6 +210,7 @@ async fn a_429_from_telegram_waits_retry_after_and_then_sends() {
     *provider.fail_next.lock().unwrap() = 1;
     let mut app = spawn_app().await;
     app.login("admin@demo.example").await;
+    app.set_presence("available").await;
     let channel = add_channel(&app, &mock.uri()).await;
     let update = fixture("telegram/update_message_text.json");
     post_update(&app, &channel, &update, Some(TG_SECRET)).await;
@@ -216,18 +219,24 @@ async fn a_429_from_telegram_waits_retry_after_and_then_sends() {
         .unwrap()
         .to_string();
     let started = std::time::Instant::now();
-    app.post(
-        &format!("/api/v1/conversations/{conv}/messages"),
-        json!({"text": "hello"}),
-    )
-    .await;
+    let (status, body) = app
+        .post(
+            &format!("/api/v1/conversations/{conv}/messages"),
+            json!({"text": "hello"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
     let app_ref = &app;
     let conv_ref = conv.as_str();
     eventually(15, "sent after the 429", || async move {
         messages(app_ref, conv_ref)
             .await
             .iter()
-            .any(|m| m["direction"] == "outbound" && m["status"] == "sent")
+            .any(|m| {
+                m["direction"] == "outbound"
+                    && m["content"]["body"] == "hello"
+                    && m["status"] == "sent"
+            })
             .then_some(())
     })
     .await;
@@ -245,6 +254,7 @@ async fn a_new_telegram_conversation_on_a_channel_with_a_default_flow_starts_in_
     let (mock, provider) = telegram_mock().await;
     let mut app = spawn_app().await;
     app.login("admin@demo.example").await;
+    app.set_presence("available").await;
     let channel = add_channel(&app, &mock.uri()).await;
     let channel_id: switchboard_core::ChannelId = channel.parse().expect("channel id");
     let row = app
