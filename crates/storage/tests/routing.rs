@@ -53,59 +53,8 @@ macro_rules! routing_contract {
     };
 }
 
-fn test_master() -> switchboard_storage::MasterKeyring {
-    switchboard_storage::MasterKeyring::new(
-        switchboard_storage::MasterKey::from_bytes(&[7u8; 32]).expect("32 bytes"),
-    )
-}
-
-struct PgDatabase {
-    admin_url: String,
-    name: String,
-    url: String,
-}
-
-impl PgDatabase {
-    async fn create() -> Option<PgDatabase> {
-        let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
-            eprintln!("SKIPPED: PostgreSQL routing contract tests (set TEST_DATABASE_URL)");
-            return None;
-        };
-        let name = format!("sb_{}", uuid::Uuid::new_v4().simple());
-        let base = admin_url.split('?').next().unwrap_or(&admin_url);
-        let (server, _) = base
-            .rsplit_once('/')
-            .expect("TEST_DATABASE_URL needs a database path");
-        let url = format!("{server}/{name}");
-        let mut conn = connect_admin(&admin_url).await;
-        sqlx::Executor::execute(
-            &mut conn,
-            sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")),
-        )
-        .await
-        .expect("CREATE DATABASE");
-        Some(PgDatabase {
-            admin_url,
-            name,
-            url,
-        })
-    }
-
-    async fn drop_database(self) {
-        let mut conn = connect_admin(&self.admin_url).await;
-        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
-        sqlx::Executor::execute(&mut conn, sqlx::AssertSqlSafe(sql))
-            .await
-            .expect("DROP DATABASE");
-    }
-}
-
-async fn connect_admin(url: &str) -> sqlx::PgConnection {
-    use sqlx::Connection;
-    sqlx::PgConnection::connect(url)
-        .await
-        .unwrap_or_else(|e| panic!("TEST_DATABASE_URL is set but PostgreSQL is unreachable: {e}"))
-}
+mod common;
+use common::{PgDatabase, test_master};
 
 routing_contract!(
     queues_are_saved_renamed_listed_and_deleted_with_clear_conflicts,

@@ -1,0 +1,70 @@
+//! The harness the storage test files share: the test master key and a throwaway
+//! PostgreSQL database per test (created from `TEST_DATABASE_URL`, dropped afterwards).
+//! Each test file keeps its own small macro that runs a body on SQLite and on PostgreSQL.
+
+/// The master key of every storage test (tests pass an explicit key; none is made).
+pub fn test_master() -> switchboard_storage::MasterKeyring {
+    switchboard_storage::MasterKeyring::new(
+        switchboard_storage::MasterKey::from_bytes(&[7u8; 32]).expect("32 bytes"),
+    )
+}
+
+/// A throwaway PostgreSQL database.
+pub struct PgDatabase {
+    admin_url: String,
+    name: String,
+    /// The URL of the new database.
+    pub url: String,
+}
+
+impl PgDatabase {
+    /// `None` (after printing why) when `TEST_DATABASE_URL` is unset.
+    pub async fn create() -> Option<PgDatabase> {
+        let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
+            // Written past the test harness's output capture, once, so it is always seen.
+            static SAID: std::sync::Once = std::sync::Once::new();
+            SAID.call_once(|| {
+                use std::io::Write as _;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "SKIPPED: PostgreSQL storage tests (set TEST_DATABASE_URL)"
+                );
+            });
+            return None;
+        };
+        let name = format!("sb_{}", uuid::Uuid::new_v4().simple());
+        let base = admin_url.split('?').next().unwrap_or(&admin_url);
+        let (server, _) = base
+            .rsplit_once('/')
+            .expect("TEST_DATABASE_URL needs a database path");
+        let url = format!("{server}/{name}");
+        let mut conn = connect_admin(&admin_url).await;
+        sqlx::Executor::execute(
+            &mut conn,
+            sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")),
+        )
+        .await
+        .expect("CREATE DATABASE");
+        Some(PgDatabase {
+            admin_url,
+            name,
+            url,
+        })
+    }
+
+    /// Drops the database (forcing out any connection left).
+    pub async fn drop_database(self) {
+        let mut conn = connect_admin(&self.admin_url).await;
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        sqlx::Executor::execute(&mut conn, sqlx::AssertSqlSafe(sql))
+            .await
+            .expect("DROP DATABASE");
+    }
+}
+
+async fn connect_admin(url: &str) -> sqlx::PgConnection {
+    use sqlx::Connection;
+    sqlx::PgConnection::connect(url).await.unwrap_or_else(|e| {
+        panic!("TEST_DATABASE_URL is set but PostgreSQL is unreachable at {url}: {e}")
+    })
+}
