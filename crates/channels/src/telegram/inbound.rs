@@ -187,7 +187,8 @@ fn content(m: &wire::Message, raw: &Value) -> Content {
         // The largest size is the original; pick by pixels, not by position.
         match sizes
             .iter()
-            .max_by_key(|s| s.width.unwrap_or(0) * s.height.unwrap_or(0))
+            // Saturating: the sizes come from the payload and must not overflow.
+            .max_by_key(|s| s.width.unwrap_or(0).saturating_mul(s.height.unwrap_or(0)))
         {
             Some(best) => media(MediaKind::Image, file(best)),
             None => Content::Unsupported {
