@@ -57,6 +57,7 @@ macro_rules! contract {
     };
 }
 
+#[macro_use]
 mod common;
 use common::{PgDatabase, test_master};
 

@@ -19,44 +19,11 @@ use switchboard_core::{
 };
 use switchboard_storage::SqlStore;
 
-macro_rules! routing_contract {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let dir = tempfile::tempdir().expect("temp dir");
-                    let path = dir.path().join("switchboard.db");
-                    let store = switchboard_storage::open(path.to_str().expect("utf-8 path"), super::test_master())
-                        .await
-                        .expect("open sqlite");
-                    super::$name(store.clone()).await;
-                    store.close().await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let Some(db) = super::PgDatabase::create().await else { return };
-                    let store = switchboard_storage::open(&db.url, super::test_master()).await.expect("open postgres");
-                    let run = tokio::spawn(super::$name(store.clone())).await;
-                    store.close().await;
-                    db.drop_database().await;
-                    if let Err(e) = run {
-                        std::panic::resume_unwind(e.into_panic());
-                    }
-                }
-            )*
-        }
-    };
-}
-
+#[macro_use]
 mod common;
 use common::{PgDatabase, test_master};
 
-routing_contract!(
+both_backends!(
     queues_are_saved_renamed_listed_and_deleted_with_clear_conflicts,
     agent_settings_default_to_offline_and_are_saved_per_tenant,
     a_round_applies_its_changes_and_events_together_or_not_at_all,

@@ -52,6 +52,7 @@ macro_rules! security_contract {
     };
 }
 
+#[macro_use]
 mod common;
 use common::{PgDatabase, test_master};
 

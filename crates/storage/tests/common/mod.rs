@@ -68,3 +68,40 @@ async fn connect_admin(url: &str) -> sqlx::PgConnection {
         panic!("TEST_DATABASE_URL is set but PostgreSQL is unreachable at {url}: {e}")
     })
 }
+
+/// Runs each named test body (an `async fn(SqlStore)` of the including file) on SQLite and,
+/// when `TEST_DATABASE_URL` is set, on a throwaway PostgreSQL database.
+#[allow(unused_macros)] // each test file uses this or its own variant
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let dir = tempfile::tempdir().expect("temp dir");
+                    let path = dir.path().join("switchboard.db");
+                    let store = switchboard_storage::open(path.to_str().expect("utf-8 path"), super::test_master())
+                        .await
+                        .expect("open sqlite");
+                    super::$name(store.clone()).await;
+                    store.close().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(db) = super::PgDatabase::create().await else { return };
+                    let store = switchboard_storage::open(&db.url, super::test_master()).await.expect("open postgres");
+                    let run = tokio::spawn(super::$name(store.clone())).await;
+                    store.close().await;
+                    db.drop_database().await;
+                    if let Err(e) = run {
+                        std::panic::resume_unwind(e.into_panic());
+                    }
+                }
+            )*
+        }
+    };
+}
