@@ -42,6 +42,92 @@ pub struct Config {
     pub channels: ChannelsConfig,
     /// Encryption at rest: where the master key comes from (see [`crate::keys`]).
     pub keys: KeysConfig,
+    /// Reverse proxies (load balancers) whose `X-Forwarded-For` header is believed.
+    pub proxy: ProxyConfig,
+}
+
+/// Reverse proxies in front of the server. Behind a load balancer every request comes from
+/// the balancer's address, so login throttling would lock out everyone at once; listing the
+/// balancer here makes the server take the client's address from `X-Forwarded-For` instead.
+/// Only listed peers are believed: anyone else could write the header to dodge a lockout.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProxyConfig {
+    /// Addresses or networks of trusted proxies, e.g. `["127.0.0.1", "10.0.0.0/8"]`
+    /// (default none: the TCP peer is the client).
+    pub trusted: Vec<TrustedNet>,
+}
+
+/// One trusted proxy: an address (`10.0.0.5`, `::1`) or a network in CIDR form (`10.0.0.0/8`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct TrustedNet(pub ipnet::IpNet);
+
+impl TryFrom<String> for TrustedNet {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        let t = text.trim();
+        if let Ok(net) = t.parse::<ipnet::IpNet>() {
+            return Ok(TrustedNet(net.trunc()));
+        }
+        t.parse::<std::net::IpAddr>()
+            .map(|ip| TrustedNet(ipnet::IpNet::from(ip)))
+            .map_err(|_| {
+                format!(
+                    "{text:?} is not an IP address or CIDR network (write e.g. \"10.0.0.5\" or \"10.0.0.0/8\")"
+                )
+            })
+    }
+}
+
+impl From<TrustedNet> for String {
+    fn from(net: TrustedNet) -> String {
+        net.0.to_string()
+    }
+}
+
+impl ProxyConfig {
+    /// Whether `ip` is one of the trusted proxies (IPv4-mapped IPv6 addresses count as IPv4).
+    pub fn trusts(&self, ip: std::net::IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.trusted.iter().any(|n| n.0.contains(&ip))
+    }
+
+    /// The client's address for a request from `peer` carrying `forwarded_for` (the values of
+    /// every `X-Forwarded-For` header, in order). Walks the chain from the right, skipping
+    /// trusted proxies; the first address that is not a proxy is the client. A peer that is
+    /// not trusted is the client whatever the header says, and so is the last trusted hop when
+    /// the chain holds something that is not an address (a proxy appends; only the part left
+    /// of the proxies can be forged).
+    pub fn client_address(
+        &self,
+        peer: std::net::IpAddr,
+        forwarded_for: &[&str],
+    ) -> std::net::IpAddr {
+        let mut client = peer.to_canonical();
+        if !self.trusts(client) {
+            return client;
+        }
+        let hops = forwarded_for
+            .iter()
+            .flat_map(|h| h.split(','))
+            .map(str::trim)
+            .filter(|h| !h.is_empty())
+            .collect::<Vec<_>>();
+        for hop in hops.into_iter().rev() {
+            match hop.parse::<std::net::IpAddr>() {
+                Ok(ip) => {
+                    client = ip.to_canonical();
+                    if !self.trusts(client) {
+                        return client;
+                    }
+                }
+                Err(_) => return client,
+            }
+        }
+        client
+    }
 }
 
 /// Master key settings. The key never goes into the database or the data directory.
@@ -224,6 +310,7 @@ impl Default for Config {
             flows: FlowsConfig::default(),
             channels: ChannelsConfig::default(),
             keys: KeysConfig::default(),
+            proxy: ProxyConfig::default(),
         }
     }
 }
@@ -418,6 +505,99 @@ mod tests {
             .extract()
             .expect("example config must parse");
         assert_eq!(c.listen.port(), 8080);
+    }
+
+    fn proxies(list: &[&str]) -> ProxyConfig {
+        let c: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string(&format!("[proxy]\ntrusted = {list:?}")))
+            .extract()
+            .expect("proxy list parses");
+        c.proxy
+    }
+
+    fn ip(s: &str) -> std::net::IpAddr {
+        s.parse().expect("test address")
+    }
+
+    #[test]
+    fn the_client_address_comes_from_forwarded_for_only_behind_a_trusted_proxy() {
+        let p = proxies(&["127.0.0.1", "10.0.0.0/8"]);
+        let cases: &[(&str, &[&str], &str, &str)] = &[
+            (
+                "203.0.113.9",
+                &["198.51.100.1"],
+                "203.0.113.9",
+                "an untrusted peer is the client; its header is ignored",
+            ),
+            (
+                "127.0.0.1",
+                &[],
+                "127.0.0.1",
+                "a trusted peer without the header is the client",
+            ),
+            ("127.0.0.1", &["198.51.100.1"], "198.51.100.1", "one proxy"),
+            (
+                "127.0.0.1",
+                &["198.51.100.1, 10.1.2.3"],
+                "198.51.100.1",
+                "two proxies in one header",
+            ),
+            (
+                "10.9.9.9",
+                &["198.51.100.1", "10.1.2.3"],
+                "198.51.100.1",
+                "two proxies in two headers",
+            ),
+            (
+                "127.0.0.1",
+                &["6.6.6.6, 198.51.100.1"],
+                "198.51.100.1",
+                "a forged left part is not believed",
+            ),
+            (
+                "127.0.0.1",
+                &["garbage, 198.51.100.1"],
+                "198.51.100.1",
+                "garbage left of the client is ignored",
+            ),
+            (
+                "127.0.0.1",
+                &["198.51.100.1, garbage"],
+                "127.0.0.1",
+                "garbage from the proxy side stops the walk",
+            ),
+            (
+                "::ffff:127.0.0.1",
+                &["2001:db8::7"],
+                "2001:db8::7",
+                "IPv4-mapped peer, IPv6 client",
+            ),
+            (
+                "127.0.0.1",
+                &["10.0.0.1"],
+                "10.0.0.1",
+                "only proxies: the farthest one",
+            ),
+        ];
+        for (peer, header, want, why) in cases {
+            assert_eq!(p.client_address(ip(peer), header), ip(want), "{why}");
+        }
+        assert_eq!(
+            ProxyConfig::default().client_address(ip("127.0.0.1"), &["198.51.100.1"]),
+            ip("127.0.0.1"),
+            "nothing trusted by default"
+        );
+    }
+
+    #[test]
+    fn a_bad_proxy_entry_is_refused_with_an_example() {
+        let r: Result<Config, _> = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string("[proxy]\ntrusted = [\"10.0.0/8\"]"))
+            .extract();
+        let e = r
+            .expect_err("a malformed network must be refused")
+            .to_string();
+        assert!(e.contains("10.0.0/8") && e.contains("CIDR"), "{e}");
     }
 
     #[test]

@@ -154,19 +154,30 @@ async fn bearer(
 }
 
 /// The client's address, when the server runs with connection info (it always does outside
-/// unit tests). Used for login throttling only.
+/// unit tests): the TCP peer, or behind a trusted proxy (`proxy.trusted`) the address
+/// `X-Forwarded-For` names (see `ProxyConfig::client_address`). Used for login throttling.
 pub struct ClientIp(pub Option<std::net::IpAddr>);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+impl FromRequestParts<App> for ClientIp {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientIp(
-            parts
-                .extensions
-                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-                .map(|c| c.0.ip()),
-        ))
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
+        let Some(peer) = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip())
+        else {
+            return Ok(ClientIp(None));
+        };
+        let forwarded: Vec<&str> = parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        Ok(ClientIp(Some(
+            app.config.proxy.client_address(peer, &forwarded),
+        )))
     }
 }
 

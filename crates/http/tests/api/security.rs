@@ -153,6 +153,96 @@ async fn one_client_address_guessing_many_accounts_is_locked_out() {
     assert_eq!(r.status().as_u16(), 429);
 }
 
+async fn login_via(app: &TestApp, forwarded_for: &str, email: &str, password: &str) -> u16 {
+    reqwest::Client::new()
+        .post(app.url("/api/v1/auth/login"))
+        .header("x-forwarded-for", forwarded_for)
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .expect("request sent")
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_client_address_is_throttled_on_its_own() {
+    // The test client reaches the server from 127.0.0.1, playing the load balancer.
+    let app = spawn_app_with(
+        std::sync::Arc::new(tempfile::tempdir().expect("dir")),
+        |c| {
+            c.sessions.max_failures_per_ip = 4;
+            c.proxy.trusted = vec!["127.0.0.1".to_string().try_into().expect("address")];
+        },
+    )
+    .await;
+    for i in 0..3 {
+        let s = login_via(
+            &app,
+            "198.51.100.7",
+            &format!("x{i}@demo.example"),
+            "guess guess!",
+        )
+        .await;
+        assert_eq!(s, 401);
+    }
+    assert_eq!(
+        login_via(&app, "198.51.100.7", "x9@demo.example", "guess guess!").await,
+        429,
+        "the fourth failure locks the address"
+    );
+    assert_eq!(
+        login_via(&app, "198.51.100.7", "admin@demo.example", DEMO_PASSWORD).await,
+        429,
+        "the guessing client is locked"
+    );
+    assert_eq!(
+        login_via(&app, "203.0.113.20", "admin@demo.example", DEMO_PASSWORD).await,
+        200,
+        "another customer behind the same balancer is not"
+    );
+    assert_eq!(
+        login_via(
+            &app,
+            "6.6.6.6, 198.51.100.7",
+            "admin@demo.example",
+            DEMO_PASSWORD
+        )
+        .await,
+        429,
+        "a forged left part of the chain does not dodge the lock"
+    );
+}
+
+#[tokio::test]
+async fn without_trusted_proxies_a_forwarded_for_header_does_not_dodge_the_lock() {
+    let app = spawn_app_with(
+        std::sync::Arc::new(tempfile::tempdir().expect("dir")),
+        |c| c.sessions.max_failures_per_ip = 4,
+    )
+    .await;
+    for i in 0..3 {
+        let s = login_via(
+            &app,
+            &format!("198.51.100.{i}"),
+            &format!("x{i}@demo.example"),
+            "guess guess!",
+        )
+        .await;
+        assert_eq!(s, 401);
+    }
+    assert_eq!(
+        login_via(&app, "198.51.100.9", "x9@demo.example", "guess guess!").await,
+        429,
+        "four failures from one TCP peer lock it, whatever the header said"
+    );
+    assert_eq!(
+        login_via(&app, "203.0.113.20", "admin@demo.example", DEMO_PASSWORD).await,
+        429,
+        "the header is ignored: the TCP peer is locked"
+    );
+}
+
 #[tokio::test]
 async fn an_idle_session_ends_and_needs_a_new_login() {
     // Arrange: log in without a cookie jar to see the cookie.
