@@ -4,6 +4,12 @@
 //! (mocked) provider at least once, no reply was sent twice by one running server, and the
 //! message the server recorded as sent is the provider's answer to its last send.
 //!
+//! Flow sessions and timers too: the SQLite test's web chat answers with a small probe flow
+//! (two questions, then a `wait` with a timeout). Customers are parked at its second question
+//! and on its timer before the kills, others walk through it during them; afterwards every
+//! session went on from the node it was at (the parked customers answer after the last
+//! restart), every question was asked once and every timer fired exactly once.
+//!
 //! The WhatsApp Graph API is an in-test axum server that answers like Meta (fixture bodies)
 //! and records every send with the server "life" it came from. Webhooks are real fixtures,
 //! signed like Meta's (WhatsApp) or carrying the secret token (Telegram); a webhook not
@@ -13,8 +19,10 @@
 //! `the_two_node_kill_test` runs two servers on one PostgreSQL database and one NATS: a web
 //! chat customer on node A and an agent on node B exchange messages live, then node A is
 //! killed with SIGKILL mid-traffic and node B finishes all pending work (replies node A had
-//! claimed are sent once its leases expire); no reply is sent twice while both nodes run. It
-//! runs when TEST_DATABASE_URL and TEST_NATS_URL are set (psql creates its database).
+//! claimed are sent once its leases expire); no reply is sent twice while both nodes run.
+//! Main-menu customers that node A took to the loan application's first question answer it
+//! on node B after the kill, and their sessions go on at that question. It runs when
+//! TEST_DATABASE_URL and TEST_NATS_URL are set (psql creates its database).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -670,9 +678,10 @@ async fn check_outcome(
     );
 }
 
-/// Seeds the demo tenant and adds the WhatsApp and Telegram channels pointing at the mock.
-fn seed(node: &NodeSpec, api: &str) -> (String, String) {
-    node.run_json(&[
+/// Seeds the demo tenant and adds the WhatsApp and Telegram channels pointing at the mock;
+/// returns their ids and the demo web chat channel's.
+fn seed(node: &NodeSpec, api: &str) -> (String, String, String) {
+    let demo = node.run_json(&[
         "demo",
         "--seed-only",
         "--json",
@@ -714,6 +723,10 @@ fn seed(node: &NodeSpec, api: &str) -> (String, String) {
     (
         wa["channel_id"].as_str().expect("channel id").to_string(),
         tg["channel_id"].as_str().expect("channel id").to_string(),
+        demo["webchat_channel_id"]
+            .as_str()
+            .expect("web chat channel")
+            .to_string(),
     )
 }
 
@@ -725,25 +738,371 @@ fn client() -> reqwest::Client {
         .expect("client")
 }
 
+// ------------------------------------------------------------------ flow sessions and timers
+
+/// The web chat's default flow in the SQLite crash test: two free-text questions, then a
+/// `wait` whose timeout ([`PROBE_WAIT_SECS`]) ends the session with a message. Every bot
+/// message names the answers given so far, so it shows which node took an answer and that
+/// the session's variables survived; a session that started again would ask the first
+/// question twice, and a timer that fired twice would leave two timeout messages.
+const PROBE_FLOW: &str = r#"
+id: crash_probe
+name: Crash probe
+nodes:
+  - id: first
+    type: ask
+    prompt: "probe first: your code?"
+    save: code
+  - id: second
+    type: ask
+    prompt: "probe second: {{vars.code}}, your colour?"
+    save: colour
+  - id: hold
+    type: wait
+    text: "probe hold: {{vars.code}}/{{vars.colour}}"
+    timeout_seconds: 8
+    save: late
+    next: answered
+    on_timeout: expired
+  - id: expired
+    type: end
+    text: "probe expired: {{vars.code}}"
+  - id: answered
+    type: end
+    text: "probe answered: {{vars.code}}"
+"#;
+
+/// The probe's customers parked at its second question before the kills (they answer it
+/// after the last restart).
+const PROBE_ASKING: usize = 12;
+/// The probe's customers parked on its wait timer before the kills.
+const PROBE_TIMING: usize = 12;
+/// The probe's customers walking through it while the server is killed.
+const PROBE_MOVING: usize = 12;
+
+/// What the probe says to customer `n`, in order: the two questions, the wait's text and the
+/// timeout's message.
+fn probe_script(n: usize) -> Vec<String> {
+    vec![
+        "probe first: your code?".to_string(),
+        format!("probe second: code-{n}, your colour?"),
+        format!("probe hold: code-{n}/colour-{n}"),
+        format!("probe expired: code-{n}"),
+    ]
+}
+
+/// What probe customer `n` says at step `k` (0 opens the conversation, 1 the code, 2 the colour).
+fn probe_answer(n: usize, k: usize) -> String {
+    match k {
+        0 => format!("hi probe {n}"),
+        1 => format!("code-{n}"),
+        _ => format!("colour-{n}"),
+    }
+}
+
+/// Loads [`PROBE_FLOW`] and makes it the web chat channel's default flow.
+fn load_probe(node: &NodeSpec, webchat: &str) {
+    let file = node.data.join("crash_probe.yaml");
+    std::fs::write(&file, PROBE_FLOW).expect("probe flow file");
+    let file = file.to_str().expect("UTF-8 path");
+    node.run_json(&[
+        "flows",
+        "load",
+        "--tenant",
+        "demo",
+        "--default-flow",
+        "crash_probe",
+        "--channel",
+        webchat,
+        "--json",
+        file,
+    ]);
+}
+
+/// Web chat customers: visitor tokens and, once their first message is acknowledged, their
+/// conversations.
+struct Chatters {
+    webchat: String,
+    tokens: Vec<String>,
+    convs: Mutex<Vec<Option<String>>>,
+}
+
+impl Chatters {
+    /// `n` new visitors of the web chat channel `webchat`, made through `base`.
+    async fn new(http: &reqwest::Client, base: &str, webchat: &str, n: usize) -> Chatters {
+        let mut tokens = Vec::new();
+        for _ in 0..n {
+            let r = http
+                .post(format!("{base}/chat/{webchat}/session"))
+                .send()
+                .await
+                .expect("visitor session request");
+            assert_eq!(r.status().as_u16(), 201, "new web chat visitor");
+            let v: Value = r.json().await.expect("session JSON");
+            tokens.push(v["token"].as_str().expect("visitor token").to_string());
+        }
+        Chatters {
+            webchat: webchat.to_string(),
+            convs: Mutex::new(vec![None; n]),
+            tokens,
+        }
+    }
+
+    /// Customer `n` says `text` through any of `bases` until one answers 202 (a resend with
+    /// the same `client_msg_id` is stored once, as the web chat page does); returns the
+    /// conversation.
+    async fn say(
+        &self,
+        http: &reqwest::Client,
+        bases: &[String],
+        n: usize,
+        client_msg_id: &str,
+        text: &str,
+    ) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut attempt = 0usize;
+        loop {
+            let base = &bases[attempt % bases.len()];
+            let r = http
+                .post(format!("{base}/chat/{}/messages", self.webchat))
+                .bearer_auth(&self.tokens[n])
+                .json(&json!({"client_msg_id": client_msg_id, "text": text}))
+                .send()
+                .await;
+            match r {
+                Ok(r) if r.status().as_u16() == 202 => {
+                    // The body may be lost when the server dies right after answering.
+                    if let Ok(v) = r.json::<Value>().await
+                        && let Some(conv) = v["conversation_id"].as_str()
+                    {
+                        self.convs.lock().unwrap()[n] = Some(conv.to_string());
+                        return conv.to_string();
+                    }
+                }
+                Ok(r) if r.status().is_client_error() => panic!(
+                    "web chat message {client_msg_id} refused: {} {}",
+                    r.status(),
+                    r.text().await.unwrap_or_default()
+                ),
+                _ => {}
+            }
+            assert!(
+                Instant::now() < deadline,
+                "web chat message {client_msg_id} never acknowledged"
+            );
+            attempt += 1;
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+    }
+
+    /// The conversations known so far.
+    fn known(&self) -> Vec<String> {
+        self.convs
+            .lock()
+            .unwrap()
+            .iter()
+            .flatten()
+            .cloned()
+            .collect()
+    }
+}
+
+/// The messages of `conv`, oldest first, read through the first of `bases` that answers.
+async fn conversation_messages(
+    http: &reqwest::Client,
+    staff: &Staff,
+    bases: &[String],
+    conv: &str,
+) -> Option<Vec<Value>> {
+    for base in bases {
+        let url = format!("{base}/api/v1/conversations/{conv}/messages?limit=1000");
+        if let Some(m) = get_json(http, staff, &url).await {
+            return m["messages"].as_array().cloned();
+        }
+    }
+    None
+}
+
+/// The bodies of the messages in `list` sent by `sender` (`bot`, `customer`, ...).
+fn bodies_by(list: &[Value], sender: &str) -> Vec<String> {
+    list.iter()
+        .filter(|m| m["sender"]["type"] == sender)
+        .map(|m| {
+            m["content"]["body"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect()
+}
+
+/// Waits (60 s at most, across restarts) until the bot's messages in `conv` satisfy `done`;
+/// returns them.
+async fn await_bot(
+    http: &reqwest::Client,
+    staff: &Staff,
+    bases: &[String],
+    conv: &str,
+    what: &str,
+    done: impl Fn(&[String]) -> bool,
+) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(list) = conversation_messages(http, staff, bases, conv).await {
+            let bot = bodies_by(&list, "bot");
+            if done(&bot) {
+                return bot;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{conv}: the bot never sent {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Walks probe customer `n` through steps `from..to`: each says the answer and waits for the
+/// bot's next message.
+async fn probe_walk(
+    http: &reqwest::Client,
+    staff: &Staff,
+    bases: &[String],
+    probe: &Chatters,
+    n: usize,
+    steps: std::ops::Range<usize>,
+) {
+    for k in steps {
+        let conv = probe
+            .say(
+                http,
+                bases,
+                n,
+                &format!("probe-{n}-{k}"),
+                &probe_answer(n, k),
+            )
+            .await;
+        let what = format!("probe message {}", k + 1);
+        await_bot(http, staff, bases, &conv, &what, |bot| bot.len() > k).await;
+    }
+}
+
+/// Where the probe's sessions are, read just before a kill: (at a question, on the timer).
+async fn probe_snapshot(
+    http: &reqwest::Client,
+    staff: &Staff,
+    bases: &[String],
+    probe: &Chatters,
+) -> (usize, usize) {
+    let (mut asking, mut timing) = (0, 0);
+    for conv in probe.known() {
+        let bot = conversation_messages(http, staff, bases, &conv)
+            .await
+            .map(|list| bodies_by(&list, "bot").len());
+        match bot {
+            Some(1 | 2) => asking += 1,
+            Some(3) => timing += 1,
+            _ => {}
+        }
+    }
+    (asking, timing)
+}
+
+/// After the kills: every probe session said its whole script, each message once and in
+/// order (so each session went on from the node it was at, and each timer fired exactly
+/// once), every customer message is stored once, and nothing is left unsent.
+async fn check_probe(http: &reqwest::Client, staff: &Staff, bases: &[String], probe: &Chatters) {
+    let convs: Vec<String> = probe
+        .convs
+        .lock()
+        .unwrap()
+        .iter()
+        .enumerate()
+        .map(|(n, c)| {
+            c.clone()
+                .unwrap_or_else(|| panic!("probe customer {n} has no conversation"))
+        })
+        .collect();
+    for conv in &convs {
+        await_bot(http, staff, bases, conv, "the timeout message", |bot| {
+            bot.len() >= 4
+        })
+        .await;
+    }
+    // A timer that fired twice would do so once its lease (2 s) ran out: look again after it.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for (n, conv) in convs.iter().enumerate() {
+        let list = conversation_messages(http, staff, bases, conv)
+            .await
+            .expect("messages");
+        assert_eq!(
+            bodies_by(&list, "bot"),
+            probe_script(n),
+            "probe customer {n} ({conv}): the bot's messages"
+        );
+        let said: Vec<String> = (0..3).map(|k| probe_answer(n, k)).collect();
+        assert_eq!(
+            bodies_by(&list, "customer"),
+            said,
+            "probe customer {n} ({conv}): the customer's messages, each stored once"
+        );
+        let unsent: Vec<&Value> = list
+            .iter()
+            .filter(|m| m["direction"] == "outbound")
+            .filter(|m| !matches!(m["status"].as_str(), Some("sent" | "delivered" | "read")))
+            .collect();
+        assert!(
+            unsent.is_empty(),
+            "probe customer {n}: not sent: {unsent:?}"
+        );
+    }
+}
+
 const INBOUND: usize = 600;
 const REPLIES: usize = 120;
 const KILLS: usize = 4;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_server_killed_at_random_moments_loses_and_doubles_nothing() {
-    // Arrange: a seeded database, the mock provider and a running server.
+    // Arrange: a seeded database whose web chat answers with the probe flow, the mock
+    // provider and a running server.
     let dir = tempfile::tempdir().unwrap();
     let (api, graph) = graph_mock().await;
     let node = NodeSpec::new(dir.path(), None, None);
-    let (wa, tg) = seed(&node, &api);
+    let (wa, tg, webchat) = seed(&node, &api);
+    load_probe(&node, &webchat);
     let http = client();
     let mut child = node.spawn();
     wait_ready(&http, &node.base(), &mut child).await;
     let staff = login(&http, &node.base(), "admin@demo.example").await;
     let acked = Arc::new(Acked::default());
     let bases = vec![node.base()];
+    let mut rng = Rng::new();
 
-    // Act: webhooks (8 at a time) and replies flow while the server is killed and restarted.
+    // Flow sessions in the middle of the probe when the kills come: some wait at its second
+    // question, some on its timer (8 s, so they fire during and after the kills).
+    let probe = Arc::new(
+        Chatters::new(
+            &http,
+            &node.base(),
+            &webchat,
+            PROBE_ASKING + PROBE_TIMING + PROBE_MOVING,
+        )
+        .await,
+    );
+    let mut parking = tokio::task::JoinSet::new();
+    for n in 0..PROBE_ASKING + PROBE_TIMING {
+        let (http, staff, bases, probe) =
+            (http.clone(), staff.clone(), bases.clone(), probe.clone());
+        let to = if n < PROBE_ASKING { 2 } else { 3 };
+        parking.spawn(async move { probe_walk(&http, &staff, &bases, &probe, n, 0..to).await });
+    }
+    while let Some(r) = parking.join_next().await {
+        r.expect("parking a probe customer");
+    }
+
+    // Act: webhooks (8 at a time), replies and probe customers walking through the flow go
+    // on while the server is killed and restarted.
     let next = Arc::new(AtomicUsize::new(0));
     let mut load = tokio::task::JoinSet::new();
     for _ in 0..8 {
@@ -770,9 +1129,21 @@ async fn sqlite_server_killed_at_random_moments_loses_and_doubles_nothing() {
             (http.clone(), staff.clone(), bases.clone(), acked.clone());
         load.spawn(async move { reply_load(&http, &staff, &bases, REPLIES, &acked).await });
     }
-    let mut rng = Rng::new();
+    for n in PROBE_ASKING + PROBE_TIMING..probe.tokens.len() {
+        let (http, staff, bases, probe) =
+            (http.clone(), staff.clone(), bases.clone(), probe.clone());
+        let delay = Duration::from_millis(rng.below(3000));
+        load.spawn(async move {
+            tokio::time::sleep(delay).await;
+            probe_walk(&http, &staff, &bases, &probe, n, 0..3).await;
+        });
+    }
+    let (mut asking_at_kills, mut timing_at_kills) = (0, 0);
     for _ in 0..KILLS {
         tokio::time::sleep(Duration::from_millis(300 + rng.below(900))).await;
+        let (asking, timing) = probe_snapshot(&http, &staff, &bases, &probe).await;
+        asking_at_kills += asking;
+        timing_at_kills += timing;
         child.kill();
         graph.life.fetch_add(1, SeqCst);
         child = node.spawn();
@@ -781,9 +1152,34 @@ async fn sqlite_server_killed_at_random_moments_loses_and_doubles_nothing() {
     while let Some(r) = load.join_next().await {
         r.expect("load task");
     }
+    // The customers parked at the second question answer it now: the restarted server
+    // must take the answer at that node.
+    let mut answering = tokio::task::JoinSet::new();
+    for n in 0..PROBE_ASKING {
+        let (http, staff, bases, probe) =
+            (http.clone(), staff.clone(), bases.clone(), probe.clone());
+        answering.spawn(async move { probe_walk(&http, &staff, &bases, &probe, n, 2..3).await });
+    }
+    while let Some(r) = answering.join_next().await {
+        r.expect("answering after the kills");
+    }
 
     // Assert.
     check_outcome(&http, &staff, &node.base(), &acked, &graph, KILLS).await;
+    assert!(
+        asking_at_kills > 0 && timing_at_kills > 0,
+        "the kills must find sessions at a question and on a timer (found {asking_at_kills} \
+         and {timing_at_kills}); the machine was too slow for this schedule"
+    );
+    check_probe(&http, &staff, &bases, &probe).await;
+    let sessions = probe.tokens.len();
+    println!(
+        "crash test, flows: {sessions} probe sessions; at kill moments {asking_at_kills} \
+         sessions were at a question and {timing_at_kills} on a wait timer (summed over the \
+         {KILLS} kills); afterwards all {sessions} went on from the node they were at \
+         (each question asked once, {PROBE_ASKING} answered only after the last restart) and \
+         all {sessions} timers fired exactly once (one timeout message each)"
+    );
     child.kill();
 }
 
@@ -860,6 +1256,13 @@ async fn next_frame(ws: &mut Socket, pred: impl Fn(&Value) -> bool) -> Value {
     }
 }
 
+/// Main-menu sessions started on node A and answered on node B in the two-node test.
+const RESUMED_ON_B: usize = 3;
+/// The loan application's first question (flows/loan_application.yaml).
+const HOW_MUCH: &str = "How much would you like to borrow";
+/// Its second question.
+const HOW_LONG: &str = "Over how many months";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_two_node_kill_test() {
     use futures::SinkExt;
@@ -876,18 +1279,7 @@ async fn the_two_node_kill_test() {
     let (api, graph) = graph_mock().await;
     let a = NodeSpec::new(dir_a.path(), Some(&db.url), Some(&nats));
     let b = NodeSpec::new(dir_b.path(), Some(&db.url), Some(&nats));
-    let demo = a.run_json(&[
-        "demo",
-        "--seed-only",
-        "--json",
-        "--admin-password",
-        PASSWORD,
-    ]);
-    let webchat = demo["webchat_channel_id"]
-        .as_str()
-        .expect("web chat channel")
-        .to_string();
-    let (wa, tg) = seed(&a, &api);
+    let (wa, tg, webchat) = seed(&a, &api);
     let http = client();
     let (mut child_a, mut child_b) = (a.spawn(), b.spawn());
     wait_ready(&http, &a.base(), &mut child_a).await;
@@ -959,6 +1351,37 @@ async fn the_two_node_kill_test() {
     })
     .await;
 
+    // Customers of the demo's main menu, served by node A, wait at the loan application's
+    // first question.
+    let only_a = vec![a.base()];
+    let menu = Chatters::new(&http, &a.base(), &webchat, RESUMED_ON_B).await;
+    for n in 0..RESUMED_ON_B {
+        let conv = menu
+            .say(&http, &only_a, n, &format!("menu-{n}-0"), "hello")
+            .await;
+        await_bot(&http, &staff, &only_a, &conv, "the main menu", |bot| {
+            bot.len() >= 2
+        })
+        .await;
+        menu.say(
+            &http,
+            &only_a,
+            n,
+            &format!("menu-{n}-1"),
+            "Apply for a loan",
+        )
+        .await;
+        await_bot(
+            &http,
+            &staff,
+            &only_a,
+            &conv,
+            "the amount question",
+            |bot| bot.last().is_some_and(|t| t.starts_with(HOW_MUCH)),
+        )
+        .await;
+    }
+
     // Act: webhooks and replies go to both nodes; node A is killed mid-traffic.
     let bases = vec![a.base(), b.base()];
     let acked = Arc::new(Acked::default());
@@ -1001,7 +1424,30 @@ async fn the_two_node_kill_test() {
         r.expect("load task");
     }
 
+    // The menu customers answer on node B: their sessions go on at the question node A
+    // asked (the next one is the term), and no question is asked twice.
+    let only_b = vec![b.base()];
+    for n in 0..RESUMED_ON_B {
+        let conv = menu
+            .say(&http, &only_b, n, &format!("menu-{n}-2"), "R20 000")
+            .await;
+        let bot = await_bot(&http, &staff, &only_b, &conv, "the term question", |bot| {
+            bot.last().is_some_and(|t| t.starts_with(HOW_LONG))
+        })
+        .await;
+        let asked = |q: &str| bot.iter().filter(|t| t.starts_with(q)).count();
+        assert_eq!(
+            (asked(HOW_MUCH), asked(HOW_LONG)),
+            (1, 1),
+            "{conv}: each question once: {bot:?}"
+        );
+    }
+
     // Assert: node B finished everything; nothing was sent twice while both were healthy.
     check_outcome(&http, &staff, &b.base(), &acked, &graph, 1).await;
+    println!(
+        "two-node test, flows: {RESUMED_ON_B} main-menu sessions that node A had taken to the \
+         loan amount question went on at that question on node B after node A was killed"
+    );
     child_b.kill();
 }
