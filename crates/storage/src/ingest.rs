@@ -401,6 +401,36 @@ async fn ingest_once(
         }
     }
 
+    // 4a. Resolve, then a customer message: where no conversation is open, a conversation
+    //     resolved within its queue's reopen window is reopened (`routing`) instead of a
+    //     new one started. Only contacts without an open conversation are looked up.
+    for channel in &channel_ids {
+        let without_open = |i: usize| {
+            let c = contacts.get(&(*channel, items[i].message.external_contact_id.clone()))?;
+            (items[i].channel_id == *channel && !convs.contains_key(&(*channel, c.id)))
+                .then(|| c.id.to_string())
+        };
+        let ids: Vec<String> = distinct(fresh.iter().filter_map(|&i| without_open(i)));
+        for chunk in chunks(&ids) {
+            let at = latest(items);
+            let crate::routing::Reopened::Done(list) =
+                crate::routing::reopen_for_customers(&mut *conn, *channel, &chunk, at).await?
+            else {
+                return Err(Failed::Retry);
+            };
+            for (conversation, preview) in list {
+                let (key, is_new, touched) = ((*channel, conversation.contact_id), false, false);
+                let slot = ConvSlot {
+                    conversation,
+                    preview,
+                    is_new,
+                    touched,
+                };
+                convs.insert(key, slot);
+            }
+        }
+    }
+
     // 4b. Privacy commands (STOP, START, "my data", "forget me", and the yes/no answering a
     //     "forget me") work in every state, also while people own the conversation: such
     //     short texts get a job too (the worker answers them; `app::privacy`). Only short
