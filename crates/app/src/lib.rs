@@ -9,7 +9,8 @@
 //! - [`sender`]: the outbox sender and the per-kind transports.
 //! - [`bus`]: live event notifications ([`bus_nats`] across nodes); [`webchat`]: open
 //!   customer pages, reached from any node; [`lease`]: work one node does at a time.
-//! - [`routing`]: routing rounds (queues, agents, SLA timers) and the desk's use cases.
+//! - [`routing`]: routing rounds (queues, agents, SLA timers) and the desk's use cases;
+//!   [`agent_desk`]: the desk's view counts, typing state and template catalogue.
 //! - [`flows_runtime`]: runs bot flows for conversations in state `bot` (HTTP calls behind
 //!   an SSRF guard, hand-off, records, consent, timers) and loads flow definitions.
 //! - [`access`]: login throttling and lockout, session expiry, API tokens, role changes;
@@ -21,6 +22,7 @@
 //! cancellation token fires.
 
 pub mod access;
+pub mod agent_desk;
 pub mod audit;
 pub mod auth;
 pub mod bus;
@@ -101,6 +103,8 @@ pub struct App {
     extra_transports: Arc<std::sync::Mutex<Transports>>,
     /// Provider channels: HTTP client and per-account send limiters.
     pub channels: Arc<channels::ChannelRuntime>,
+    /// The desk's extras: typing throttles and signals, the template catalogue cache.
+    pub desk: Arc<agent_desk::DeskLive>,
     wake_signal: Arc<Notify>,
     /// The SQL store when [`App::open`] opened one: the media store takes tenant keys from it.
     sql_store: Option<Arc<switchboard_storage::SqlStore>>,
@@ -184,6 +188,7 @@ impl App {
             clock,
             own_addr,
             channels,
+            desk: Arc::new(agent_desk::DeskLive::default()),
             wake_signal: Arc::new(Notify::new()),
             sql_store: None,
             store,

@@ -403,3 +403,56 @@ impl Sender {
         ])
     }
 }
+
+impl crate::App {
+    /// An agent's retry of a failed outbound message: the SAME message and outbox row go
+    /// back to the queue (status `queued`, attempts reset, failure cleared) and the sender
+    /// delivers it as if new, so the customer gets it once and the history keeps one
+    /// message. The checks of a reply apply first (conversation open, WhatsApp's 24 h
+    /// window for free-form text, customer reachable and not opted out of templates), so a
+    /// retry that would fail again is refused before anything changes: `NotFound` for a
+    /// message not in this conversation, `Conflict` unless it is an outbound failed one.
+    pub async fn retry_message(
+        &self,
+        staff: &switchboard_core::User,
+        conversation: switchboard_core::ConversationId,
+        message: switchboard_core::MessageId,
+    ) -> crate::services::ServiceResult<switchboard_core::Message> {
+        use crate::services::ServiceError;
+        let found = self
+            .store
+            .message(staff.tenant_id, message)
+            .await?
+            .filter(|m| m.conversation_id == conversation)
+            .ok_or(ServiceError::NotFound("message"))?;
+        if found.direction != switchboard_core::Direction::Outbound
+            || found.status != switchboard_core::DeliveryStatus::Failed
+        {
+            return Err(ServiceError::Conflict(format!(
+                "only a failed message sent to the customer can be sent again; this one is {} {}",
+                found.direction.as_str(),
+                found.status.as_str()
+            )));
+        }
+        let conv = self
+            .check_reply(staff, conversation, &found.content)
+            .await?;
+        if conv.conversation.assignee.is_none() {
+            // As for a reply: sending takes the conversation, under routing's rules.
+            self.assign_to(staff, conversation, None, false).await?;
+        }
+        let event = self
+            .store
+            .outbox_requeue(staff.tenant_id, message, now())
+            .await?;
+        tracing::info!(tenant_id = %staff.tenant_id, user_id = %staff.id, message_id = %message, previous = ?found.failure, "failed message queued again by staff");
+        self.bus.publish(std::slice::from_ref(&event));
+        self.wake_sender();
+        Ok(switchboard_core::Message {
+            status: switchboard_core::DeliveryStatus::Queued,
+            failure: None,
+            provider_id: None,
+            ..found
+        })
+    }
+}

@@ -389,6 +389,35 @@ pub trait Adapter: Send + Sync {
     fn render(&self, msg: &OutboundMessage) -> Result<Vec<ApiCall>, RenderError>;
     /// Renders and sends, mapping provider errors to classified [`SendError`]s.
     async fn send(&self, msg: &OutboundMessage) -> Result<SendReceipt, SendError>;
+    /// Shows the customer `to` (the address sends use) that someone is typing, where the
+    /// provider has a typing state; `last_inbound` is the provider id of the customer's
+    /// latest message (WhatsApp shows the indicator with a read mark of it). Best effort:
+    /// never queued or retried. The default does nothing (no typing state).
+    async fn typing(&self, _to: &str, _last_inbound: Option<&str>) -> Result<(), SendError> {
+        Ok(())
+    }
+    /// The approved message templates this account may send (WhatsApp). Providers without
+    /// templates list none.
+    async fn templates(&self) -> Result<Vec<TemplateInfo>, SendError> {
+        Ok(Vec::new())
+    }
+}
+
+/// A message template the business may send, as the provider lists it (WhatsApp's
+/// `message_templates`): addressed by `name` + `language`; `variables` is how many
+/// `{{n}}` placeholders its body has.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TemplateInfo {
+    /// Template name.
+    pub name: String,
+    /// Language code (`en_US`).
+    pub language: String,
+    /// `MARKETING`, `UTILITY` or `AUTHENTICATION`.
+    pub category: String,
+    /// The body text with its `{{1}}`… placeholders, when it has a body.
+    pub body: Option<String>,
+    /// Number of distinct body placeholders.
+    pub variables: usize,
 }
 
 /// Channel credentials that could not be read.

@@ -32,6 +32,22 @@ pub(crate) async fn post_json(
     read(resp).await
 }
 
+/// PUTs `body` as JSON to `url` (signal-cli-rest-api's typing indicator); errors are mapped
+/// like [`post_json`]'s.
+pub(crate) async fn put_json(
+    http: &reqwest::Client,
+    url: &str,
+    body: &serde_json::Value,
+) -> Result<Answer, SendError> {
+    let resp = http
+        .put(url)
+        .json(body)
+        .send()
+        .await
+        .map_err(transport_error)?;
+    read(resp).await
+}
+
 /// POSTs a multipart form (a file upload) to `url`, with a bearer token when given. Errors
 /// are mapped like [`post_json`]'s.
 pub(crate) async fn post_multipart(

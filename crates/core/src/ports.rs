@@ -471,6 +471,27 @@ pub trait Store: crate::security::SecurityStore + Send + Sync + 'static {
     /// failed: `parts_sent` grows by their count and the first one ever accepted is kept, so
     /// the next claim of the row resumes after them. `NotFound` unless the row is pending.
     async fn outbox_parts_sent(&self, id: OutboxId, part_ids: &[String]) -> StoreResult<()>;
+    /// How many open conversations each desk view holds for staff member `me` (who serves
+    /// `my_queues`): the counts the desk lists' filters would give, in one query.
+    async fn desk_counts(
+        &self,
+        tenant: TenantId,
+        me: UserId,
+        my_queues: &[QueueId],
+    ) -> StoreResult<DeskCounts>;
+    /// Puts a failed outbound message back in the outbox for another try (an agent's
+    /// retry): the SAME message and outbox row go back to `queued`/pending, due now, with
+    /// the attempts reset and the failure cleared, in one transaction with a
+    /// `message_status` (queued) event. A row the provider had accepted before reporting the
+    /// failure resends every part, one that the sender gave up on only the parts not yet
+    /// accepted. `NotFound` for an unknown message (or another tenant's); `Conflict` unless
+    /// the message is outbound, failed and its row not already pending.
+    async fn outbox_requeue(
+        &self,
+        tenant: TenantId,
+        message: MessageId,
+        now: Timestamp,
+    ) -> StoreResult<Event>;
 
     // ---- jobs ----
     /// Claims up to `limit` due jobs, leasing them until `now + lease`.
@@ -927,6 +948,19 @@ pub trait Store: crate::security::SecurityStore + Send + Sync + 'static {
     async fn canned_responses(&self, tenant: TenantId) -> StoreResult<Vec<CannedResponse>>;
     /// Deletes a canned response; `NotFound` when unknown.
     async fn delete_canned(&self, tenant: TenantId, id: CannedId) -> StoreResult<()>;
+}
+
+/// How many conversations each desk view holds ([`Store::desk_counts`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct DeskCounts {
+    /// Assigned to me.
+    pub mine: i64,
+    /// Waiting in the queues I serve.
+    pub my_queues: i64,
+    /// Open with nobody assigned (bot or queued).
+    pub unassigned: i64,
+    /// Every open conversation (`bot`, `queued`, `assigned`).
+    pub all: i64,
 }
 
 /// What a contact merge did.

@@ -18,13 +18,15 @@
 //! [`ingest`] (the inbound hot path), [`conversations`], [`outbound`] (outbox, delivery
 //! status), [`jobs`], [`events`], [`flows`] (flow definitions, bot sessions and their
 //! timers, records, consent), [`security`] (audit log, API tokens, login throttling,
-//! session activity, role changes), [`leases`] (one node at a time: receivers).
+//! session activity, role changes), [`leases`] (one node at a time: receivers), [`desk`]
+//! (the desk's view counts).
 
 mod accounts;
 mod audit;
 mod channels;
 mod contacts;
 mod conversations;
+mod desk;
 mod events;
 mod flows;
 mod ingest;
@@ -531,6 +533,22 @@ impl Store for SqlStore {
     }
     async fn outbox_parts_sent(&self, id: OutboxId, part_ids: &[String]) -> StoreResult<()> {
         self.outbox_parts_sent_impl(id, part_ids).await
+    }
+    async fn desk_counts(
+        &self,
+        tenant: TenantId,
+        me: UserId,
+        my_queues: &[switchboard_core::QueueId],
+    ) -> StoreResult<switchboard_core::ports::DeskCounts> {
+        self.desk_counts_impl(tenant, me, my_queues).await
+    }
+    async fn outbox_requeue(
+        &self,
+        tenant: TenantId,
+        message: switchboard_core::MessageId,
+        now: Timestamp,
+    ) -> StoreResult<Event> {
+        self.outbox_requeue_impl(tenant, message, now).await
     }
 
     async fn claim_jobs(

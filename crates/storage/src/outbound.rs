@@ -642,6 +642,95 @@ impl SqlStore {
         Ok(event)
     }
 
+    pub(crate) async fn outbox_requeue_impl(
+        &self,
+        tenant: TenantId,
+        message: MessageId,
+        now: Timestamp,
+    ) -> StoreResult<Event> {
+        let mut tx = self.begin().await?;
+        let mut sql = Sql::new(
+            "SELECT o.id, o.state, m.status, m.direction, m.conversation_id \
+             FROM messages m LEFT JOIN outbox o ON o.message_id = m.id WHERE m.tenant_id = ",
+        );
+        sql.bind(tenant.to_string())
+            .push(" AND m.id = ")
+            .bind(message.to_string());
+        if self.backend == Backend::Postgres {
+            sql.push(" FOR UPDATE OF m");
+        }
+        let row = sql
+            .fetch_optional(&mut tx)
+            .await
+            .db()?
+            .ok_or(StoreError::NotFound("message"))?;
+        let status: DeliveryStatus = row.parse("status")?;
+        let conversation: switchboard_core::ConversationId = row.parse("conversation_id")?;
+        if row.text("direction")? != "outbound" {
+            return Err(StoreError::Conflict(
+                "only messages sent to the customer can be sent again".into(),
+            ));
+        }
+        if status != DeliveryStatus::Failed {
+            return Err(StoreError::Conflict(format!(
+                "only a failed message can be sent again; this one is {}",
+                status.as_str()
+            )));
+        }
+        let outbox: Option<String> = row.opt_text("id")?;
+        let state: Option<String> = row.opt_text("state")?;
+        let (Some(outbox), Some(state)) = (outbox, state) else {
+            return Err(StoreError::Conflict(
+                "this message has no outbox row to send again".into(),
+            ));
+        };
+        if state == "pending" {
+            return Err(StoreError::Conflict(
+                "this message is already waiting to be sent again".into(),
+            ));
+        }
+        // Accepted by the provider, then reported failed: every part goes again. Given up
+        // by the sender: the parts the provider accepted before the failure stay sent.
+        let parts = if state == "sent" {
+            ", parts_sent = 0, first_part_id = NULL"
+        } else {
+            ""
+        };
+        let mut sql = Sql::new(&format!(
+            "UPDATE outbox SET state = 'pending', attempts = 0, last_error = NULL, \
+             lease_until = NULL, leased_by = NULL, done_at = NULL{parts}, next_attempt_at = "
+        ));
+        sql.bind(ms(now)).push(" WHERE id = ").bind(outbox);
+        sql.execute(&mut tx).await.db()?;
+        // The old provider id goes: a late report about the failed attempt must not move
+        // the new one. The timeline starts again from `queued` (its rows are unique per
+        // status, so a second failure must find no `failed` row to collide with).
+        let mut sql = Sql::new(
+            "UPDATE messages SET status = 'queued', failure = NULL, provider_id = NULL WHERE id = ",
+        );
+        sql.bind(message.to_string());
+        sql.execute(&mut tx).await.db()?;
+        let mut sql =
+            Sql::new("DELETE FROM message_status WHERE status <> 'queued' AND message_id = ");
+        sql.bind(message.to_string());
+        sql.execute(&mut tx).await.db()?;
+        let mut sql = Sql::new("UPDATE message_status SET at = ");
+        sql.bind(ms(now))
+            .push(" WHERE status = 'queued' AND message_id = ")
+            .bind(message.to_string());
+        sql.execute(&mut tx).await.db()?;
+        let kind = EventKind::MessageStatus {
+            message_id: message,
+            conversation_id: conversation,
+            status: DeliveryStatus::Queued,
+            failure: None,
+            provider_id: None,
+        };
+        let event = single(events::append(&mut tx, tenant, now, vec![kind]).await?)?;
+        tx.commit().await.db()?;
+        Ok(event)
+    }
+
     pub(crate) async fn apply_status_impl(
         &self,
         tenant: TenantId,

@@ -97,4 +97,8 @@ impl Adapter for Signal {
     async fn send(&self, msg: &OutboundMessage) -> Result<SendReceipt, SendError> {
         Signal::send(self, msg).await
     }
+
+    async fn typing(&self, to: &str, _last_inbound: Option<&str>) -> Result<(), SendError> {
+        Signal::typing(self, to).await
+    }
 }

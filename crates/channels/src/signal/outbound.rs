@@ -327,6 +327,53 @@ fn rest_outcome(ans: &Answer) -> Result<String, SendError> {
 }
 
 impl Signal {
+    /// Shows "typing" to `to`: JSON-RPC `sendTyping` (signal-cli), or the REST wrapper's
+    /// `PUT /v1/typing-indicator/{number}`.
+    pub async fn typing(&self, to: &str) -> Result<(), SendError> {
+        let ans = match self.creds.mode {
+            Mode::JsonRpc => {
+                let mut params = json!({"recipient": [to]});
+                if self.creds.multi_account {
+                    params["account"] = json!(self.creds.account);
+                }
+                let body = json!({"jsonrpc": "2.0", "method": "sendTyping", "params": params,
+                    "id": format!("typing:{to}")});
+                let url = format!("{}/api/v1/rpc", self.api_base);
+                transport::post_json(&self.http, &url, None, &body).await?
+            }
+            Mode::Rest => {
+                let url = format!(
+                    "{}/v1/typing-indicator/{}",
+                    self.api_base, self.creds.account
+                );
+                transport::put_json(&self.http, &url, &json!({"recipient": to})).await?
+            }
+        };
+        if !ans.status.is_success() {
+            return Err(transport::status_error(&ans));
+        }
+        if self.creds.mode == Mode::JsonRpc
+            && let Ok(resp) = serde_json::from_slice::<Value>(&ans.body)
+            && let Some(err) = resp.get("error").filter(|e| !e.is_null())
+        {
+            let code = err.get("code").and_then(Value::as_i64).unwrap_or(0);
+            let (class, scope) = classify_rpc(code);
+            return Err(SendError {
+                class,
+                scope,
+                code: Some(code.to_string()),
+                message: err
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .unwrap_or("signal-cli error")
+                    .to_string(),
+                retry_after: None,
+                sent_part_ids: Vec::new(),
+            });
+        }
+        Ok(())
+    }
+
     /// Renders and sends `msg`. Receipt ids are send timestamps (ms, decimal).
     pub async fn send(&self, msg: &OutboundMessage) -> Result<SendReceipt, SendError> {
         let calls = render(

@@ -87,4 +87,8 @@ impl Adapter for Telegram {
     async fn send(&self, msg: &OutboundMessage) -> Result<SendReceipt, SendError> {
         Telegram::send(self, msg).await
     }
+
+    async fn typing(&self, to: &str, _last_inbound: Option<&str>) -> Result<(), SendError> {
+        Telegram::typing(self, to).await
+    }
 }

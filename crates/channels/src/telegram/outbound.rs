@@ -345,6 +345,17 @@ impl Telegram {
         .await
     }
 
+    /// `sendChatAction` with `typing`: the chat shows "typing…" for up to 5 s or until a
+    /// message arrives. <https://core.telegram.org/bots/api#sendchataction>
+    pub async fn typing(&self, chat_id: &str) -> Result<(), SendError> {
+        self.call_method(
+            "sendChatAction",
+            &json!({"chat_id": chat_id, "action": "typing"}),
+        )
+        .await
+        .map(|_| ())
+    }
+
     /// Answers a callback query (stops the client's spinner). Call right after parsing; an
     /// error for a query that is too old can be ignored.
     pub async fn answer_callback_query(

@@ -39,6 +39,8 @@ pub enum ClientFrame {
         /// The option label.
         title: String,
     },
+    /// The customer is typing (best effort: shown on the desk, never stored).
+    Typing,
     /// Keep-alive.
     Ping,
 }
@@ -135,6 +137,11 @@ pub enum ServerFrame {
         code: &'static str,
         /// What went wrong.
         message: String,
+    },
+    /// An agent is typing (best effort; the page shows it for a few seconds).
+    Typing {
+        /// The agent's name.
+        name: String,
     },
     /// Keep-alive answer.
     Pong,
@@ -233,7 +240,7 @@ pub fn to_inbound(visitor_id: &str, frame: ClientFrame, now: Timestamp) -> Optio
             id,
             title,
         } => (client_msg_id, Content::ChoiceSelected { id, title }),
-        ClientFrame::Hello { .. } | ClientFrame::Ping => return None,
+        ClientFrame::Hello { .. } | ClientFrame::Typing | ClientFrame::Ping => return None,
     };
     Some(InboundMessage {
         external_contact_id: visitor_id.to_string(),

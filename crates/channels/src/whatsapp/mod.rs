@@ -39,6 +39,10 @@ pub struct Credentials {
     pub app_secret: String,
     /// Our verify token for the `hub.challenge` handshake.
     pub verify_token: String,
+    /// The WhatsApp Business Account id (WABA), optional: only the template catalogue
+    /// (`GET /{WABA-ID}/message_templates`) needs it.
+    #[serde(default)]
+    pub business_account_id: Option<String>,
 }
 
 impl std::fmt::Debug for Credentials {
@@ -97,5 +101,13 @@ impl Adapter for WhatsApp {
 
     async fn send(&self, msg: &OutboundMessage) -> Result<SendReceipt, SendError> {
         WhatsApp::send(self, msg).await
+    }
+
+    async fn typing(&self, _to: &str, last_inbound: Option<&str>) -> Result<(), SendError> {
+        WhatsApp::typing(self, last_inbound).await
+    }
+
+    async fn templates(&self) -> Result<Vec<crate::TemplateInfo>, SendError> {
+        WhatsApp::templates(self).await
     }
 }

@@ -389,6 +389,58 @@ pub fn classify(code: i64) -> (ErrorClass, ErrorScope) {
     }
 }
 
+/// Most pages of templates read for one catalogue (100 per page).
+pub const MAX_TEMPLATE_PAGES: usize = 10;
+
+/// One page of `message_templates` (pure): the APPROVED templates (only those can be sent)
+/// and the cursor of the next page, if any.
+pub fn parse_templates(
+    body: &[u8],
+) -> Result<(Vec<crate::TemplateInfo>, Option<String>), serde_json::Error> {
+    let page: wire::TemplatePage = serde_json::from_slice(body)?;
+    let next = page
+        .paging
+        .filter(|p| p.next.is_some())
+        .and_then(|p| p.cursors)
+        .and_then(|c| c.after);
+    let templates = page
+        .data
+        .into_iter()
+        .filter(|t| t.status.eq_ignore_ascii_case("APPROVED"))
+        .map(|t| {
+            let body = t
+                .components
+                .iter()
+                .find(|c| c.kind.eq_ignore_ascii_case("BODY"))
+                .and_then(|c| c.text.clone());
+            crate::TemplateInfo {
+                variables: body.as_deref().map_or(0, count_placeholders),
+                name: t.name,
+                language: t.language,
+                category: t.category,
+                body,
+            }
+        })
+        .collect();
+    Ok((templates, next))
+}
+
+/// Distinct `{{…}}` placeholders of a template body (`{{1}}`, `{{2}}` or named ones).
+fn count_placeholders(text: &str) -> usize {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut rest = text;
+    while let Some(open) = rest.find("{{") {
+        let after = &rest[open + 2..];
+        let Some(close) = after.find("}}") else { break };
+        let name = after[..close].trim();
+        if !name.is_empty() {
+            seen.insert(name.to_string());
+        }
+        rest = &after[close + 2..];
+    }
+    seen.len()
+}
+
 /// Maps a non-2xx Graph answer to a [`SendError`].
 fn error_from(ans: &Answer) -> SendError {
     match serde_json::from_slice::<wire::ErrorResponse>(&ans.body) {
@@ -566,6 +618,62 @@ impl WhatsApp {
         } else {
             Err(error_from(&ans))
         }
+    }
+
+    /// Shows the typing indicator. WhatsApp sends it with a read mark of the customer's
+    /// latest message (channels.md §1.1), so without one there is nothing to send.
+    pub async fn typing(&self, last_inbound: Option<&str>) -> Result<(), SendError> {
+        match last_inbound {
+            Some(wamid) => self.mark_read(wamid, true).await,
+            None => Ok(()),
+        }
+    }
+
+    /// `GET /{WABA-ID}/message_templates`: the approved templates, following the paging
+    /// cursor (at most [`MAX_TEMPLATE_PAGES`] pages of 100). Needs `business_account_id`
+    /// in the channel's credentials.
+    pub async fn templates(&self) -> Result<Vec<crate::TemplateInfo>, SendError> {
+        let waba = self
+            .creds
+            .business_account_id
+            .as_deref()
+            .filter(|w| !w.trim().is_empty())
+            .ok_or_else(|| {
+                SendError::permanent(
+                    Some("business_account_id_missing".into()),
+                    "this WhatsApp channel's credentials have no business_account_id (the WABA id), so its templates cannot be listed",
+                )
+            })?;
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        for _ in 0..MAX_TEMPLATE_PAGES {
+            let mut url = reqwest::Url::parse(&format!(
+                "{}/{}/message_templates",
+                self.api_base,
+                waba.trim()
+            ))
+            .map_err(|e| SendError::permanent(None, format!("bad template list URL: {e}")))?;
+            url.query_pairs_mut()
+                .append_pair("fields", "name,language,status,category,components")
+                .append_pair("limit", "100");
+            if let Some(a) = &after {
+                url.query_pairs_mut().append_pair("after", a);
+            }
+            let ans =
+                transport::get(&self.http, url.as_str(), Some(&self.creds.access_token)).await?;
+            if !ans.status.is_success() {
+                return Err(error_from(&ans));
+            }
+            let (page, next) = parse_templates(&ans.body).map_err(|e| {
+                SendError::permanent(None, format!("unreadable template list: {e}"))
+            })?;
+            out.extend(page);
+            match next {
+                Some(cursor) => after = Some(cursor),
+                None => break,
+            }
+        }
+        Ok(out)
     }
 
     /// Looks up an inbound media id: `GET /{media-id}` gives a URL valid for 5 minutes.

@@ -21,6 +21,7 @@ fn creds() -> Credentials {
         phone_number_id: "106540352242922".into(),
         app_secret: SECRET.into(),
         verify_token: "verify-me".into(),
+        business_account_id: Some("102290129340398".into()),
     }
 }
 
@@ -849,4 +850,44 @@ fn files_whatsapp_cannot_carry_as_their_kind_go_as_documents_and_huge_ones_not_a
         fit_media_kind(MediaKind::Document, "application/pdf", 101 * MB),
         None
     );
+}
+
+#[test]
+fn a_template_list_page_keeps_approved_templates_and_counts_their_distinct_placeholders() {
+    // The shape of Graph's `GET /{WABA-ID}/message_templates` (written from Meta's reference).
+    let page = json!({
+        "data": [
+            {"name": "shipping", "language": "en_US", "status": "APPROVED", "category": "UTILITY",
+             "components": [{"type": "HEADER", "format": "TEXT", "text": "Hi {{1}}"},
+                            {"type": "BODY", "text": "Order {{1}} ships {{2}}; ref {{1}}."}]},
+            {"name": "named", "language": "pt_BR", "status": "APPROVED", "category": "MARKETING",
+             "components": [{"type": "BODY", "text": "Olá {{ first_name }}, {{code}}"}]},
+            {"name": "no_body", "language": "en", "status": "APPROVED", "category": "AUTHENTICATION",
+             "components": [{"type": "BUTTONS"}]},
+            {"name": "draft", "language": "en", "status": "REJECTED", "category": "UTILITY",
+             "components": [{"type": "BODY", "text": "x"}]}
+        ],
+        "paging": {"cursors": {"before": "b", "after": "a2"}, "next": "https://graph.facebook.com/next"}
+    });
+    let (list, next) = outbound::parse_templates(page.to_string().as_bytes()).unwrap();
+    let summary: Vec<(&str, usize)> = list
+        .iter()
+        .map(|t| (t.name.as_str(), t.variables))
+        .collect();
+    assert_eq!(summary, [("shipping", 2), ("named", 2), ("no_body", 0)]);
+    assert_eq!(
+        list[0].body.as_deref(),
+        Some("Order {{1}} ships {{2}}; ref {{1}}.")
+    );
+    assert_eq!(list[2].body, None);
+    assert_eq!(next.as_deref(), Some("a2"));
+    // The last page has cursors but no `next`.
+    let last = json!({"data": [], "paging": {"cursors": {"after": "zz"}}});
+    assert_eq!(
+        outbound::parse_templates(last.to_string().as_bytes())
+            .unwrap()
+            .1,
+        None
+    );
+    assert!(outbound::parse_templates(b"{\"data\": 3}").is_err());
 }

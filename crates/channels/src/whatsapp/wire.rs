@@ -368,3 +368,63 @@ pub struct MediaInfo {
     #[serde(default)]
     pub file_size: Option<serde_json::Value>,
 }
+
+/// One page of `GET /{WABA-ID}/message_templates`
+/// (<https://developers.facebook.com/docs/graph-api/reference/whats-app-business-account/message_templates/>).
+#[derive(Debug, Clone, Deserialize)]
+pub struct TemplatePage {
+    /// The templates of this page.
+    #[serde(default)]
+    pub data: Vec<ListedTemplate>,
+    /// Cursor paging; `next` is present while more pages follow.
+    #[serde(default)]
+    pub paging: Option<Paging>,
+}
+
+/// One template as listed.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ListedTemplate {
+    /// Name (with the language, the send address).
+    pub name: String,
+    /// Language code.
+    pub language: String,
+    /// `APPROVED`, `PENDING`, `REJECTED`, `PAUSED`, `DISABLED`…
+    #[serde(default)]
+    pub status: String,
+    /// `MARKETING`, `UTILITY`, `AUTHENTICATION`.
+    #[serde(default)]
+    pub category: String,
+    /// Header, body, footer, buttons.
+    #[serde(default)]
+    pub components: Vec<ListedComponent>,
+}
+
+/// One component of a listed template.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ListedComponent {
+    /// `HEADER`, `BODY`, `FOOTER`, `BUTTONS`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Its text, for text components.
+    #[serde(default)]
+    pub text: Option<String>,
+}
+
+/// Graph cursor paging.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Paging {
+    /// Cursors around this page.
+    #[serde(default)]
+    pub cursors: Option<Cursors>,
+    /// URL of the next page, absent on the last one.
+    #[serde(default)]
+    pub next: Option<String>,
+}
+
+/// Graph paging cursors.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Cursors {
+    /// Cursor to pass as `after` for the next page.
+    #[serde(default)]
+    pub after: Option<String>,
+}

@@ -22,6 +22,7 @@ pub fn router() -> Router<App> {
     Router::new()
         .route("/api/v1/channels", get(list).post(add))
         .route("/api/v1/channels/{id}/resume", post(resume))
+        .route("/api/v1/channels/{id}/templates", get(templates))
 }
 
 /// `GET /api/v1/channels`: the tenant's channel instances. A channel whose account the
@@ -129,4 +130,21 @@ async fn resume(
     )
     .await?;
     Ok(Json(json!({"channel": channel})))
+}
+
+/// `GET /api/v1/channels/{id}/templates`: `{"templates": [{name, language, category, body,
+/// variables}]}`, the message templates an agent may send on this channel: WhatsApp's
+/// APPROVED templates from the Graph API (`GET /{WABA-ID}/message_templates`, cached for
+/// 5 minutes; needs `business_account_id` in the channel's credentials, else `422`); an
+/// empty list for channels without templates. `503` when the provider fails.
+async fn templates(
+    State(app): State<App>,
+    auth: StaffAuth,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let id = id.parse().map_err(|e: switchboard_core::ids::InvalidId| {
+        ApiError::bad_request("invalid_id", e.to_string())
+    })?;
+    let templates = app.channel_templates(&auth.user, id).await?;
+    Ok(Json(json!({"templates": templates})))
 }

@@ -12,7 +12,7 @@ use serde_json::json;
 use switchboard_app::App;
 use switchboard_app::services::ServiceError;
 use switchboard_core::ports::ConversationFilter;
-use switchboard_core::{Content, ConversationId, ConversationState, UserId};
+use switchboard_core::{Content, ConversationId, ConversationState, MessageId, Role, UserId};
 
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery, StaffAuth};
@@ -26,6 +26,12 @@ pub fn router() -> Router<App> {
             "/api/v1/conversations/{id}/messages",
             get(messages).post(reply),
         )
+        .route(
+            "/api/v1/conversations/{id}/messages/{message_id}/retry",
+            post(retry),
+        )
+        .route("/api/v1/conversations/{id}/typing", post(typing))
+        .route("/api/v1/desk/counts", get(counts))
         .route("/api/v1/conversations/{id}/assign", post(assign))
         .route("/api/v1/conversations/{id}/resolve", post(resolve))
         .route("/api/v1/conversations/{id}/flow", post(start_flow))
@@ -272,6 +278,58 @@ async fn reply(
     };
     let message = app.reply_with(&auth.user, parse_id(&id)?, content).await?;
     Ok((StatusCode::CREATED, Json(json!({"message": message}))))
+}
+
+/// `POST /api/v1/conversations/{id}/messages/{message_id}/retry`: sends a failed message
+/// again as the SAME message (same id and outbox row; status back to `queued`, attempts
+/// reset, failure cleared; a `message_status` event tells the desks). Answers
+/// `202 {"message"}`.
+/// - `409` unless the message is an outbound one that failed (or when the customer opted
+///   out of templates); `404` for a message not in this conversation.
+/// - The reply's rules apply: `422 template_required` for free-form text when the WhatsApp
+///   24 h window is closed, `422 recipient_unreachable` when the customer blocked the
+///   channel, `422` for a resolved conversation. Nothing changes when refused.
+async fn retry(
+    State(app): State<App>,
+    auth: StaffAuth,
+    Path((id, message_id)): Path<(String, String)>,
+) -> Result<impl IntoResponse, ApiError> {
+    let message_id: MessageId =
+        message_id
+            .parse()
+            .map_err(|e: switchboard_core::ids::InvalidId| {
+                ApiError::bad_request("invalid_id", e.to_string())
+            })?;
+    let message = app
+        .retry_message(&auth.user, parse_id(&id)?, message_id)
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({"message": message}))))
+}
+
+/// `POST /api/v1/conversations/{id}/typing` (body ignored): the agent is typing. Tells the
+/// customer where the channel can (Telegram chat action, WhatsApp typing indicator with a
+/// read mark, Signal typing, the web chat page), at most once per 5 s per conversation,
+/// best effort: never queued, dropped on failure. `{"typing": "sent" | "throttled" |
+/// "unsupported"}`; `422` for a resolved conversation.
+async fn typing(
+    State(app): State<App>,
+    auth: StaffAuth,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let outcome = app.agent_typing(&auth.user, parse_id(&id)?).await?;
+    Ok(Json(json!({"typing": outcome})))
+}
+
+/// `GET /api/v1/desk/counts`: `{"counts": {"mine", "my_queues", "unassigned", "all"?}}`,
+/// the number of open conversations in each desk view, in one request (`all` for
+/// supervisors and admins only, like the view itself).
+async fn counts(State(app): State<App>, auth: StaffAuth) -> Result<impl IntoResponse, ApiError> {
+    let c = app.desk_counts(&auth.user).await?;
+    let mut counts = json!({"mine": c.mine, "my_queues": c.my_queues, "unassigned": c.unassigned});
+    if auth.user.role.includes(Role::Supervisor) {
+        counts["all"] = json!(c.all);
+    }
+    Ok(Json(json!({"counts": counts})))
 }
 
 #[derive(Deserialize, Default)]

@@ -6,6 +6,10 @@
 //! (or the subscription lagged), the gap is read back from storage, which is the source of
 //! truth: sequence numbers are assigned under a per-tenant row lock, so once event N is
 //! visible every event before it is committed too. A page therefore never misses an event.
+//!
+//! Besides the numbered events, the socket carries `{"type": "typing", "data":
+//! {"conversation_id"}}` frames without a `seq` (a web chat customer is typing): best
+//! effort, from this node only, never replayed.
 
 use std::sync::Arc;
 
@@ -129,6 +133,7 @@ async fn stream(
     mut socket: WebSocket,
 ) -> anyhow::Result<()> {
     let mut rx = app.bus.subscribe();
+    let mut typing = app.desk.subscribe_typing();
     let mut last = match after {
         Some(a) => a.max(0),
         None => app.store.last_event_seq(tenant).await?,
@@ -157,6 +162,15 @@ async fn stream(
                 Some(Ok(WsMessage::Close(_))) | None => return Ok(()),
                 Some(Ok(_)) => {}
                 Some(Err(e)) => return Err(e.into()),
+            },
+            signal = typing.recv() => match signal {
+                // Not numbered: a page that missed one has nothing to catch up on.
+                Ok(t) if t.tenant_id == tenant => {
+                    let frame = serde_json::json!({"type": "typing", "data": t});
+                    socket.send(WsMessage::Text(frame.to_string().into())).await?;
+                }
+                Ok(_) | Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => return Ok(()),
             },
             _ = ping.tick() => socket.send(WsMessage::Ping(Vec::new().into())).await?,
         }

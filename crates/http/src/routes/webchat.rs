@@ -325,6 +325,13 @@ async fn handle_frame(
     };
     let client_msg_id = match &frame {
         ClientFrame::Ping => return Some(ServerFrame::Pong),
+        ClientFrame::Typing => {
+            // Best effort: the desks of this conversation show it; nothing is stored.
+            if let Some((conversation, _)) = registered {
+                app.customer_typing(visitor.tenant.id, *conversation);
+            }
+            return None;
+        }
         ClientFrame::Hello { .. } => {
             return Some(error_frame("already_greeted", "hello was already received"));
         }

@@ -72,6 +72,21 @@ const TABLE: &[Row] = &[
         AGENT,
         Some("{}"),
     ),
+    // The walk's message is the customer's own: 409 (only failed outbound ones go again).
+    Row(
+        "POST",
+        "/api/v1/conversations/{id}/messages/{message_id}/retry",
+        AGENT,
+        None,
+    ),
+    Row(
+        "POST",
+        "/api/v1/conversations/{id}/typing",
+        AGENT,
+        Some("{}"),
+    ),
+    Row("GET", "/api/v1/desk/counts", AGENT, None),
+    Row("GET", "/api/v1/channels/{id}/templates", AGENT, None),
     Row(
         "POST",
         "/api/v1/conversations/{id}/resolve",

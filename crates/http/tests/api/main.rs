@@ -15,6 +15,7 @@ mod channels_signal;
 mod channels_telegram;
 mod channels_whatsapp;
 mod contacts;
+mod desk;
 mod conversations;
 mod encryption;
 mod flows;

@@ -393,6 +393,66 @@ pub async fn whatsapp_mock() -> (MockServer, Arc<MockState>) {
     (server, state)
 }
 
+/// The WhatsApp Business Account (WABA) id of the mocked number.
+pub const WA_WABA_ID: &str = "102290129340398";
+
+/// `GET /{WABA-ID}/message_templates` of the mocked account, two pages (cursor `page2`):
+/// `order_update` (approved, one variable) and `welcome_back` (pending review) on the first,
+/// `appointment_reminder` (approved, two variables) on the second. The shapes are Graph's
+/// (`data`, `paging.cursors`, `paging.next`); every call is recorded under
+/// `/message_templates`.
+pub async fn mount_whatsapp_templates(server: &MockServer, state: &Arc<MockState>) {
+    struct Templates(Arc<MockState>);
+    impl Respond for Templates {
+        fn respond(&self, req: &Request) -> ResponseTemplate {
+            let query: std::collections::HashMap<String, String> =
+                req.url.query_pairs().into_owned().collect();
+            self.0
+                .requests
+                .lock()
+                .unwrap()
+                .push((req.url.path().to_string(), json!(query)));
+            let auth = req
+                .headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok());
+            if auth != Some(&format!("Bearer {WA_TOKEN}")) {
+                return graph_error(401, 190, "Invalid OAuth access token.");
+            }
+            let base = format!("https://graph.facebook.com/v23.0/{WA_WABA_ID}/message_templates");
+            let body = if query.get("after").map(String::as_str) == Some("page2") {
+                json!({"data": [
+                    {"name": "appointment_reminder", "language": "en_US", "status": "APPROVED",
+                     "category": "UTILITY", "id": "1402",
+                     "components": [{"type": "BODY",
+                        "text": "Hi {{1}}, this is a reminder of your appointment on {{2}}."}]}],
+                    "paging": {"cursors": {"before": "page2", "after": "end"}}})
+            } else {
+                json!({"data": [
+                    {"name": "order_update", "language": "en_US", "status": "APPROVED",
+                     "category": "UTILITY", "id": "1400",
+                     "components": [
+                        {"type": "HEADER", "format": "TEXT", "text": "Your order"},
+                        {"type": "BODY", "text": "Order {{1}} is on its way."},
+                        {"type": "FOOTER", "text": "Demo Bank"}]},
+                    {"name": "welcome_back", "language": "en_US", "status": "PENDING",
+                     "category": "MARKETING", "id": "1401",
+                     "components": [{"type": "BODY", "text": "Welcome back!"}]}],
+                    "paging": {"cursors": {"before": "page1", "after": "page2"},
+                               "next": format!("{base}?after=page2")}})
+            };
+            ResponseTemplate::new(200).set_body_json(body)
+        }
+    }
+    Mock::given(method("GET"))
+        .and(wiremock::matchers::path(format!(
+            "/{WA_WABA_ID}/message_templates"
+        )))
+        .respond_with(Templates(state.clone()))
+        .mount(server)
+        .await;
+}
+
 /// Signs a webhook body as Meta does.
 pub fn wa_sign(body: &[u8]) -> String {
     switchboard_channels::whatsapp::inbound::sign(body, WA_APP_SECRET)
@@ -437,6 +497,32 @@ impl Respond for TelegramResponder {
                 ok(json!(true))
             }
             "answerCallbackQuery" => ok(json!(true)),
+            // https://core.telegram.org/bots/api#sendchataction
+            "sendChatAction" => {
+                let actions = [
+                    "typing",
+                    "upload_photo",
+                    "record_video",
+                    "upload_video",
+                    "record_voice",
+                    "upload_voice",
+                    "upload_document",
+                    "choose_sticker",
+                    "find_location",
+                    "record_video_note",
+                    "upload_video_note",
+                ];
+                if body["chat_id"].is_null() {
+                    return tg_error(400, "Bad Request: chat not found");
+                }
+                if !body["action"]
+                    .as_str()
+                    .is_some_and(|a| actions.contains(&a))
+                {
+                    return tg_error(400, "Bad Request: wrong parameter action in request");
+                }
+                ok(json!(true))
+            }
             "sendMessage" => {
                 let chat = body["chat_id"].clone();
                 let text_ok = body["text"]
@@ -802,6 +888,15 @@ pub async fn signal_daemon_mock() -> SignalDaemon {
                             ok["result"]["timestamp"] =
                                 json!(1_700_000_000_000u64 + state.next_id());
                             axum::Json(ok)
+                        }
+                        Some("sendTyping") => {
+                            let to_ok = body["params"]["recipient"]
+                                .as_array()
+                                .is_some_and(|r| !r.is_empty());
+                            if !to_ok {
+                                return error(-32602, "Invalid params");
+                            }
+                            axum::Json(json!({"jsonrpc": "2.0", "id": id, "result": {}}))
                         }
                         Some("getAttachment") => {
                             let id = body["params"]["id"].as_str().unwrap_or_default();
