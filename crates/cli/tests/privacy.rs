@@ -3,42 +3,14 @@
 //! with `switchboard contacts`, both recorded in the audit log as `cli`; retention reports
 //! and runs with `switchboard retention`; mistakes get a clear error and change nothing.
 
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::time::Duration;
+mod common;
 
+use std::path::Path;
+
+use common::{Served, bin, run, text};
 use serde_json::{Value, json};
 
-const TEST_KEY: &str = "0707070707070707070707070707070707070707070707070707070707070707";
 const PASSWORD: &str = "privacy-cli-password-1";
-
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_switchboard"));
-    c.env_remove("SWITCHBOARD_DATABASE_URL")
-        .env_remove("DATABASE_URL")
-        .env_remove("SWITCHBOARD_DATA_DIR")
-        .env_remove("SWITCHBOARD_MASTER_KEY_FILE")
-        .env("SWITCHBOARD_MASTER_KEY", TEST_KEY)
-        .env("SWITCHBOARD_LOG", "warn");
-    c
-}
-
-fn run(args: &[&str], data: &Path) -> Output {
-    bin()
-        .args(args)
-        .arg("--data-dir")
-        .arg(data)
-        .output()
-        .expect("binary runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 #[test]
 fn privacy_commands_have_help() {
@@ -78,37 +50,9 @@ async fn a_customer_writes(data: &Path, words: &str) -> (String, String) {
         .as_str()
         .expect("channel")
         .to_string();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("free port")
-        .local_addr()
-        .expect("addr")
-        .port();
-    let mut server = bin()
-        .arg("serve")
-        .arg("--data-dir")
-        .arg(data)
-        .arg("--listen")
-        .arg(format!("127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("serve starts");
-    let base = format!("http://127.0.0.1:{port}");
+    let server = Served::start(bin(), data, None).await;
+    let base = server.base.clone();
     let http = reqwest::Client::new();
-    let mut ready = false;
-    for _ in 0..200 {
-        if http
-            .get(format!("{base}/healthz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(ready, "the server answers /healthz");
     let session: Value = http
         .post(format!("{base}/chat/{webchat}/session"))
         .send()
@@ -131,13 +75,7 @@ async fn a_customer_writes(data: &Path, words: &str) -> (String, String) {
         .as_str()
         .expect("conversation")
         .to_string();
-    let stopped = Command::new("kill")
-        .arg("-TERM")
-        .arg(server.id().to_string())
-        .status()
-        .expect("kill runs");
-    assert!(stopped.success());
-    server.wait().expect("server exits");
+    server.stop();
 
     let db = data.join("switchboard.db");
     use sqlx::{Connection, Row};

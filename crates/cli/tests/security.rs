@@ -4,42 +4,15 @@
 //!   webhook with a marker text and a phone number, and an agent reply writes none of the
 //!   password, tokens, cookie, secrets, message texts or phone number to its log.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+use common::{Served, bin, run, text};
 use serde_json::{Value, json};
 
-const TEST_KEY: &str = "0707070707070707070707070707070707070707070707070707070707070707";
 const PASSWORD: &str = "log-test-password-9f2c";
-
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_switchboard"));
-    c.env_remove("SWITCHBOARD_DATABASE_URL")
-        .env_remove("DATABASE_URL")
-        .env_remove("SWITCHBOARD_DATA_DIR")
-        .env_remove("SWITCHBOARD_MASTER_KEY_FILE")
-        .env("SWITCHBOARD_MASTER_KEY", TEST_KEY)
-        .env("SWITCHBOARD_LOG", "warn");
-    c
-}
-
-fn run(args: &[&str], data: &Path) -> Output {
-    bin()
-        .args(args)
-        .arg("--data-dir")
-        .arg(data)
-        .output()
-        .expect("binary runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 fn seed(data: &Path) {
     let o = run(&["demo", "--seed-only", "--admin-password", PASSWORD], data);
@@ -135,40 +108,16 @@ async fn debug_logs_hold_no_password_token_cookie_message_text_or_phone_number()
     assert!(o.status.success(), "{}", text(&o));
     let token: Value = serde_json::from_slice(&o.stdout).expect("json");
     let api_token = token["secret"].as_str().expect("secret").to_string();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("free port")
-        .local_addr()
-        .expect("addr")
-        .port();
     let log_path = dir.path().join("server.log");
-    let log = std::fs::File::create(&log_path).expect("log file");
-    let mut server = bin()
-        .env("SWITCHBOARD_LOG", "debug")
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(dir.path())
-        .stdout(Stdio::from(log.try_clone().expect("clone")))
-        .stderr(Stdio::from(log))
-        .spawn()
-        .expect("server starts");
-    let base = format!("http://127.0.0.1:{port}");
+    let mut command = bin();
+    command.env("SWITCHBOARD_LOG", "debug");
+    // Killed when the test ends, also when an assertion fails before the end.
+    let server = Served::start(command, dir.path(), Some(&log_path)).await;
+    let base = server.base.clone();
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
         .expect("client");
-    let mut up = false;
-    for _ in 0..200 {
-        if client.get(format!("{base}/healthz")).send().await.is_ok() {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(up, "server did not start");
     let secrets = Secrets::new();
     let mock = telegram_mock().await;
 
@@ -299,16 +248,18 @@ async fn debug_logs_hold_no_password_token_cookie_message_text_or_phone_number()
             .await
             .expect("json");
         sent = msgs["messages"].as_array().is_some_and(|ms| {
-            ms.iter()
-                .any(|m| m["direction"] == "outbound" && m["status"] != "queued")
+            ms.iter().any(|m| {
+                m["direction"] == "outbound"
+                    && m["status"] != "queued"
+                    && m.to_string().contains(&secrets.agent_text)
+            })
         });
         if sent {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
     assert!(sent, "the reply was never attempted");
 
     // Assert
