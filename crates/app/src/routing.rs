@@ -35,7 +35,8 @@ use switchboard_core::{
 };
 use switchboard_routing::{
     Agent, BusinessHours, Capacity, Decisions, OutOfHours, Overflow, Policy, Presence, Queue,
-    Skill, Skills, Sla, SlaSent, TimeZone, Waiting, Window, WrapUp, decide,
+    Skill, Skills, Sla, SlaClocks, SlaSent, SlaTarget, TimeZone, Waiting, Window, WrapUp,
+    check_sla, decide,
 };
 use time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -87,6 +88,15 @@ pub struct QueueSettings {
     /// Tell waiting customers their position and expected wait this often; absent: never.
     #[serde(default)]
     pub position_update_secs: Option<u32>,
+    /// A bot flow (its id, e.g. `main_menu`) started for a customer waiting while the queue
+    /// is closed, instead of `out_of_hours_message`; absent: the message is sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub out_of_hours_flow: Option<String>,
+    /// A customer who writes again within this many seconds of a resolution reopens the
+    /// resolved conversation (back to this queue, and to its last agent when available);
+    /// later, or with 0, their message starts a new conversation. Default 86 400 (a day).
+    #[serde(default = "default_reopen_within")]
+    pub reopen_within_secs: u32,
 }
 
 /// Overflow settings.
@@ -141,6 +151,14 @@ fn default_resolution() -> u32 {
 fn default_warn() -> u32 {
     60
 }
+fn default_reopen_within() -> u32 {
+    86_400
+}
+
+/// Longest a flow id may be.
+const MAX_FLOW_ID_CHARS: usize = 64;
+/// Longest reopen window: 30 days.
+const MAX_REOPEN_WITHIN_SECS: u32 = 30 * 86_400;
 
 impl Default for QueueSettings {
     fn default() -> Self {
@@ -157,6 +175,8 @@ impl Default for QueueSettings {
             wrap_up_codes: Vec::new(),
             wrap_up_required: false,
             position_update_secs: None,
+            out_of_hours_flow: None,
+            reopen_within_secs: default_reopen_within(),
         }
     }
 }
@@ -257,7 +277,10 @@ pub fn policy_queue(record: &QueueRecord) -> Result<Queue, String> {
             after: secs(o.after_secs),
             to_queue: o.to_queue,
         }),
-        out_of_hours: OutOfHours::Message(s.out_of_hours_message.clone()),
+        out_of_hours: match &s.out_of_hours_flow {
+            Some(flow) => OutOfHours::Flow(flow.trim().to_string()),
+            None => OutOfHours::Message(s.out_of_hours_message.clone()),
+        },
         wrap_up: WrapUp {
             codes: s.wrap_up_codes.clone(),
             required: s.wrap_up_required,
@@ -266,6 +289,13 @@ pub fn policy_queue(record: &QueueRecord) -> Result<Queue, String> {
         average_handle_time: None,
         round_robin_after: record.round_robin_after,
     })
+}
+
+/// Until when a conversation resolved now from queue `record` reopens on the customer's
+/// next message (its `reopen_within_secs`); `None`: never (0, or unreadable settings).
+pub fn reopen_until(record: &QueueRecord, now: Timestamp) -> Option<Timestamp> {
+    let s: QueueSettings = serde_json::from_value(record.settings.clone()).ok()?;
+    (s.reopen_within_secs > 0).then(|| now + Duration::seconds(i64::from(s.reopen_within_secs)))
 }
 
 /// Checks a queue's settings before they are saved, against the tenant's other queues
@@ -285,6 +315,19 @@ pub fn check_queue(
     {
         return Err(format!(
             "out_of_hours_message must be 1 to {MAX_MESSAGE_CHARS} characters"
+        ));
+    }
+    if let Some(flow) = &settings.out_of_hours_flow
+        && (flow.trim().is_empty() || flow.chars().count() > MAX_FLOW_ID_CHARS)
+    {
+        return Err(format!(
+            "out_of_hours_flow must be a flow id of 1 to {MAX_FLOW_ID_CHARS} characters \
+            , or absent to send out_of_hours_message"
+        ));
+    }
+    if settings.reopen_within_secs > MAX_REOPEN_WITHIN_SECS {
+        return Err(format!(
+            "reopen_within_secs must be 0 (never reopen) to {MAX_REOPEN_WITHIN_SECS} (30 days)"
         ));
     }
     let record = QueueRecord {
@@ -487,7 +530,85 @@ pub fn plan_round(
         tracing::warn!(problem = ?p, "routing input problem");
     }
     apply_decisions(&d, &queues, &waiting_rows, now, &mut changes);
+    assigned_sla(&queues, &snap.due_assigned, now, &mut changes);
     changes
+}
+
+/// SLA alerts for assigned conversations whose timer is due (first response until the
+/// agent replies, resolution until resolved), and each one's next timer.
+fn assigned_sla(
+    queues: &[Queue],
+    rows: &[RoutedConversation],
+    now: Timestamp,
+    changes: &mut Vec<RoutingChange>,
+) {
+    for r in rows {
+        let Some(q) = r.queue.and_then(|id| queues.iter().find(|q| q.id == id)) else {
+            // No queue (or an unreadable one): nothing to measure against.
+            changes.push(RoutingChange::Timer {
+                conversation: r.id,
+                due_at: None,
+            });
+            continue;
+        };
+        let Some(w) = policy_waiting(r, now) else {
+            continue;
+        };
+        let check = check_sla(
+            &q.sla,
+            SlaClocks {
+                enqueued_at: w.enqueued_at,
+                opened_at: w.opened_at,
+                first_response_at: w.first_response_at,
+            },
+            w.sla_sent,
+            now,
+        );
+        let mut marks = r.marks;
+        for (found, breach) in [(check.warnings, false), (check.breaches, true)] {
+            for (i, target) in found.into_iter().enumerate() {
+                let (Some(target), Some(due_at)) = (target, check.due[i]) else {
+                    continue;
+                };
+                record_sla(&mut marks, target, breach);
+                changes.push(RoutingChange::SlaAlert {
+                    conversation: r.id,
+                    queue: q.id,
+                    target: sla_target_name(target).into(),
+                    breach,
+                    due_at,
+                });
+            }
+        }
+        if marks != r.marks {
+            changes.push(RoutingChange::Marks {
+                conversation: r.id,
+                marks,
+            });
+        }
+        changes.push(RoutingChange::Timer {
+            conversation: r.id,
+            due_at: sla_due(q, r, &marks, now),
+        });
+    }
+}
+
+/// Records a sent SLA notice in the marks.
+fn record_sla(m: &mut RoutingMarks, target: SlaTarget, breach: bool) {
+    match (target, breach) {
+        (SlaTarget::FirstResponse, false) => m.first_response_warning = true,
+        (SlaTarget::FirstResponse, true) => m.first_response_breach = true,
+        (SlaTarget::Resolution, false) => m.resolution_warning = true,
+        (SlaTarget::Resolution, true) => m.resolution_breach = true,
+    }
+}
+
+/// The target's name in `sla_alert` events.
+fn sla_target_name(target: SlaTarget) -> &'static str {
+    match target {
+        SlaTarget::FirstResponse => "first_response",
+        SlaTarget::Resolution => "resolution",
+    }
 }
 
 /// Turns `decide`'s output into changes, with each still-waiting conversation's next timer.
@@ -536,29 +657,11 @@ fn apply_decisions(
     }
     for (list, breach) in [(&d.sla_warnings, false), (&d.sla_breaches, true)] {
         for n in list {
-            let m = marks.entry(n.conversation).or_default();
-            let target = match n.target {
-                switchboard_routing::SlaTarget::FirstResponse => {
-                    if breach {
-                        m.first_response_breach = true;
-                    } else {
-                        m.first_response_warning = true;
-                    }
-                    "first_response"
-                }
-                switchboard_routing::SlaTarget::Resolution => {
-                    if breach {
-                        m.resolution_breach = true;
-                    } else {
-                        m.resolution_warning = true;
-                    }
-                    "resolution"
-                }
-            };
+            record_sla(marks.entry(n.conversation).or_default(), n.target, breach);
             changes.push(RoutingChange::SlaAlert {
                 conversation: n.conversation,
                 queue: n.queue,
-                target: target.into(),
+                target: sla_target_name(n.target).into(),
                 breach,
                 due_at: n.due_at,
             });
@@ -583,35 +686,49 @@ fn apply_decisions(
         });
         marks.entry(p.conversation).or_default().position_sent_at = Some(now);
     }
+    let assigned: HashSet<ConversationId> = d.assignments.iter().map(|a| a.conversation).collect();
     for o in &d.out_of_hours {
-        let text = match &o.action {
-            OutOfHours::Message(m) => m.clone(),
-            OutOfHours::Flow(f) => format!("We are closed right now ({f})."),
-        };
-        changes.push(RoutingChange::Notice {
-            conversation: o.conversation,
-            text,
-        });
         marks
             .entry(o.conversation)
             .or_default()
             .out_of_hours_sent_at = Some(now);
+        match &o.action {
+            OutOfHours::Message(text) => changes.push(RoutingChange::Notice {
+                conversation: o.conversation,
+                text: text.clone(),
+            }),
+            // The flow takes the customer (state `bot`); the mark, written below, keeps a
+            // flow that hands them back from being started again in the same closure.
+            OutOfHours::Flow(flow_id) => {
+                changes.push(RoutingChange::StartFlow {
+                    conversation: o.conversation,
+                    flow_id: flow_id.clone(),
+                });
+                gone.insert(o.conversation);
+            }
+        }
     }
     for r in rows {
         let m = marks.get(&r.id).copied().unwrap_or_default();
-        if m != r.marks && !gone.contains(&r.id) {
+        if m != r.marks {
             changes.push(RoutingChange::Marks {
                 conversation: r.id,
                 marks: m,
             });
         }
+        let queue = r.queue.and_then(|q| queue_by_id.get(&q));
+        if assigned.contains(&r.id) {
+            // Assigning cleared the timer; the SLA targets keep running for the agent.
+            changes.push(RoutingChange::Timer {
+                conversation: r.id,
+                due_at: queue.and_then(|q| sla_due(q, r, &m, now)),
+            });
+            continue;
+        }
         if gone.contains(&r.id) {
             continue;
         }
-        let next = r
-            .queue
-            .and_then(|q| queue_by_id.get(&q))
-            .and_then(|q| next_due(q, r, &m, now));
+        let next = queue.and_then(|q| next_due(q, r, &m, now));
         let stored = r.timer_due.map(trunc_ms);
         if next.map(trunc_ms) != stored {
             changes.push(RoutingChange::Timer {
@@ -629,6 +746,49 @@ fn trunc_ms(t: Timestamp) -> i128 {
 /// The next time a round must look at a waiting conversation: an SLA warning or breach,
 /// the overflow limit, the next position update, or a recheck of a closed queue.
 pub fn next_due(
+    q: &Queue,
+    r: &RoutedConversation,
+    m: &RoutingMarks,
+    now: Timestamp,
+) -> Option<Timestamp> {
+    let enqueued = r.enqueued_at.unwrap_or(r.created_at);
+    let mut candidates: Vec<Timestamp> = sla_due(q, r, m, now).into_iter().collect();
+    if let Some(of) = q.overflow {
+        let at = r.in_queue_since.unwrap_or(enqueued) + of.after;
+        if at > now {
+            candidates.push(at);
+        }
+    }
+    if !q.is_open(now) {
+        candidates.push(now + CLOSED_RECHECK);
+    } else if let Some(every) = q.position_updates_every {
+        let at = m.position_sent_at.map_or(now + every, |s| s + every);
+        candidates.push(if at > now { at } else { now + every });
+    }
+    candidates.into_iter().min()
+}
+
+/// The routing timer of a conversation an agent now holds, after a manual assignment (take,
+/// assign, transfer to an agent): its next SLA notice in `queue` (assigning clears the
+/// timer; the targets keep running until the agent replies and resolves).
+pub fn assigned_timer(
+    snap: &RoutingSnapshot,
+    c: &RoutedConversation,
+    queue: Option<QueueId>,
+    now: Timestamp,
+) -> RoutingChange {
+    let due_at = queue
+        .and_then(|q| snap.queues.iter().find(|r| r.id == q))
+        .and_then(|r| policy_queue(r).ok())
+        .and_then(|q| sla_due(&q, c, &c.marks, now));
+    RoutingChange::Timer {
+        conversation: c.id,
+        due_at,
+    }
+}
+
+/// The next SLA warning or breach due for a conversation (waiting or assigned), if any.
+pub fn sla_due(
     q: &Queue,
     r: &RoutedConversation,
     m: &RoutingMarks,
@@ -657,18 +817,6 @@ pub fn next_due(
         m.resolution_warning,
         m.resolution_breach,
     );
-    if let Some(of) = q.overflow {
-        let at = r.in_queue_since.unwrap_or(enqueued) + of.after;
-        if at > now {
-            candidates.push(at);
-        }
-    }
-    if !q.is_open(now) {
-        candidates.push(now + CLOSED_RECHECK);
-    } else if let Some(every) = q.position_updates_every {
-        let at = m.position_sent_at.map_or(now + every, |s| s + every);
-        candidates.push(if at > now { at } else { now + every });
-    }
     candidates.into_iter().min()
 }
 
@@ -721,15 +869,40 @@ impl App {
         Ok(())
     }
 
-    /// Publishes a round's events; wakes the sender when it queued customer notices.
+    /// Trims a queue's `out_of_hours_flow` and checks that the tenant has that flow
+    /// (`Invalid` listing the flows otherwise). The API and the CLI call it before saving.
+    pub async fn check_out_of_hours_flow(
+        &self,
+        tenant: TenantId,
+        settings: &mut QueueSettings,
+    ) -> crate::services::ServiceResult<()> {
+        let Some(flow) = &mut settings.out_of_hours_flow else {
+            return Ok(());
+        };
+        *flow = flow.trim().to_string();
+        let lib = self.flows.library(tenant).await?;
+        if lib.flows.contains_key(flow.as_str()) {
+            return Ok(());
+        }
+        let mut known: Vec<&str> = lib.flows.keys().map(String::as_str).collect();
+        known.sort_unstable();
+        Err(crate::services::ServiceError::Invalid(format!(
+            "out_of_hours_flow `{}` is not one of this business's flows ({})",
+            flow.chars().take(MAX_FLOW_ID_CHARS).collect::<String>(),
+            known.join(", ")
+        )))
+    }
+
+    /// Publishes a round's events; wakes the sender when it queued customer notices, and
+    /// the job worker when it started flows.
     pub(crate) fn publish_routing(&self, outcome: &switchboard_core::routing::RoutingOutcome) {
         self.bus.publish(&outcome.events);
-        if outcome
-            .changes
-            .iter()
-            .any(|c| matches!(c, RoutingChange::Notice { .. }))
-        {
+        let has = |f: fn(&RoutingChange) -> bool| outcome.changes.iter().any(f);
+        if has(|c| matches!(c, RoutingChange::Notice { .. })) {
             self.wake_sender();
+        }
+        if has(|c| matches!(c, RoutingChange::StartFlow { .. })) {
+            self.wake_jobs();
         }
     }
 

@@ -43,6 +43,17 @@ pub enum QueuesCommand {
         /// Tell waiting customers their position this often, seconds.
         #[arg(long)]
         position_update_secs: Option<u32>,
+        /// Resolution target, seconds (runs while an agent holds the conversation too).
+        #[arg(long, default_value_t = 86_400)]
+        resolution_secs: u32,
+        /// A customer writing again within this many seconds of a resolution reopens the
+        /// conversation; later (or 0) starts a new one.
+        #[arg(long, default_value_t = 86_400)]
+        reopen_within_secs: u32,
+        /// A flow (its id, e.g. main_menu) that takes customers waiting while the queue is
+        /// closed, instead of the out-of-hours message.
+        #[arg(long)]
+        out_of_hours_flow: Option<String>,
     },
     /// List a tenant's queues.
     List {
@@ -71,6 +82,9 @@ pub async fn run(cmd: QueuesCommand) -> anyhow::Result<()> {
             wrap_up_required,
             first_response_secs,
             position_update_secs,
+            resolution_secs,
+            reopen_within_secs,
+            out_of_hours_flow,
         } => {
             let app = open_app(&store).await?;
             let t = tenant_by_slug(&app, &tenant).await?;
@@ -95,12 +109,18 @@ pub async fn run(cmd: QueuesCommand) -> anyhow::Result<()> {
                 wrap_up_required,
                 first_response_secs,
                 position_update_secs,
+                resolution_secs,
+                reopen_within_secs,
+                out_of_hours_flow,
                 ..QueueSettings::default()
             };
             let others = app.store.queues(t.id).await?;
             check_queue(&name, QueueId::new_at(1), &settings, &others)
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             let mut settings = settings;
+            app.check_out_of_hours_flow(t.id, &mut settings)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             settings.required_skills =
                 switchboard_app::routing::parse_skills(&settings.required_skills)
                     .map_err(|e| anyhow::anyhow!("{e}"))?

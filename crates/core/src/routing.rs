@@ -211,6 +211,9 @@ pub struct RoutingSnapshot {
     pub loads: HashMap<UserId, HashMap<ChannelKind, u32>>,
     /// Conversations in state `queued`.
     pub waiting: Vec<RoutedConversation>,
+    /// Assigned conversations whose routing timer is due: their SLA targets (first
+    /// response until the agent replies, resolution) still run while an agent holds them.
+    pub due_assigned: Vec<RoutedConversation>,
     /// The conversation a manual action is about (any state), when one was named.
     pub focus: Option<RoutedConversation>,
 }
@@ -373,6 +376,18 @@ pub enum RoutingChange {
         conversation: ConversationId,
         /// The code.
         wrap_up_code: Option<String>,
+        /// Until then, the customer's next message on the channel reopens this
+        /// conversation instead of starting a new one (`None`: it starts a new one).
+        reopen_until: Option<Timestamp>,
+    },
+    /// Hand a waiting conversation to a bot flow (a closed queue's out-of-hours flow):
+    /// state `bot`, its routing timer cleared, a `StartFlow` job enqueued. The flow may
+    /// hand it back to a queue like any other.
+    StartFlow {
+        /// The conversation.
+        conversation: ConversationId,
+        /// The flow's id.
+        flow_id: String,
     },
     /// Reopen a resolved conversation into a queue (state `queued`; the resolution clock
     /// restarts, `last_agent` stays).

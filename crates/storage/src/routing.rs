@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
-use switchboard_core::ports::{Lane, NewOutbound};
+use switchboard_core::ports::{JobKind, Lane, NewOutbound};
 use switchboard_core::ports::{StoreError, StoreResult};
 use switchboard_core::routing::{
     AgentPresence, AgentSettings, CannedResponse, DeskFilter, Note, QueueRecord, QueueVisit,
@@ -104,6 +104,10 @@ fn routed_row(row: &AnyRow) -> StoreResult<RoutedConversation> {
         wrap_up_code: row.opt_text("wrap_up_code")?,
         created_at: row.ts("created_at")?,
     })
+}
+
+fn routed_rows(rows: Vec<AnyRow>) -> StoreResult<Vec<RoutedConversation>> {
+    rows.iter().map(routed_row).collect()
 }
 
 /// A note; `body` and `data` are sealed (agents write personal data into notes), bound to
@@ -237,13 +241,14 @@ async fn snapshot(
     sql.push(" WHERE c.tenant_id = ")
         .bind(tenant.to_string())
         .push(" AND c.state = 'queued' ORDER BY c.id");
-    let mut waiting: Vec<RoutedConversation> = sql
-        .fetch_all(&mut *conn)
-        .await
-        .db()?
-        .iter()
-        .map(routed_row)
-        .collect::<StoreResult<_>>()?;
+    let mut waiting = routed_rows(sql.fetch_all(&mut *conn).await.db()?)?;
+    let mut sql = Sql::new(ROUTED_SELECT);
+    sql.push(" WHERE c.tenant_id = ")
+        .bind(tenant.to_string())
+        .push(" AND c.state = 'assigned' AND t.due_at <= ")
+        .bind(ms(now))
+        .push(" ORDER BY c.id");
+    let due_assigned = routed_rows(sql.fetch_all(&mut *conn).await.db()?)?;
     for w in waiting.iter_mut() {
         if w.queue.is_none() && w.last_agent.is_none() {
             w.last_agent = contact_last_agent(conn, tenant, w).await?;
@@ -262,6 +267,7 @@ async fn snapshot(
         agents,
         loads,
         waiting,
+        due_assigned,
         focus,
     })
 }
@@ -509,6 +515,7 @@ async fn apply_change(
         RoutingChange::Resolve {
             conversation,
             wrap_up_code,
+            reopen_until,
         } => {
             change_state(
                 conn,
@@ -523,6 +530,8 @@ async fn apply_change(
             sql.bind(wrap_up_code.clone())
                 .push(", resolved_at = ")
                 .bind(now_ms)
+                .push(", reopen_until = ")
+                .bind(reopen_until.map(|t| ms(trunc(t))))
                 .push(" WHERE tenant_id = ")
                 .bind(t.clone())
                 .push(" AND id = ")
@@ -554,12 +563,35 @@ async fn apply_change(
                 .bind(now_ms)
                 .push(
                     ", first_response_at = NULL, assigned_at = NULL, routing_marks = NULL, \
-                     wrap_up_code = NULL, resolved_at = NULL WHERE tenant_id = ",
+                     wrap_up_code = NULL, resolved_at = NULL, reopen_until = NULL \
+                     WHERE tenant_id = ",
                 )
                 .bind(t.clone())
                 .push(" AND id = ")
                 .bind(conversation.to_string());
             sql.execute(conn).await.db()?;
+            touched.push(*conversation);
+        }
+        RoutingChange::StartFlow {
+            conversation,
+            flow_id,
+        } => {
+            change_state(
+                conn,
+                backend,
+                tenant,
+                *conversation,
+                Some(Transition::StartBot),
+                None,
+            )
+            .await?;
+            delete_timer(conn, *conversation).await?;
+            let job = JobKind::StartFlow {
+                conversation_id: *conversation,
+                flow_id: flow_id.clone(),
+                campaign: None,
+            };
+            crate::flows::insert_job(conn, tenant, &job, now, now).await?;
             touched.push(*conversation);
         }
         RoutingChange::Timer {
@@ -582,6 +614,72 @@ async fn apply_change(
         },
     }
     Ok(kinds)
+}
+
+/// What [`reopen_for_customers`] did.
+pub(crate) enum Reopened {
+    /// These resolved conversations are `queued` again (with their previews).
+    Done(Vec<(switchboard_core::Conversation, Option<String>)>),
+    /// A concurrent writer changed one of them first: run the batch again.
+    Raced,
+}
+
+/// Resolve, then a customer message (ingest, step 4a): of `contacts` (ids of contacts with
+/// no open conversation on `channel`), those whose latest conversation there was resolved
+/// with a reopen window still open at `now` get it back: state `queued` in the queue it was
+/// resolved from, no assignee, fresh first-response and resolution clocks, no marks or
+/// wrap-up code. Its `last_agent` stays, so routing offers it to that agent first. One
+/// SELECT for the contacts and one UPDATE for what it found.
+pub(crate) async fn reopen_for_customers(
+    conn: &mut AnyConnection,
+    channel: switchboard_core::ChannelId,
+    contacts: &[String],
+    now: Timestamp,
+) -> StoreResult<Reopened> {
+    let mut sql = Sql::new(&format!(
+        "SELECT {} FROM conversations c WHERE c.channel_id = ",
+        crate::rows::CONVERSATION_COLS
+    ));
+    sql.bind(channel.to_string())
+        .push(" AND c.state = 'resolved' AND c.reopen_until > ")
+        .bind(ms(now))
+        .push(" AND c.contact_id IN (")
+        .list(contacts.iter().cloned())
+        .push(
+            ") AND NOT EXISTS (SELECT 1 FROM conversations n WHERE n.channel_id = c.channel_id \
+             AND n.contact_id = c.contact_id AND n.created_at > c.created_at)",
+        );
+    let mut found = Vec::new();
+    for row in sql.fetch_all(&mut *conn).await.db()? {
+        let mut c = crate::rows::conversation(&row)?;
+        let preview = crate::rows::preview(&row, &c)?;
+        apply_transition(&mut c, Transition::Reopen, None)?;
+        found.push((c, preview));
+    }
+    if found.is_empty() {
+        return Ok(Reopened::Done(found));
+    }
+    let now_ms = ms(trunc(now));
+    let mut sql =
+        Sql::new("UPDATE conversations SET state = 'queued', assignee = NULL, enqueued_at = ");
+    sql.bind(now_ms)
+        .push(", in_queue_since = ")
+        .bind(now_ms)
+        .push(", opened_at = ")
+        .bind(now_ms)
+        .push(
+            ", first_response_at = NULL, assigned_at = NULL, routing_marks = NULL, \
+             wrap_up_code = NULL, resolved_at = NULL, reopen_until = NULL \
+             WHERE state = 'resolved' AND id IN (",
+        )
+        .list(found.iter().map(|(c, _)| c.id.to_string()))
+        .push(")");
+    match sql.execute(&mut *conn).await {
+        Ok(n) if n == found.len() as u64 => Ok(Reopened::Done(found)),
+        Ok(_) => Ok(Reopened::Raced),
+        Err(e) if is_unique_violation(&e) => Ok(Reopened::Raced),
+        Err(e) => Err(crate::sql::db(e)),
+    }
 }
 
 impl SqlStore {
@@ -910,13 +1008,7 @@ impl SqlStore {
         }
         sql.push(" ORDER BY c.last_message_at DESC, c.id DESC LIMIT ")
             .bind(i64::from(scan));
-        let routed: Vec<RoutedConversation> = sql
-            .fetch_all(&mut conn)
-            .await
-            .db()?
-            .iter()
-            .map(routed_row)
-            .collect::<StoreResult<_>>()?;
+        let routed = routed_rows(sql.fetch_all(&mut conn).await.db()?)?;
         let ids: Vec<ConversationId> = routed.iter().map(|r| r.id).collect();
         let mut summaries = conversations::summaries(&mut conn, tenant, &ids).await?;
         let needle = f

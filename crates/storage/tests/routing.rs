@@ -327,6 +327,7 @@ async fn a_round_applies_its_changes_and_events_together_or_not_at_all(s: SqlSto
             RoutingChange::Resolve {
                 conversation: conv,
                 wrap_up_code: Some("done".into()),
+                reopen_until: None,
             },
             RoutingChange::Note {
                 conversation: conv,
@@ -338,6 +339,7 @@ async fn a_round_applies_its_changes_and_events_together_or_not_at_all(s: SqlSto
             RoutingChange::Resolve {
                 conversation: conv,
                 wrap_up_code: None,
+                reopen_until: None,
             },
         ])
     };
@@ -376,6 +378,7 @@ async fn a_round_applies_its_changes_and_events_together_or_not_at_all(s: SqlSto
         Ok(vec![RoutingChange::Resolve {
             conversation: conv,
             wrap_up_code: Some("done".into()),
+            reopen_until: None,
         }])
     };
     s.routing_round(w.tenant.id, None, t(7), &plan)

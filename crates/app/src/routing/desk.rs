@@ -26,7 +26,10 @@ use switchboard_routing::{
     SlaClocks, SlaSent, TransferRequest, check_pick, check_sla, transfer, validate_wrap_up,
 };
 
-use super::{QueueSettings, check_queue, parse_skills, policy_agent, policy_queue, policy_waiting};
+use super::{
+    QueueSettings, assigned_timer, check_queue, parse_skills, policy_agent, policy_queue,
+    policy_waiting, reopen_until,
+};
 use crate::services::{ServiceError, ServiceResult};
 use crate::{App, now};
 
@@ -138,9 +141,12 @@ pub struct QueueLive {
     pub waiting: u32,
     /// The longest current wait, seconds.
     pub longest_wait_secs: i64,
-    /// Waiting conversations within the warning window of an SLA target.
+    /// Conversations of the queue held by agents now.
+    pub assigned: u32,
+    /// Open conversations (waiting or assigned) within the warning window of an SLA target:
+    /// first response until an agent replies, resolution until resolved.
     pub sla_at_risk: u32,
-    /// Waiting conversations past an SLA target.
+    /// Open conversations (waiting or assigned) past an SLA target.
     pub sla_breached: u32,
     /// Members available now.
     pub agents_available: u32,
@@ -260,6 +266,8 @@ impl App {
         let check_id = id.unwrap_or_else(|| QueueId::from_uuid(uuid::Uuid::now_v7()));
         check_queue(name, check_id, &settings, &others).map_err(ServiceError::Invalid)?;
         let mut settings = settings;
+        self.check_out_of_hours_flow(staff.tenant_id, &mut settings)
+            .await?;
         settings.required_skills = parse_skills(&settings.required_skills)
             .map_err(ServiceError::Invalid)?
             .into_iter()
@@ -498,10 +506,13 @@ impl App {
             let queue = policy_queue(record).map_err(StoreError::Invalid)?;
             let waiting = policy_waiting(c, now()).ok_or(StoreError::NotFound("queue"))?;
             check_pick(&queue, &agent, &waiting).map_err(refused)?;
-            Ok(vec![RoutingChange::Assign {
-                conversation: c.id,
-                agent: me,
-            }])
+            Ok(vec![
+                RoutingChange::Assign {
+                    conversation: c.id,
+                    agent: me,
+                },
+                assigned_timer(snap, c, c.queue, now()),
+            ])
         };
         let outcome = self
             .store
@@ -600,6 +611,7 @@ impl App {
                         conversation: c.id,
                         agent,
                     });
+                    changes.push(assigned_timer(snap, c, Some(current), at));
                     (Some(agent), None, note)
                 }
                 switchboard_routing::Transfer::ToQueue { to, note, .. } => {
@@ -722,9 +734,14 @@ impl App {
                     code.chars().take(64).collect::<String>()
                 )));
             }
+            let reopen = c
+                .queue
+                .and_then(|q| snap.queues.iter().find(|r| r.id == q))
+                .and_then(|r| reopen_until(r, now()));
             Ok(vec![RoutingChange::Resolve {
                 conversation: c.id,
                 wrap_up_code: code.clone(),
+                reopen_until: reopen,
             }])
         };
         let outcome = self
@@ -854,10 +871,13 @@ impl App {
                     c.channel_kind
                 )));
             }
-            Ok(vec![RoutingChange::Assign {
-                conversation: c.id,
-                agent: target,
-            }])
+            Ok(vec![
+                RoutingChange::Assign {
+                    conversation: c.id,
+                    agent: target,
+                },
+                assigned_timer(snap, c, c.queue, now()),
+            ])
         };
         let outcome = self
             .store
@@ -1004,12 +1024,12 @@ impl App {
         let at = now();
         let records = self.store.queues(t).await?;
         let agents = self.list_agents(staff).await?;
-        let waiting = self
+        let open = self
             .store
             .desk_conversations(
                 t,
                 &DeskFilter {
-                    states: vec![ConversationState::Queued],
+                    states: vec![ConversationState::Queued, ConversationState::Assigned],
                     limit: 1000,
                     ..Default::default()
                 },
@@ -1023,6 +1043,7 @@ impl App {
                 name: r.name.clone(),
                 open: q.is_open(at),
                 waiting: 0,
+                assigned: 0,
                 longest_wait_secs: 0,
                 sla_at_risk: 0,
                 sla_breached: 0,
@@ -1037,10 +1058,15 @@ impl App {
                 )
                 .unwrap_or(u32::MAX),
             };
-            for (_, c) in waiting.iter().filter(|(_, c)| c.queue == Some(r.id)) {
-                live.waiting += 1;
+            for (_, c) in open.iter().filter(|(_, c)| c.queue == Some(r.id)) {
                 let since = c.enqueued_at.unwrap_or(c.created_at);
-                live.longest_wait_secs = live.longest_wait_secs.max((at - since).whole_seconds());
+                if c.state == ConversationState::Queued {
+                    live.waiting += 1;
+                    live.longest_wait_secs =
+                        live.longest_wait_secs.max((at - since).whole_seconds());
+                } else {
+                    live.assigned += 1;
+                }
                 let check = check_sla(
                     &q.sla,
                     SlaClocks {

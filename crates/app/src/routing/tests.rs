@@ -133,7 +133,7 @@ fn offline_away_and_full_agents_get_nothing_and_the_conversation_keeps_a_timer()
             agents: vec![a],
             loads: loads.unwrap_or_default(),
             waiting: vec![waiting(1, Some(q.id))],
-            focus: None,
+            ..Default::default()
         };
         let changes = plan_round(&snap, &RoundInputs::default(), now);
         assert!(assigned(&changes).is_empty(), "{why}: {changes:?}");
@@ -205,7 +205,7 @@ fn position_updates_go_to_the_customer_with_the_expected_wait() {
         agents: vec![a],
         loads: busy,
         waiting: vec![waiting(1, Some(q.id))],
-        focus: None,
+        ..Default::default()
     };
     let mut inputs = RoundInputs::default();
     inputs.handle_times.insert(q.id, Duration::minutes(6));

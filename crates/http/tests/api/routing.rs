@@ -795,3 +795,237 @@ async fn assigning_or_replying_by_hand_respects_presence_skills_and_capacity() {
     assert_eq!(s, 200, "{body}");
     assert_eq!(body["conversation"]["assignee"], ann.as_str());
 }
+
+/// The whole message list of a conversation as text (for looking for a bot's words).
+async fn messages_text(app: &TestApp, conv: &str) -> String {
+    let (s, body) = app
+        .get(&format!("/api/v1/conversations/{conv}/messages"))
+        .await;
+    assert_eq!(s, 200, "{body}");
+    body["messages"].to_string()
+}
+
+#[tokio::test]
+async fn a_customer_who_writes_after_a_resolve_reopens_it_within_the_window_and_starts_anew_after()
+{
+    let mut app = spawn_app().await;
+    app.login("ann@demo.example").await;
+    let ann = user_id(&app, "Ann Agent").await;
+    app.set_presence("available").await;
+    let token = app.new_visitor().await;
+    let (s, _) = app.customer_says(&token, "r-1", "hi").await;
+    assert_eq!(s, 202);
+    let (s, asked) = app.customer_says(&token, "r-2", "agent").await;
+    assert_eq!(s, 202, "{asked}");
+    let conv = asked["conversation_id"].as_str().expect("id").to_string();
+    assert_eq!(wait_assigned(&app, &conv).await, ann);
+    let (s, b) = app
+        .post(
+            &format!("/api/v1/conversations/{conv}/resolve"),
+            json!({"wrap_up_code": "answered"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let resolved_opened = row(&app, &conv).await["routing"]["opened_at"].clone();
+
+    // Within the default window (a day), Ann away: the customer's message reopens the same
+    // conversation into its queue, with fresh clocks and no wrap-up code.
+    app.set_presence("away").await;
+    let (s, again) = app.customer_says(&token, "r-3", "one more thing").await;
+    assert_eq!(s, 202, "{again}");
+    assert_eq!(again["conversation_id"], conv.as_str(), "same conversation");
+    let r = row(&app, &conv).await;
+    assert_eq!(r["state"], "queued", "{r}");
+    assert_eq!(r["routing"]["queue"], queue_id(&app, "general").await);
+    assert!(r["routing"]["wrap_up_code"].is_null(), "{r}");
+    assert_ne!(
+        r["routing"]["opened_at"], resolved_opened,
+        "the resolution clock restarts: {r}"
+    );
+    let (_, desk) = app.get("/api/v1/desk/conversations?view=unassigned").await;
+    assert!(
+        desk["conversations"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .any(|c| c["id"] == conv.as_str()),
+        "the desk shows it waiting: {desk}"
+    );
+    // Back to her when she is available (the returning-customer rule).
+    app.set_presence("available").await;
+    assert_eq!(wait_assigned(&app, &conv).await, ann);
+
+    // A queue with reopening switched off: the next message after a resolve starts anew.
+    app.login("admin@demo.example").await;
+    let general = queue_id(&app, "general").await;
+    let (s, body) = put(
+        &app,
+        &format!("/api/v1/queues/{general}"),
+        json!({"name": "general", "settings": {"reopen_within_secs": 0}}),
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["queue"]["settings"]["reopen_within_secs"], 0, "{body}");
+    app.login("ann@demo.example").await;
+    let (s, b) = app
+        .post(&format!("/api/v1/conversations/{conv}/resolve"), json!({}))
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let (s, fresh) = app.customer_says(&token, "r-4", "hello again").await;
+    assert_eq!(s, 202, "{fresh}");
+    let new_conv = fresh["conversation_id"].as_str().expect("id");
+    assert_ne!(new_conv, conv, "a new conversation: {fresh}");
+    assert_eq!(row(&app, &conv).await["state"], "resolved");
+}
+
+#[tokio::test]
+async fn resolution_sla_keeps_running_while_an_agent_holds_the_conversation() {
+    let mut app = spawn_app().await;
+    app.login("admin@demo.example").await;
+    let general = queue_id(&app, "general").await;
+    let (s, body) = put(
+        &app,
+        &format!("/api/v1/queues/{general}"),
+        json!({"name": "general", "settings": {
+            "first_response_secs": 2, "resolution_secs": 3, "warn_before_secs": 0
+        }}),
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    app.login("ann@demo.example").await;
+    app.set_presence("available").await;
+    let conv = customer_asks_for_agent(&app, "sla-assigned").await;
+    wait_assigned(&app, &conv).await;
+    let r = row(&app, &conv).await;
+    assert!(
+        !r["routing"]["timer_due"].is_null(),
+        "an assigned conversation keeps its SLA timer: {r}"
+    );
+
+    let id: ConversationId = conv.parse().expect("id");
+    let tenant: TenantId = app.demo.tenant_id.parse().expect("tenant");
+    let targets = eventually(20, "both breaches while assigned", || async {
+        let events = app.app.store.events_after(tenant, 0, 5000).await.ok()?;
+        let breached: Vec<String> = events
+            .into_iter()
+            .filter_map(|e| match e.kind {
+                EventKind::SlaAlert {
+                    conversation_id,
+                    breach: true,
+                    target,
+                    ..
+                } if conversation_id == id => Some(target),
+                _ => None,
+            })
+            .collect();
+        (breached.len() >= 2).then_some(breached)
+    })
+    .await;
+    assert_eq!(
+        targets,
+        ["first_response", "resolution"],
+        "each once, in order"
+    );
+    let r = row(&app, &conv).await;
+    assert_eq!(r["state"], "assigned", "{r}");
+    assert!(
+        r["routing"]["timer_due"].is_null(),
+        "nothing left to watch: {r}"
+    );
+    let routed = app
+        .app
+        .store
+        .routed_conversation(tenant, id)
+        .await
+        .expect("read")
+        .expect("exists");
+    assert!(routed.marks.resolution_breach && routed.marks.first_response_breach);
+
+    app.login("admin@demo.example").await;
+    let (s, v) = app.get("/api/v1/supervisor").await;
+    assert_eq!(s, 200, "{v}");
+    let q = v["queues"]
+        .as_array()
+        .expect("queues")
+        .iter()
+        .find(|q| q["name"] == "general")
+        .expect("general")
+        .clone();
+    assert_eq!(
+        (
+            q["waiting"].as_u64(),
+            q["assigned"].as_u64(),
+            q["sla_breached"].as_u64()
+        ),
+        (Some(0), Some(1), Some(1)),
+        "the supervisor sees the held conversation past its target: {q}"
+    );
+}
+
+#[tokio::test]
+async fn a_closed_queue_with_an_out_of_hours_flow_hands_the_waiting_customer_to_that_flow() {
+    let mut app = spawn_app().await;
+    app.login("admin@demo.example").await;
+    let general = queue_id(&app, "general").await;
+    let today = time::OffsetDateTime::now_utc().date();
+    let dates: Vec<String> = [today.previous_day(), Some(today), today.next_day()]
+        .into_iter()
+        .flatten()
+        .map(|d| d.to_string())
+        .collect();
+    let days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+    let hours = json!({
+        "time_zone": "UTC",
+        "weekly": days.iter().map(|d| json!({"day": d, "open": "08:00", "close": "17:00"})).collect::<Vec<_>>(),
+        "closed_dates": dates,
+    });
+    let bad = [
+        (json!({"out_of_hours_flow": "no_such_flow"}), "no_such_flow"),
+        (json!({"out_of_hours_flow": "  "}), "out_of_hours_flow"),
+        (
+            json!({"reopen_within_secs": 99_999_999}),
+            "reopen_within_secs",
+        ),
+    ];
+    for (settings, named) in bad {
+        let (s, body) = put(
+            &app,
+            &format!("/api/v1/queues/{general}"),
+            json!({"name": "general", "settings": settings}),
+        )
+        .await;
+        assert_eq!(s, 422, "{settings}: {body}");
+        assert!(reason(&body).contains(named), "{settings}: {body}");
+    }
+    let (s, body) = put(
+        &app,
+        &format!("/api/v1/queues/{general}"),
+        json!({"name": "general", "settings": {
+            "business_hours": hours, "out_of_hours_flow": "main_menu"
+        }}),
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["queue"]["settings"]["out_of_hours_flow"], "main_menu");
+
+    let conv = customer_asks_for_agent(&app, "ooh").await;
+    let welcome = "welcome to Switchboard Demo Bank";
+    eventually(
+        15,
+        "the out-of-hours flow greets the customer again",
+        || async {
+            let text = messages_text(&app, &conv).await;
+            (text.matches(welcome).count() >= 2).then_some(())
+        },
+    )
+    .await;
+    let r = row(&app, &conv).await;
+    assert_eq!(r["state"], "bot", "the flow holds the conversation: {r}");
+    assert!(r["routing"]["timer_due"].is_null(), "{r}");
+    assert!(
+        !messages_text(&app, &conv)
+            .await
+            .contains("We are closed right now"),
+        "no plain closed notice instead of the flow"
+    );
+}
