@@ -1,7 +1,9 @@
 //! Real headless Chromium (through chromedriver) drives the customer page, the agent desk and
 //! the supervisor view: a message each way; then routing end to end (presence, a hand-off
 //! routed live into "mine", a canned response, an internal note the customer never sees, a
-//! transfer another agent sees live, resolve with a wrap-up code, the supervisor's figures).
+//! transfer another agent sees live, resolve with a wrap-up code, the supervisor's figures);
+//! the template picker and retry of a failed message; emoji, RTL and combining text kept
+//! exactly both ways; the desk's event socket dropped and resumed without a reload.
 //! Customer markup (`<script>`, `<img onerror>`) must stay text everywhere. Screenshots go
 //! to `target/test-artifacts/`.
 //!
@@ -196,6 +198,30 @@ async fn press(c: &Client, keys: &str) {
         .send_keys(keys)
         .await
         .expect("keys sent");
+}
+
+/// Focuses the element at `focus` (by clicking it), presses `keys` and waits for `expect`
+/// to match. Live updates re-render the inbox, and a row re-rendered between the focus and
+/// the key press loses it (the keys then go nowhere), so the whole gesture is repeated
+/// until it has its effect, for at most 10 s.
+async fn press_on(c: &Client, focus: &str, keys: &str, expect: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        click(c, focus).await;
+        if let Ok(el) = c.active_element().await {
+            let _ = el.send_keys(keys).await;
+        }
+        let until = tokio::time::Instant::now() + Duration::from_secs(1);
+        while tokio::time::Instant::now() < until {
+            if c.find(Locator::Css(expect)).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("pressing {keys:?} on `{focus}` never gave `{expect}`");
+        }
+    }
 }
 
 /// Types `text` into the element matching `css`.
@@ -462,9 +488,13 @@ async fn a_handed_off_chat_is_routed_transferred_and_resolved_live_and_the_super
     .unwrap();
 
     // Ben resolves from the keyboard (`e`) with the queue's wrap-up code.
-    click(&ben, "#inbox .conversation .row-button").await;
-    press(&ben, "e").await;
-    wait_css(&ben, "#resolve-dialog[open]").await;
+    press_on(
+        &ben,
+        "#inbox .conversation .row-button",
+        "e",
+        "#resolve-dialog[open]",
+    )
+    .await;
     choose(&ben, "#wrap-up", "answered").await;
     click(&ben, "#resolve-submit").await;
     wait_css(&ben, "#reopen:not([hidden])").await;
@@ -528,15 +558,16 @@ async fn wait_text_value(c: &Client, css: &str, text: &str) {
 
 #[tokio::test]
 async fn a_closed_whatsapp_window_offers_a_template_and_a_failed_send_can_be_sent_again() {
-    use crate::providers::{add_whatsapp_channel, fixture, wa_sign, wait_for, whatsapp_mock};
+    use crate::providers::{fixture, mount_whatsapp_templates, wa_sign, wait_for, whatsapp_mock};
 
     let Some(driver) = start_driver().await else {
         return;
     };
     let (mock, provider) = whatsapp_mock().await;
+    mount_whatsapp_templates(&mock, &provider).await;
     let mut app = spawn_app().await;
     app.login("admin@demo.example").await;
-    let channel = add_whatsapp_channel(&app, &mock.uri()).await;
+    let channel = crate::desk::add_whatsapp(&app, &mock.uri(), true).await;
     let hook = |payload: serde_json::Value| {
         let raw = serde_json::to_vec(&payload).expect("json");
         app.client
@@ -564,18 +595,21 @@ async fn a_closed_whatsapp_window_offers_a_template_and_a_failed_send_can_be_sen
     click(&admin, "#inbox .conversation").await;
     wait_text(&admin, "#messages .message.inbound", "another color").await;
 
-    // Free text is refused with the API's reason, and the template form opens.
+    // Free text is refused with the API's reason, and the template form opens with the
+    // channel's approved templates to pick from (the pending one is not offered).
     type_into(&admin, "#composer-text", "Still there?").await;
     click(&admin, "#composer-send").await;
     wait_css(&admin, "#template-form:not([hidden])").await;
     wait_text(&admin, "#template-why", "template").await;
-    type_into(&admin, "#template-name", "order_update").await;
-    let lang = admin
-        .find(Locator::Css("#template-language"))
-        .await
-        .unwrap();
-    lang.clear().await.unwrap();
-    lang.send_keys("en_US").await.unwrap();
+    wait_text(&admin, "#template-pick", "appointment_reminder (en_US)").await;
+    assert!(
+        !page_text(&admin).await.contains("welcome_back"),
+        "only approved templates are offered"
+    );
+    choose(&admin, "#template-pick", "order_update (en_US)").await;
+    wait_text(&admin, "#template-body", "Order {{1}} is on its way.").await;
+    wait_text_value(&admin, "#template-name", "order_update").await;
+    wait_text_value(&admin, "#template-language", "en_US").await;
     type_into(&admin, "#template-vars", "42").await;
     click(&admin, "#template-send").await;
     let is_template = |b: &serde_json::Value| b["template"]["name"] == "order_update";
@@ -638,5 +672,238 @@ async fn a_closed_whatsapp_window_offers_a_template_and_a_failed_send_can_be_sen
             == 2
     })
     .await;
+    // Sent again as the same message: the failure goes, the history keeps one template.
+    wait_text(&admin, "#messages .message.outbound .status", "sent").await;
+    let (_, msgs) = app
+        .get(&format!("/api/v1/conversations/{conv}/messages"))
+        .await;
+    let templates: Vec<&serde_json::Value> = msgs["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["content"]["type"] == "template")
+        .collect();
+    assert_eq!(templates.len(), 1, "{msgs}");
+    assert_eq!(templates[0]["status"], "sent", "{msgs}");
+    assert!(
+        admin
+            .find_all(Locator::Css("#messages .failure"))
+            .await
+            .unwrap()
+            .is_empty(),
+        "the failure is no longer shown"
+    );
     admin.close().await.unwrap();
+}
+
+/// Sets a form field's value from JavaScript (ChromeDriver's typing handles only the Basic
+/// Multilingual Plane, so emoji outside it cannot be typed) and fires `input` as typing would.
+async fn set_value(c: &Client, css: &str, text: &str) {
+    c.execute(
+        "const el = document.querySelector(arguments[0]); el.value = arguments[1]; \
+         el.dispatchEvent(new Event('input', {bubbles: true}));",
+        vec![json!(css), json!(text)],
+    )
+    .await
+    .unwrap();
+}
+
+/// The exact `textContent` of every element matching `css`, in document order.
+async fn texts(c: &Client, css: &str) -> Vec<String> {
+    let v = c
+        .execute(
+            "return Array.from(document.querySelectorAll(arguments[0])).map(e => e.textContent);",
+            vec![json!(css)],
+        )
+        .await
+        .unwrap();
+    serde_json::from_value(v).unwrap()
+}
+
+/// Waits until some element matching `css` has exactly `text` as its content.
+async fn wait_exact(c: &Client, css: &str, text: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !texts(c, css).await.iter().any(|t| t == text) {
+        if tokio::time::Instant::now() > deadline {
+            panic!(
+                "timed out waiting for `{css}` to be exactly {text:?}; have {:?}",
+                texts(c, css).await
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Opens the customer's chat page and the agent's desk on the customer's conversation.
+async fn chat_and_desk(driver: &Driver, app: &crate::helpers::TestApp) -> (Client, Client) {
+    let customer = browser(driver).await;
+    customer
+        .goto(&app.url(&format!("/chat/{}", app.demo.webchat_channel_id)))
+        .await
+        .unwrap();
+    wait_text(&customer, "#chat-title", "Demo Bank").await;
+    type_into(&customer, "#chat-text", "first").await;
+    click(&customer, "#chat-send").await;
+    wait_text(
+        &customer,
+        "#chat-messages .message.outbound",
+        "automated assistant",
+    )
+    .await;
+    let agent = browser(driver).await;
+    log_in(&agent, app, "/agent", "ann@demo.example").await;
+    wait_css(&agent, "#live-status[data-state=\"live\"]").await;
+    click(&agent, ".view-btn[data-view=\"unassigned\"]").await;
+    wait_css(&agent, "#inbox .conversation").await;
+    click(&agent, "#inbox .conversation").await;
+    wait_exact(&agent, "#messages .message.inbound .body", "first").await;
+    (customer, agent)
+}
+
+#[tokio::test]
+async fn emoji_rtl_and_combining_text_round_trips_exactly_between_the_chat_and_the_desk() {
+    let Some(driver) = start_driver().await else {
+        return;
+    };
+    let app = spawn_app().await;
+    let (customer, agent) = chat_and_desk(&driver, &app).await;
+
+    // Astral emoji with skin tone and ZWJ, a flag, Arabic and Hebrew (RTL) with a mark,
+    // decomposed accents (e + U+0301), a Devanagari cluster and a trailing space-less mix.
+    let said = "Olá 👩🏽\u{200d}💻 🇿🇦 مرحبا بالعالم ‏שלום‎ Cafe\u{301} नमस्ते ñ\u{303}!";
+    set_value(&customer, "#chat-text", said).await;
+    click(&customer, "#chat-send").await;
+    wait_exact(&agent, "#messages .message.inbound .body", said).await;
+
+    let answer = "Shukran! 🙏🏿 ٱلسَّلَامُ عَلَيْكُمْ — e\u{301}\u{302} 𝔘𝔫𝔦𝔠𝔬𝔡𝔢 👨\u{200d}👩\u{200d}👧";
+    set_value(&agent, "#composer-text", answer).await;
+    // Typing in the composer shows on the customer's page before the message arrives.
+    wait_text(&customer, "#chat-typing", "Ann Agent is typing").await;
+    click(&agent, "#composer-send").await;
+    wait_exact(&customer, "#chat-messages .message.outbound .body", answer).await;
+
+    // Stored byte for byte too.
+    let tenant = app.demo.tenant_id.parse().unwrap();
+    let convs = app
+        .app
+        .store
+        .list_conversations(
+            tenant,
+            &switchboard_core::ports::ConversationFilter {
+                states: vec![],
+                assignee: None,
+                limit: 10,
+            },
+        )
+        .await
+        .unwrap();
+    let msgs = app
+        .app
+        .store
+        .list_messages(tenant, convs[0].conversation.id, 50)
+        .await
+        .unwrap();
+    let bodies: Vec<String> = msgs
+        .iter()
+        .filter_map(|m| match &m.content {
+            switchboard_core::Content::Text { body } => Some(body.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(bodies.iter().any(|b| b == said), "{bodies:?}");
+    assert!(bodies.iter().any(|b| b == answer), "{bodies:?}");
+    std::fs::write(
+        artifacts().join("desk-unicode.png"),
+        agent.screenshot().await.unwrap(),
+    )
+    .unwrap();
+    customer.close().await.unwrap();
+    agent.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_desk_resumes_after_losing_its_socket_with_every_missed_message_once_and_no_reload() {
+    let Some(driver) = start_driver().await else {
+        return;
+    };
+    let app = spawn_app().await;
+    let (customer, agent) = chat_and_desk(&driver, &app).await;
+    // A marker that a reload would wipe.
+    agent
+        .execute("window.__sameDocument = 'yes';", vec![])
+        .await
+        .unwrap();
+
+    // The desk loses the network: its event socket closes.
+    agent
+        .execute("window.dispatchEvent(new Event('offline'));", vec![])
+        .await
+        .unwrap();
+    wait_css(&agent, "#live-status[data-state=\"offline\"]").await;
+
+    // Meanwhile the customer writes three messages (each stored before the next).
+    let missed = ["while away 1", "while away 2 ✈️", "while away 3"];
+    for (n, text) in missed.iter().enumerate() {
+        set_value(&customer, "#chat-text", text).await;
+        click(&customer, "#chat-send").await;
+        let app_ref = &app;
+        crate::helpers::eventually(10, "the message to be stored", || async move {
+            let tenant = app_ref.demo.tenant_id.parse().ok()?;
+            let convs = app_ref
+                .app
+                .store
+                .list_conversations(
+                    tenant,
+                    &switchboard_core::ports::ConversationFilter {
+                        states: vec![],
+                        assignee: None,
+                        limit: 10,
+                    },
+                )
+                .await
+                .ok()?;
+            let msgs = app_ref
+                .app
+                .store
+                .list_messages(tenant, convs.first()?.conversation.id, 100)
+                .await
+                .ok()?;
+            let inbound = msgs
+                .iter()
+                .filter(|m| m.direction == switchboard_core::Direction::Inbound)
+                .count();
+            (inbound > n + 1).then_some(())
+        })
+        .await;
+    }
+    assert!(
+        texts(&agent, "#messages .message.inbound .body")
+            .await
+            .iter()
+            .all(|t| !t.starts_with("while away")),
+        "nothing arrives while the socket is down"
+    );
+
+    // The network is back: the desk reconnects and replays what it missed.
+    agent
+        .execute("window.dispatchEvent(new Event('online'));", vec![])
+        .await
+        .unwrap();
+    wait_css(&agent, "#live-status[data-state=\"live\"]").await;
+    for text in missed {
+        wait_exact(&agent, "#messages .message.inbound .body", text).await;
+    }
+    let shown = texts(&agent, "#messages .message.inbound .body").await;
+    assert_eq!(
+        shown,
+        ["first", missed[0], missed[1], missed[2]],
+        "every message once, in order"
+    );
+    let same = agent
+        .execute("return window.__sameDocument || null;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(same, json!("yes"), "no reload");
+    customer.close().await.unwrap();
+    agent.close().await.unwrap();
 }

@@ -19,7 +19,7 @@ type Socket =
 
 /// Adds a WhatsApp channel on the mock, with the WABA id the template catalogue needs
 /// unless `waba` is false.
-async fn add_whatsapp(app: &TestApp, api_base: &str, waba: bool) -> String {
+pub(crate) async fn add_whatsapp(app: &TestApp, api_base: &str, waba: bool) -> String {
     let mut credentials = json!({
         "access_token": WA_TOKEN, "phone_number_id": WA_PHONE_ID,
         "app_secret": WA_APP_SECRET, "verify_token": "verify-me",

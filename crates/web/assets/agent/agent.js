@@ -294,7 +294,6 @@ async function loadInbox() {
     state.notInView.clear();
     for (const c of data.conversations || []) state.convs.set(c.id, c);
     renderInbox();
-    setCount(state.view, state.convs.size);
   } catch (e) {
     if (token !== state.inboxToken || e.status === 401) return;
     clear(inbox);
@@ -438,7 +437,10 @@ $("inbox-search").addEventListener("keydown", (ev) => {
   }
 });
 
-/** Counts for the view buttons: one small request per view, coalesced. */
+/**
+ * Counts for the view buttons: one request for every view (`GET /api/v1/desk/counts`),
+ * coalesced, and again whenever a live event changes a conversation.
+ */
 const COUNT_VIEWS = ["mine", "my_queues", "unassigned", "all"];
 let countsTimer = null;
 function scheduleCounts() {
@@ -447,14 +449,14 @@ function scheduleCounts() {
 }
 
 async function loadCounts() {
-  for (const view of COUNT_VIEWS) {
-    if (view === "all" && !isSupervisor()) continue;
-    try {
-      const data = await api("GET", `/api/v1/desk/conversations?view=${view}&limit=500`);
-      setCount(view, (data.conversations || []).length);
-    } catch {
-      // Counts are a convenience; the list itself shows errors.
+  try {
+    const data = await api("GET", "/api/v1/desk/counts");
+    const counts = (data && data.counts) || {};
+    for (const view of COUNT_VIEWS) {
+      if (typeof counts[view] === "number") setCount(view, counts[view]);
     }
+  } catch {
+    // Counts are a convenience; the list itself shows errors.
   }
 }
 
@@ -496,6 +498,7 @@ async function selectConversation(id) {
   state.messages.clear();
   state.notes.clear();
   closeCanned();
+  hideCustomerTyping();
   $("template-form").hidden = true;
   for (const row of document.querySelectorAll("#inbox .conversation")) {
     const on = row.dataset.id === id;
@@ -597,11 +600,15 @@ function mergeMessage(m) {
 
 const RANK = { queued: 0, sent: 1, delivered: 2, read: 3, failed: 4 };
 
-/** Same rule as core's DeliveryStatus::should_advance: forward only; failed always wins. */
+/**
+ * Same rule as core's DeliveryStatus::should_advance: forward only; failed always wins,
+ * except over a retry (the retry route puts a failed message back to `queued`).
+ */
 function shouldAdvance(next, current) {
   if (current === undefined || current === null) return true;
   if (current === next) return true;
-  if (current === "failed") return false;
+  // Only a retry moves a failed message on: back to the queue, then onwards.
+  if (current === "failed") return next === "queued";
   if (next === "failed") return true;
   return (RANK[next] ?? -1) > (RANK[current] ?? -1);
 }
@@ -757,15 +764,14 @@ function renderFailure(failure, m) {
     f.reason || "the channel refused this message",
     parts.length ? ` (${parts.join(", ")})` : "",
   );
-  const retry = m && retryBody(m, f);
-  if (retry) {
+  if (m && canRetry(m, f)) {
     p.append(
       " ",
       h("button", {
         class: "secondary retry",
         attrs: { type: "button" },
-        text: f.class === "needs_template" && retry.text ? "Send a template…" : "Send again",
-        on: { click: (ev) => retrySend(ev.currentTarget, retry, f) },
+        text: f.class === "needs_template" && m.content && m.content.type !== "template" ? "Send a template…" : "Send again",
+        on: { click: (ev) => retrySend(ev.currentTarget, m, f) },
       }),
     );
   }
@@ -773,34 +779,41 @@ function renderFailure(failure, m) {
 }
 
 /**
- * What "send again" posts for a failed message: the same text or template as a new
- * message (the failed one stays in the history with its reason). Nothing for content an
- * agent cannot send, or when the customer cannot be reached on this channel.
+ * Whether "send again" is offered for a failed message: outbound ones the desk can
+ * send (text, templates, media). The server re-checks every rule (window, reachability,
+ * consent) and says why when it refuses.
  */
-function retryBody(m, f) {
-  if (f.class === "unreachable") return null;
-  const c = m.content || {};
-  if (c.type === "text" && c.body) return { text: c.body };
-  if (c.type === "template" && c.name) return { template: { name: c.name, language: c.language || "en", variables: c.variables || [] } };
-  return null;
+function canRetry(m, f) {
+  if (m.direction !== "outbound" || m.status !== "failed") return false;
+  const t = (m.content || {}).type;
+  return t === "text" || t === "template" || t === "media";
 }
 
-async function retrySend(btn, body, f) {
-  if (f.class === "needs_template" && body.text) {
+/**
+ * Sends the SAME failed message again (`POST …/messages/{id}/retry`): it goes back to
+ * `queued` under its own id, so the history keeps one message. Free-form text that failed
+ * because the WhatsApp window closed can only be followed by a template: the template
+ * picker opens instead.
+ */
+async function retrySend(btn, m, f) {
+  if (f.class === "needs_template" && (m.content || {}).type !== "template") {
     showTemplateForm("The 24-hour window is closed.");
     return;
   }
   const id = state.selectedId;
   btn.disabled = true;
   try {
-    const data = await api("POST", `/api/v1/conversations/${encodeURIComponent(id)}/messages`, body);
-    if (data && data.message) applyMessageCreated(data.message);
+    const data = await api(
+      "POST",
+      `/api/v1/conversations/${encodeURIComponent(id)}/messages/${encodeURIComponent(m.id)}/retry`,
+    );
+    if (data && data.message) applyMessageStatus({ conversation_id: id, message_id: m.id, status: "queued" });
     btn.textContent = "Sent again";
   } catch (e) {
     btn.disabled = false;
     if (e.status === 401) return;
     if (e.code === "template_required") showTemplateForm(e.message);
-    else showConvError(`Not sent: ${e.message}`);
+    else showConvError(`Not sent again: ${e.message}`);
   }
 }
 
@@ -1097,6 +1110,7 @@ const live = {
   attempt: 0,
   timer: null,
   stopped: true,
+  offline: false, // the browser said the network is gone (see the `offline` listener)
 };
 
 function setLive(kind, text) {
@@ -1150,7 +1164,7 @@ function connectEvents() {
   });
   ws.addEventListener("close", () => {
     if (live.ws === ws) live.ws = null;
-    if (live.stopped) return;
+    if (live.stopped || live.offline) return;
     setLive("reconnecting", "reconnecting…");
     scheduleReconnect();
   });
@@ -1178,6 +1192,27 @@ function scheduleReconnect() {
     connectEvents();
   }, delay);
 }
+
+// The browser lost the network: drop the socket rather than let it hang half-open, and
+// come back at once when the network does. The reconnect names the last event applied, so
+// whatever happened meanwhile is replayed (none missing, none doubled), without a reload.
+window.addEventListener("offline", () => {
+  if (live.stopped) return;
+  live.offline = true;
+  clearTimeout(live.timer);
+  if (live.ws) {
+    const ws = live.ws;
+    live.ws = null;
+    ws.close();
+  }
+  setLive("offline", "offline");
+});
+window.addEventListener("online", () => {
+  if (!live.offline) return;
+  live.offline = false;
+  live.attempt = 0;
+  if (!live.stopped) connectEvents();
+});
 
 function disconnectEvents() {
   live.stopped = true;
@@ -1232,12 +1267,16 @@ function applyEvent(event) {
       scheduleInbox();
       scheduleSupervisor();
       break;
+    case "typing":
+      if (data.conversation_id === state.selectedId) showCustomerTyping();
+      break;
     default:
       break; // newer server, older page: ignore what we don't know
   }
 }
 
 function applyMessageCreated(m) {
+  if (m.conversation_id === state.selectedId && m.direction === "inbound") hideCustomerTyping();
   if (m.conversation_id === state.selectedId) {
     const isNew = !state.messages.has(m.id);
     const stored = mergeMessage(m);
@@ -1285,6 +1324,42 @@ function applyConversation(conv) {
     renderHeader(conv, state.selected && state.selected.contact);
   }
 }
+
+// ---------------------------------------------------------------- typing
+
+/** "Customer is typing…" under the messages for 6 s, or until their message arrives. */
+let customerTypingTimer = null;
+function showCustomerTyping() {
+  const el = $("typing-indicator");
+  el.textContent = "Customer is typing…";
+  el.hidden = false;
+  clearTimeout(customerTypingTimer);
+  customerTypingTimer = setTimeout(hideCustomerTyping, 6000);
+}
+
+function hideCustomerTyping() {
+  clearTimeout(customerTypingTimer);
+  $("typing-indicator").hidden = true;
+}
+
+/**
+ * Tells the customer the agent is typing (`POST …/typing`) where the channel can show it:
+ * at most once every 4 s per page (the server throttles to 5 s per conversation), never
+ * for internal notes, and failures are ignored (typing is best effort).
+ */
+const agentTyping = { at: 0, conv: null };
+function tellTyping() {
+  const id = state.selectedId;
+  const mode = $("composer").dataset.mode;
+  if (!id || mode === "note" || !$("composer-text").value.trim()) return;
+  const now = Date.now();
+  if (agentTyping.conv === id && now - agentTyping.at < 4000) return;
+  agentTyping.conv = id;
+  agentTyping.at = now;
+  api("POST", `/api/v1/conversations/${encodeURIComponent(id)}/typing`).catch(() => {});
+}
+
+$("composer-text").addEventListener("input", tellTyping);
 
 // ---------------------------------------------------------------- announcements
 
@@ -1455,8 +1530,68 @@ async function chooseCanned() {
 function showTemplateForm(why) {
   $("template-why").textContent = `${why} Send an approved template instead; the customer's answer reopens the window.`;
   $("template-form").hidden = false;
-  $("template-name").focus();
+  loadTemplates();
+  $("template-pick").focus();
 }
+
+/**
+ * Fills the picker with the channel's approved templates
+ * (`GET /api/v1/channels/{id}/templates`); when they cannot be listed the agent can still
+ * type a name. Picking one fills the name and language and shows its text.
+ */
+const templateState = { list: [], channel: null };
+async function loadTemplates() {
+  const conv = currentConversation();
+  const pick = $("template-pick");
+  const channel = conv && conv.channel_id;
+  if (!channel) return;
+  if (templateState.channel === channel && templateState.list.length) return;
+  clear(pick);
+  pick.append(h("option", { attrs: { value: "" }, text: "Loading templates…" }));
+  let list = [];
+  let problem = null;
+  try {
+    const data = await api("GET", `/api/v1/channels/${encodeURIComponent(channel)}/templates`);
+    list = (data && data.templates) || [];
+  } catch (e) {
+    if (e.status === 401) return;
+    problem = e.message;
+  }
+  if ((currentConversation() || {}).channel_id !== channel) return; // moved on meanwhile
+  templateState.list = list;
+  templateState.channel = channel;
+  clear(pick);
+  const first = problem
+    ? `Templates could not be listed (${problem}); type a name below`
+    : list.length
+      ? "Choose a template…"
+      : "No approved templates; type a name below";
+  pick.append(h("option", { attrs: { value: "" }, text: first }));
+  list.forEach((t, i) => {
+    pick.append(h("option", { attrs: { value: String(i) }, text: `${t.name} (${t.language})` }));
+  });
+  const names = $("template-names");
+  clear(names);
+  for (const t of list) names.append(h("option", { attrs: { value: t.name } }));
+}
+
+$("template-pick").addEventListener("change", () => {
+  const t = templateState.list[Number($("template-pick").value)];
+  const body = $("template-body");
+  if (!$("template-pick").value || !t) {
+    body.hidden = true;
+    return;
+  }
+  $("template-name").value = t.name;
+  $("template-language").value = t.language;
+  body.textContent = t.body || "(no body text)";
+  body.hidden = false;
+  const vars = $("template-vars");
+  vars.rows = Math.max(2, t.variables);
+  vars.placeholder = t.variables
+    ? Array.from({ length: t.variables }, (_, i) => `value of {{${i + 1}}}`).join("\n")
+    : "no variables";
+});
 
 $("template-cancel").addEventListener("click", () => {
   $("template-form").hidden = true;

@@ -374,6 +374,10 @@ function connect() {
         break;
       case "message":
         upsertMessage(frame.message);
+        if (frame.message && frame.message.direction === "outbound") hideTyping();
+        break;
+      case "typing":
+        showTyping(frame.name);
         break;
       case "error":
         onError(frame);
@@ -436,7 +440,43 @@ $("chat-text").addEventListener("keydown", (ev) => {
   }
 });
 
-$("chat-text").addEventListener("input", autosize);
+$("chat-text").addEventListener("input", () => {
+  autosize();
+  tellTyping();
+});
+
+// ---------------------------------------------------------------- typing
+
+/**
+ * Tells the agent the customer is typing: best effort, at most one frame every 4 s (the
+ * server throttles too), and only on an open socket (never queued for later).
+ */
+let typingSentAt = 0;
+function tellTyping() {
+  const now = Date.now();
+  if (!state.ready || !state.ws || now - typingSentAt < 4000 || !$("chat-text").value.trim()) return;
+  typingSentAt = now;
+  try {
+    state.ws.send(JSON.stringify({ type: "typing" }));
+  } catch {
+    // The socket is closing: nothing to do, typing is not worth a retry.
+  }
+}
+
+/** "<agent> is typing…" for 6 s, or until their message arrives. */
+let typingTimer = null;
+function showTyping(name) {
+  const el = $("chat-typing");
+  el.textContent = `${name || "The agent"} is typing…`;
+  el.hidden = false;
+  clearTimeout(typingTimer);
+  typingTimer = setTimeout(hideTyping, 6000);
+}
+
+function hideTyping() {
+  clearTimeout(typingTimer);
+  $("chat-typing").hidden = true;
+}
 
 setInterval(() => refreshTimes(list()), 30000);
 
