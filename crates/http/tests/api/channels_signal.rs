@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, eventually, spawn_app};
 use crate::providers::{
-    SIGNAL_ACCOUNT, fixture, signal_daemon_mock, signal_mock, signal_mock_with_attachments,
-    wait_for,
+    SIGNAL_ACCOUNT, SignalDaemon, fixture, signal_daemon_mock, signal_mock,
+    signal_mock_with_attachments, wait_for,
 };
 
 async fn signal_conversations(app: &TestApp) -> Vec<Value> {
@@ -161,10 +161,9 @@ async fn a_signal_attachment_is_copied_into_the_media_store_and_deleted_from_sig
     .await;
 }
 
-#[tokio::test]
-async fn signal_cli_daemon_events_are_received_and_receipts_mark_the_reply_delivered_then_read() {
-    // Arrange
-    let daemon = signal_daemon_mock().await;
+/// A server with an available admin and a Signal channel in JSON-RPC mode on `daemon`,
+/// returned once its receiver listens to the daemon's event stream.
+async fn app_reading_daemon(daemon: &SignalDaemon) -> TestApp {
     let mut app = spawn_app().await;
     app.login("admin@demo.example").await;
     app.set_presence("available").await;
@@ -176,11 +175,18 @@ async fn signal_cli_daemon_events_are_received_and_receipts_mark_the_reply_deliv
         )
         .await;
     assert_eq!(s, 201, "{body}");
-    let d = &daemon;
     wait_for(10, "the receiver to open the event stream", move || {
-        d.listeners() > 0
+        daemon.listeners() > 0
     })
     .await;
+    app
+}
+
+#[tokio::test]
+async fn signal_cli_daemon_events_are_received_and_receipts_mark_the_reply_delivered_then_read() {
+    // Arrange
+    let daemon = signal_daemon_mock().await;
+    let app = app_reading_daemon(&daemon).await;
 
     // Act: the customer writes (real JSON-RPC `receive` notification on the stream).
     let mut frame = fixture("signal/jsonrpc_receive_data_message.json");
@@ -272,22 +278,7 @@ async fn a_signal_daemon_attachment_is_fetched_with_get_attachment_and_stored() 
         .lock()
         .unwrap()
         .insert("1qeCjjWOOo9Gxv8pfdCw.png".into(), picture.clone());
-    let mut app = spawn_app().await;
-    app.login("admin@demo.example").await;
-    app.set_presence("available").await;
-    let (s, body) = app
-        .post(
-            "/api/v1/channels",
-            json!({"kind": "signal", "name": "Signal daemon", "credentials": {
-                "account": SIGNAL_ACCOUNT, "api_base": daemon.uri, "mode": "json-rpc"}}),
-        )
-        .await;
-    assert_eq!(s, 201, "{body}");
-    let d = &daemon;
-    wait_for(10, "the receiver to open the event stream", move || {
-        d.listeners() > 0
-    })
-    .await;
+    let app = app_reading_daemon(&daemon).await;
 
     // Act: a `receive` notification carrying the attachment of the REST fixture.
     let mut frame = fixture("signal/jsonrpc_receive_data_message.json");
