@@ -64,6 +64,19 @@ impl Db {
         }
     }
 
+    /// Scans the raw database (see `raw_text`): it must hold the tenant's slug (so the
+    /// scan read the data at all) and none of `secrets`.
+    async fn assert_holds_none_of(&self, secrets: &[&str]) {
+        let raw = self.raw_text().await;
+        assert!(raw.contains("acme"), "the scan reads the data at all");
+        for secret in secrets {
+            assert!(
+                !raw.contains(secret),
+                "{secret:?} found in the raw database"
+            );
+        }
+    }
+
     /// Everything the database holds, as text: the SQLite file and its WAL as bytes, or
     /// every PostgreSQL table's rows as JSON.
     async fn raw_text(&self) -> String {
@@ -205,14 +218,8 @@ async fn customer_data_and_secrets_never_reach_the_database_in_clear() {
 
         // ... while the raw database holds none of it.
         s.close().await;
-        let raw = db.raw_text().await;
-        assert!(raw.contains("acme"), "the scan reads the data at all");
-        for secret in [MARKER, NAME, PHONE, &PHONE[1..], &PHONE[3..], TOKEN] {
-            assert!(
-                !raw.contains(secret),
-                "{secret:?} found in the raw database"
-            );
-        }
+        db.assert_holds_none_of(&[MARKER, NAME, PHONE, &PHONE[1..], &PHONE[3..], TOKEN])
+            .await;
         db
     })
     .await;
@@ -409,14 +416,8 @@ async fn internal_notes_are_sealed_and_read_back() {
         assert_eq!(notes[0].data["said"], NOTE);
 
         s.close().await;
-        let raw = db.raw_text().await;
-        assert!(raw.contains("acme"), "the scan reads the data at all");
-        for secret in [NOTE, "8001015009087", "Kestrel-Lagoon-2290"] {
-            assert!(
-                !raw.contains(secret),
-                "{secret:?} found in the raw database"
-            );
-        }
+        db.assert_holds_none_of(&[NOTE, "8001015009087", "Kestrel-Lagoon-2290"])
+            .await;
         db
     })
     .await;
