@@ -11,7 +11,8 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use crate::helpers::{DEMO_PASSWORD, TestApp, eventually, spawn_app};
 use crate::providers::{
     SIGNAL_ACCOUNT, TG_SECRET, TG_TOKEN, WA_APP_SECRET, WA_PHONE_ID, WA_TOKEN, WA_WABA_ID, fixture,
-    mount_whatsapp_templates, signal_daemon_mock, telegram_mock, wa_sign, wait_for, whatsapp_mock,
+    mount_whatsapp_templates, signal_daemon_mock, signal_mock, telegram_mock, wa_sign, wait_for,
+    whatsapp_mock,
 };
 
 type Socket =
@@ -511,6 +512,40 @@ async fn agent_typing_on_signal_calls_send_typing() {
         .unwrap()
         .to_string();
     assert_eq!(call["params"]["recipient"], json!([source]), "{call}");
+}
+
+#[tokio::test]
+async fn agent_typing_on_signal_rest_puts_the_typing_indicator() {
+    let (mock, provider, queue) = signal_mock().await;
+    let mut app = spawn_app().await;
+    app.login("admin@demo.example").await;
+    let (s, b) = app
+        .post(
+            "/api/v1/channels",
+            json!({"kind": "signal", "name": "Signal REST", "credentials": {
+                "account": SIGNAL_ACCOUNT, "api_base": mock.uri(), "mode": "rest"}}),
+        )
+        .await;
+    assert_eq!(s, 201, "{b}");
+    let mut frame = fixture("signal/rest_ws_receive_attachment.json");
+    frame["envelope"]["dataMessage"]["attachments"] = json!([]);
+    frame["account"] = json!(SIGNAL_ACCOUNT);
+    queue.lock().unwrap().push(frame.clone());
+    let conv = conversation_on(&app, "signal").await;
+
+    assert_eq!(typing(&app, &conv).await, json!({"typing": "sent"}));
+
+    let p = provider.clone();
+    wait_for(10, "the typing indicator", move || {
+        !p.bodies("/v1/typing-indicator/+49987654321").is_empty()
+    })
+    .await;
+    let call = &provider.bodies(&format!("/v1/typing-indicator/{SIGNAL_ACCOUNT}"))[0];
+    let source = frame["envelope"]["sourceUuid"]
+        .as_str()
+        .or(frame["envelope"]["source"].as_str())
+        .unwrap();
+    assert_eq!(call, &json!({"recipient": source}));
 }
 
 async fn connect(url: &str, cookie: Option<&str>) -> Socket {

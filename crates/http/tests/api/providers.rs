@@ -663,6 +663,16 @@ impl Respond for SignalResponder {
             return ResponseTemplate::new(200).set_body_json(Value::Array(frames));
         }
         let body = self.state.record(req);
+        if p == format!("/v1/typing-indicator/{SIGNAL_ACCOUNT}") {
+            // PUT shows "typing" to `recipient`, DELETE stops it; 204 either way.
+            let ok = matches!(req.method.as_str(), "PUT" | "DELETE")
+                && body["recipient"].as_str().is_some_and(|r| !r.is_empty());
+            return if ok {
+                ResponseTemplate::new(204)
+            } else {
+                ResponseTemplate::new(400).set_body_json(json!({"error": "bad request"}))
+            };
+        }
         if p == "/v2/send" {
             let ok = body["number"] == SIGNAL_ACCOUNT
                 && body["recipients"].as_array().is_some_and(|r| !r.is_empty())
