@@ -263,37 +263,10 @@ async fn a_customer_page_and_an_agent_page_exchange_messages_in_chromium() {
         return;
     };
     let app = spawn_app().await;
-    let customer = browser(&driver).await;
-    let agent = browser(&driver).await;
-
-    // The customer opens the chat page and writes (with markup that must stay text).
-    customer
-        .goto(&app.url(&format!("/chat/{}", app.demo.webchat_channel_id)))
-        .await
-        .unwrap();
-    wait_text(&customer, "#chat-title", "Demo Bank").await;
+    // The customer writes (with markup that must stay text); the agent, logged in, finds the
+    // conversation live in "unassigned" (the bot still has it) and opens it.
     let said = "Hello <img src=x onerror=alert(1)> from the browser";
-    type_into(&customer, "#chat-text", said).await;
-    click(&customer, "#chat-send").await;
-    wait_text(
-        &customer,
-        "#chat-messages .message.outbound",
-        "automated assistant",
-    )
-    .await;
-
-    // The agent logs in and sees it live.
-    agent.goto(&app.url("/agent")).await.unwrap();
-    type_into(&agent, "#login-email", "ann@demo.example").await;
-    type_into(&agent, "#login-password", DEMO_PASSWORD).await;
-    click(&agent, "#login-submit").await;
-    wait_css(&agent, "#live-status[data-state=\"live\"]").await;
-    // The bot still has it: it waits in "unassigned" (the desk opens on "mine").
-    click(&agent, ".view-btn[data-view=\"unassigned\"]").await;
-    // The inbox row previews the last message: the demo flow's main menu.
-    wait_text(&agent, "#inbox .conversation", "How can we help you today?").await;
-    click(&agent, "#inbox .conversation").await;
-    wait_text(&agent, "#messages .message.inbound", said).await;
+    let (customer, agent) = chat_and_desk(&driver, &app, said).await;
 
     // The agent replies; the customer's page shows it.
     let reply = "Hi! Ann here, how can I help?";
@@ -734,15 +707,20 @@ async fn wait_exact(c: &Client, css: &str, text: &str) {
     }
 }
 
-/// Opens the customer's chat page and the agent's desk on the customer's conversation.
-async fn chat_and_desk(driver: &Driver, app: &crate::helpers::TestApp) -> (Client, Client) {
+/// Opens the customer's chat page, where the customer writes `first`, and the agent's desk
+/// (Ann) on that conversation, found live in "unassigned" while the bot has it.
+async fn chat_and_desk(
+    driver: &Driver,
+    app: &crate::helpers::TestApp,
+    first: &str,
+) -> (Client, Client) {
     let customer = browser(driver).await;
     customer
         .goto(&app.url(&format!("/chat/{}", app.demo.webchat_channel_id)))
         .await
         .unwrap();
     wait_text(&customer, "#chat-title", "Demo Bank").await;
-    type_into(&customer, "#chat-text", "first").await;
+    type_into(&customer, "#chat-text", first).await;
     click(&customer, "#chat-send").await;
     wait_text(
         &customer,
@@ -756,7 +734,7 @@ async fn chat_and_desk(driver: &Driver, app: &crate::helpers::TestApp) -> (Clien
     click(&agent, ".view-btn[data-view=\"unassigned\"]").await;
     wait_css(&agent, "#inbox .conversation").await;
     click(&agent, "#inbox .conversation").await;
-    wait_exact(&agent, "#messages .message.inbound .body", "first").await;
+    wait_exact(&agent, "#messages .message.inbound .body", first).await;
     (customer, agent)
 }
 
@@ -766,7 +744,7 @@ async fn emoji_rtl_and_combining_text_round_trips_exactly_between_the_chat_and_t
         return;
     };
     let app = spawn_app().await;
-    let (customer, agent) = chat_and_desk(&driver, &app).await;
+    let (customer, agent) = chat_and_desk(&driver, &app, "first").await;
 
     // Astral emoji with skin tone and ZWJ, a flag, Arabic and Hebrew (RTL) with a mark,
     // decomposed accents (e + U+0301), a Devanagari cluster and a trailing space-less mix.
@@ -827,7 +805,7 @@ async fn the_desk_resumes_after_losing_its_socket_with_every_missed_message_once
         return;
     };
     let app = spawn_app().await;
-    let (customer, agent) = chat_and_desk(&driver, &app).await;
+    let (customer, agent) = chat_and_desk(&driver, &app, "first").await;
     // A marker that a reload would wipe.
     agent
         .execute("window.__sameDocument = 'yes';", vec![])

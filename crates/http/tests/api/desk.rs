@@ -3,10 +3,9 @@
 //! both ways (agent → Telegram / WhatsApp / Signal / web chat, web chat customer → desk).
 //! Providers are the mocks of `providers.rs`, fed the real fixtures.
 
-use futures::{SinkExt, StreamExt};
+use futures::SinkExt;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message as Ws;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::helpers::{DEMO_PASSWORD, TestApp, eventually, spawn_app};
 use crate::providers::{
@@ -14,9 +13,7 @@ use crate::providers::{
     mount_whatsapp_templates, signal_daemon_mock, signal_mock, telegram_mock, wa_sign, wait_for,
     whatsapp_mock,
 };
-
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+use crate::webchat::{connect, next_matching};
 
 /// Adds a WhatsApp channel on the mock, with the WABA id the template catalogue needs
 /// unless `waba` is false.
@@ -546,35 +543,6 @@ async fn agent_typing_on_signal_rest_puts_the_typing_indicator() {
         .or(frame["envelope"]["source"].as_str())
         .unwrap();
     assert_eq!(call, &json!({"recipient": source}));
-}
-
-async fn connect(url: &str, cookie: Option<&str>) -> Socket {
-    let mut req = url.into_client_request().unwrap();
-    if let Some(c) = cookie {
-        req.headers_mut().insert("cookie", c.parse().unwrap());
-    }
-    tokio_tungstenite::connect_async(req)
-        .await
-        .expect("websocket connects")
-        .0
-}
-
-/// Reads JSON frames until one matches `pred` (5 s per frame at most).
-async fn next_matching(ws: &mut Socket, pred: impl Fn(&Value) -> bool) -> Value {
-    for _ in 0..100 {
-        let msg = tokio::time::timeout(std::time::Duration::from_secs(5), ws.next())
-            .await
-            .expect("a frame within 5 s")
-            .expect("socket open")
-            .expect("frame ok");
-        if let Ws::Text(t) = msg {
-            let v: Value = serde_json::from_str(&t).unwrap();
-            if pred(&v) {
-                return v;
-            }
-        }
-    }
-    panic!("no matching frame in 100 frames");
 }
 
 #[tokio::test]

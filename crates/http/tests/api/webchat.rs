@@ -7,10 +7,10 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::helpers::{DEMO_PASSWORD, TestApp, eventually, spawn_app};
 
-type Socket =
+pub(crate) type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn connect(url: &str, cookie: Option<&str>) -> Socket {
+pub(crate) async fn connect(url: &str, cookie: Option<&str>) -> Socket {
     let mut req = url.into_client_request().unwrap();
     if let Some(c) = cookie {
         req.headers_mut().insert("cookie", c.parse().unwrap());
@@ -26,7 +26,7 @@ async fn send(ws: &mut Socket, v: Value) {
 }
 
 /// Next JSON frame, skipping pings; panics after 5 s.
-async fn next(ws: &mut Socket) -> Value {
+pub(crate) async fn next(ws: &mut Socket) -> Value {
     loop {
         let msg = tokio::time::timeout(std::time::Duration::from_secs(5), ws.next())
             .await
@@ -40,7 +40,7 @@ async fn next(ws: &mut Socket) -> Value {
 }
 
 /// Reads frames until one matches `pred`.
-async fn next_matching(ws: &mut Socket, pred: impl Fn(&Value) -> bool) -> Value {
+pub(crate) async fn next_matching(ws: &mut Socket, pred: impl Fn(&Value) -> bool) -> Value {
     for _ in 0..50 {
         let v = next(ws).await;
         if pred(&v) {
