@@ -584,6 +584,11 @@ async fn a_closed_whatsapp_window_offers_a_template_and_a_failed_send_can_be_sen
     wait_text_value(&admin, "#template-name", "order_update").await;
     wait_text_value(&admin, "#template-language", "en_US").await;
     type_into(&admin, "#template-vars", "42").await;
+    std::fs::write(
+        artifacts().join("desk-template-picker.png"),
+        admin.screenshot().await.unwrap(),
+    )
+    .unwrap();
     click(&admin, "#template-send").await;
     let is_template = |b: &serde_json::Value| b["template"]["name"] == "order_update";
     let p = provider.clone();

@@ -1347,16 +1347,21 @@ function hideCustomerTyping() {
  * at most once every 4 s per page (the server throttles to 5 s per conversation), never
  * for internal notes, and failures are ignored (typing is best effort).
  */
-const agentTyping = { at: 0, conv: null };
+const agentTyping = { at: 0, conv: null, unsupported: new Set() };
 function tellTyping() {
   const id = state.selectedId;
   const mode = $("composer").dataset.mode;
   if (!id || mode === "note" || !$("composer-text").value.trim()) return;
+  if (agentTyping.unsupported.has(id)) return; // the channel cannot show it: stop asking
   const now = Date.now();
   if (agentTyping.conv === id && now - agentTyping.at < 4000) return;
   agentTyping.conv = id;
   agentTyping.at = now;
-  api("POST", `/api/v1/conversations/${encodeURIComponent(id)}/typing`).catch(() => {});
+  api("POST", `/api/v1/conversations/${encodeURIComponent(id)}/typing`)
+    .then((d) => {
+      if (d && d.typing === "unsupported") agentTyping.unsupported.add(id);
+    })
+    .catch(() => {});
 }
 
 $("composer-text").addEventListener("input", tellTyping);
@@ -1528,7 +1533,8 @@ async function chooseCanned() {
 
 /** The 24-hour window is closed: only a template may go out. */
 function showTemplateForm(why) {
-  $("template-why").textContent = `${why} Send an approved template instead; the customer's answer reopens the window.`;
+  const reason = String(why || "").trim().replace(/([^.!?])$/, "$1.");
+  $("template-why").textContent = `${reason} Send an approved template instead; the customer's answer reopens the window.`;
   $("template-form").hidden = false;
   loadTemplates();
   $("template-pick").focus();
