@@ -284,11 +284,12 @@ async fn reply(
 /// again as the SAME message (same id and outbox row; status back to `queued`, attempts
 /// reset, failure cleared; a `message_status` event tells the desks). Answers
 /// `202 {"message"}`.
-/// - `409` unless the message is an outbound one that failed (or when the customer opted
-///   out of templates); `404` for a message not in this conversation.
-/// - The reply's rules apply: `422 template_required` for free-form text when the WhatsApp
-///   24 h window is closed, `422 recipient_unreachable` when the customer blocked the
-///   channel, `422` for a resolved conversation. Nothing changes when refused.
+/// - `409` unless the message is an outbound one that failed; `409 recipient_unreachable`
+///   when the customer cannot be reached on the channel (blocked us, not on WhatsApp) and
+///   `409` when they opted out of templates; `404` for a message not in this conversation.
+/// - Otherwise the reply's rules: `422 template_required` for free-form text when the
+///   WhatsApp 24 h window is closed, `422` for a resolved conversation. Nothing changes
+///   when refused.
 async fn retry(
     State(app): State<App>,
     auth: StaffAuth,
@@ -302,7 +303,14 @@ async fn retry(
             })?;
     let message = app
         .retry_message(&auth.user, parse_id(&id)?, message_id)
-        .await?;
+        .await
+        .map_err(|e| match e {
+            // The customer cannot be reached: it would only fail again.
+            ServiceError::Unreachable(m) => {
+                ApiError::new(StatusCode::CONFLICT, "recipient_unreachable", m)
+            }
+            other => other.into(),
+        })?;
     Ok((StatusCode::ACCEPTED, Json(json!({"message": message}))))
 }
 

@@ -175,6 +175,61 @@ async fn a_failed_reply_is_sent_again_as_the_same_message_and_reaches_the_custom
 }
 
 #[tokio::test]
+async fn retry_refuses_a_customer_whatsapp_marked_unreachable_with_409() {
+    // Arrange: three undeliverable answers in a row mark the customer unreachable.
+    let (mock, provider) = whatsapp_mock().await;
+    *provider.undeliverable_next.lock().unwrap() = 3;
+    let mut app = spawn_app().await;
+    app.login("admin@demo.example").await;
+    app.set_presence("available").await;
+    let channel = add_whatsapp(&app, &mock.uri(), false).await;
+    let conv = whatsapp_customer_writes(&app, &channel, now_secs()).await;
+    let mut first = String::new();
+    for n in 0..3 {
+        let (s, b) = app
+            .post(
+                &format!("/api/v1/conversations/{conv}/messages"),
+                json!({"text": format!("try {n}")}),
+            )
+            .await;
+        assert_eq!(s, 201, "{b}");
+        if n == 0 {
+            first = b["message"]["id"].as_str().unwrap().to_string();
+        }
+        let (app_ref, conv_ref) = (&app, conv.as_str());
+        eventually(10, "the reply to fail", || async move {
+            let failed = messages(app_ref, conv_ref)
+                .await
+                .iter()
+                .filter(|m| m["status"] == "failed")
+                .count();
+            (failed > n).then_some(())
+        })
+        .await;
+    }
+
+    // Act
+    let (s, b) = app
+        .post(
+            &format!("/api/v1/conversations/{conv}/messages/{first}/retry"),
+            json!(null),
+        )
+        .await;
+
+    // Assert: refused with the reason, nothing queued, no provider call.
+    assert_eq!(s, 409, "{b}");
+    assert_eq!(b["error"]["code"], "recipient_unreachable", "{b}");
+    assert!(
+        b["error"]["message"].as_str().unwrap().contains("131026"),
+        "{b}"
+    );
+    let m = messages(&app, &conv).await;
+    let again = m.iter().find(|m| m["id"] == first.as_str()).unwrap();
+    assert_eq!(again["status"], "failed", "{again}");
+    assert_eq!(provider.bodies("/messages").len(), 3);
+}
+
+#[tokio::test]
 async fn retry_refuses_the_customers_messages_unknown_ids_and_a_closed_whatsapp_window() {
     let (mock, provider) = whatsapp_mock().await;
     let mut app = spawn_app().await;
