@@ -810,10 +810,10 @@ pub(crate) enum Reopened {
 
 /// Resolve, then a customer message (ingest, step 4a): of `contacts` (ids of contacts with
 /// no open conversation on `channel`), those whose latest conversation there was resolved
-/// with a reopen window still open at `now` get it back: state `queued` in the queue it was
-/// resolved from, no assignee, fresh first-response and resolution clocks, no marks or
-/// wrap-up code. Its `last_agent` stays, so routing offers it to that agent first. One
-/// SELECT for the contacts and one UPDATE for what it found.
+/// with a reopen window still open at `now`, from a queue that still exists, get it back:
+/// state `queued` in the queue it was resolved from, no assignee, fresh first-response and
+/// resolution clocks, no marks or wrap-up code. Its `last_agent` stays, so routing offers it
+/// to that agent first. One SELECT for the contacts and one UPDATE for what it found.
 pub(crate) async fn reopen_for_customers(
     conn: &mut AnyConnection,
     channel: switchboard_core::ChannelId,
@@ -830,7 +830,8 @@ pub(crate) async fn reopen_for_customers(
         .push(" AND c.contact_id IN (")
         .list(contacts.iter().cloned())
         .push(
-            ") AND NOT EXISTS (SELECT 1 FROM conversations n WHERE n.channel_id = c.channel_id \
+            ") AND EXISTS (SELECT 1 FROM queues q WHERE q.id = c.queue_id) \
+             AND NOT EXISTS (SELECT 1 FROM conversations n WHERE n.channel_id = c.channel_id \
              AND n.contact_id = c.contact_id AND n.created_at > c.created_at)",
         );
     let mut found = Vec::new();
