@@ -76,6 +76,26 @@ async fn messages(app: &TestApp, conv: &str) -> Vec<Value> {
     b["messages"].as_array().cloned().unwrap_or_default()
 }
 
+/// Waits for message `id` of `conv` to reach `status`; returns it.
+async fn wait_status(app: &TestApp, conv: &str, id: &str, status: &'static str) -> Value {
+    eventually(10, "the message's status", || async move {
+        messages(app, conv)
+            .await
+            .into_iter()
+            .find(|m| m["id"] == id && m["status"] == status)
+    })
+    .await
+}
+
+/// `POST …/messages/{id}/retry`.
+async fn retry(app: &TestApp, conv: &str, id: &str) -> (u16, Value) {
+    app.post(
+        &format!("/api/v1/conversations/{conv}/messages/{id}/retry"),
+        json!(null),
+    )
+    .await
+}
+
 fn now_secs() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
@@ -100,36 +120,18 @@ async fn a_failed_reply_is_sent_again_as_the_same_message_and_reaches_the_custom
         .await;
     assert_eq!(s, 201, "{b}");
     let id = b["message"]["id"].as_str().unwrap().to_string();
-    let (app_ref, conv_ref, id_ref) = (&app, conv.as_str(), id.as_str());
-    let failed = eventually(10, "the reply to fail", || async move {
-        messages(app_ref, conv_ref)
-            .await
-            .into_iter()
-            .find(|m| m["id"] == id_ref && m["status"] == "failed")
-    })
-    .await;
+    let failed = wait_status(&app, &conv, &id, "failed").await;
     assert_eq!(failed["failure"]["code"], "131026", "{failed}");
 
     // Act: the agent sends it again.
-    let (s, b) = app
-        .post(
-            &format!("/api/v1/conversations/{conv}/messages/{id}/retry"),
-            json!(null),
-        )
-        .await;
+    let (s, b) = retry(&app, &conv, &id).await;
 
     // Assert: the same message goes back to the queue, then out, once.
     assert_eq!(s, 202, "{b}");
     assert_eq!(b["message"]["id"], id.as_str());
     assert_eq!(b["message"]["status"], "queued");
     assert!(b["message"]["failure"].is_null(), "{b}");
-    let sent = eventually(10, "the retried reply to be sent", || async move {
-        messages(app_ref, conv_ref)
-            .await
-            .into_iter()
-            .find(|m| m["id"] == id_ref && m["status"] == "sent")
-    })
-    .await;
+    let sent = wait_status(&app, &conv, &id, "sent").await;
     assert!(sent["failure"].is_null(), "{sent}");
     assert!(sent["provider_id"].as_str().is_some(), "{sent}");
     let ours = |b: &Value| b["text"]["body"] == "Your card is on its way";
@@ -161,12 +163,7 @@ async fn a_failed_reply_is_sent_again_as_the_same_message_and_reaches_the_custom
     );
 
     // A message that did not fail is not sent again.
-    let (s, b) = app
-        .post(
-            &format!("/api/v1/conversations/{conv}/messages/{id}/retry"),
-            json!(null),
-        )
-        .await;
+    let (s, b) = retry(&app, &conv, &id).await;
     assert_eq!(s, 409, "{b}");
     assert!(
         b["error"]["message"].as_str().unwrap().contains("sent"),
@@ -209,12 +206,7 @@ async fn retry_refuses_a_customer_whatsapp_marked_unreachable_with_409() {
     }
 
     // Act
-    let (s, b) = app
-        .post(
-            &format!("/api/v1/conversations/{conv}/messages/{first}/retry"),
-            json!(null),
-        )
-        .await;
+    let (s, b) = retry(&app, &conv, &first).await;
 
     // Assert: refused with the reason, nothing queued, no provider call.
     assert_eq!(s, 409, "{b}");
@@ -244,12 +236,7 @@ async fn retry_refuses_the_customers_messages_unknown_ids_and_a_closed_whatsapp_
         .to_string();
 
     // A customer's message: 409.
-    let (s, b) = app
-        .post(
-            &format!("/api/v1/conversations/{conv}/messages/{inbound}/retry"),
-            json!(null),
-        )
-        .await;
+    let (s, b) = retry(&app, &conv, &inbound).await;
     assert_eq!(s, 409, "{b}");
     assert!(
         b["error"]["message"]
@@ -260,19 +247,9 @@ async fn retry_refuses_the_customers_messages_unknown_ids_and_a_closed_whatsapp_
     );
     // Unknown and malformed ids.
     let missing = "0192f3c4-5b6a-7c8d-9e0f-112233445566";
-    let (s, b) = app
-        .post(
-            &format!("/api/v1/conversations/{conv}/messages/{missing}/retry"),
-            json!(null),
-        )
-        .await;
+    let (s, b) = retry(&app, &conv, &missing).await;
     assert_eq!(s, 404, "{b}");
-    let (s, b) = app
-        .post(
-            &format!("/api/v1/conversations/{conv}/messages/nope/retry"),
-            json!(null),
-        )
-        .await;
+    let (s, b) = retry(&app, &conv, "nope").await;
     assert_eq!(s, 400, "{b}");
     assert_eq!(b["error"]["code"], "invalid_id");
 
@@ -295,25 +272,12 @@ async fn retry_refuses_the_customers_messages_unknown_ids_and_a_closed_whatsapp_
         .await
         .unwrap();
     app.app.wake_sender();
-    let (app_ref, conv_ref) = (&app, conv.as_str());
     let id = msg.id.to_string();
-    let id_ref = id.as_str();
-    let failed = eventually(10, "the free-form message to fail", || async move {
-        messages(app_ref, conv_ref)
-            .await
-            .into_iter()
-            .find(|m| m["id"] == id_ref && m["status"] == "failed")
-    })
-    .await;
+    let failed = wait_status(&app, &conv, &id, "failed").await;
     assert_eq!(failed["failure"]["class"], "needs_template", "{failed}");
 
     // Retrying it: 422 template_required, and nothing changes.
-    let (s, b) = app
-        .post(
-            &format!("/api/v1/conversations/{conv}/messages/{id}/retry"),
-            json!(null),
-        )
-        .await;
+    let (s, b) = retry(&app, &conv, &id).await;
     assert_eq!(s, 422, "{b}");
     assert_eq!(b["error"]["code"], "template_required");
     let after = messages(&app, &conv).await;
