@@ -303,17 +303,23 @@ async fn a_429_from_whatsapp_is_retried_after_the_wait_and_then_sent() {
         .as_str()
         .unwrap()
         .to_string();
-    app.post(
-        &format!("/api/v1/conversations/{conv}/messages"),
-        json!({"text": "hello"}),
-    )
-    .await;
+    let (s, body) = app
+        .post(
+            &format!("/api/v1/conversations/{conv}/messages"),
+            json!({"text": "hello"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{body}");
+    let reply = body["message"]["id"]
+        .as_str()
+        .expect("reply id")
+        .to_string();
     let app_ref = &app;
-    let conv_ref = conv.as_str();
+    let (conv_ref, reply_ref) = (conv.as_str(), reply.as_str());
     eventually(15, "the reply to be sent after the 429", || async move {
         let m = messages(app_ref, conv_ref).await;
         m.iter()
-            .any(|m| m["sender"]["type"] == "agent" && m["status"] == "sent")
+            .any(|m| m["id"] == reply_ref && m["status"] == "sent")
             .then_some(())
     })
     .await;

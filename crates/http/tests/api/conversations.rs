@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::helpers::spawn_app;
+use crate::helpers::{TestApp, eventually, spawn_app};
 
 fn ids(body: &serde_json::Value) -> Vec<String> {
     body["conversations"]
@@ -13,27 +13,42 @@ fn ids(body: &serde_json::Value) -> Vec<String> {
         .collect()
 }
 
+/// Waits until the demo's main menu has answered the customer of `conv` (its greeting and
+/// the menu), so no later bot message changes the conversation's latest activity.
+async fn bot_answered(app: &TestApp, conv: &str) {
+    eventually(10, "the bot's greeting and menu", || async move {
+        let (_, m) = app
+            .get(&format!("/api/v1/conversations/{conv}/messages"))
+            .await;
+        let bot = m["messages"]
+            .as_array()?
+            .iter()
+            .filter(|x| x["sender"]["type"] == "bot")
+            .count();
+        (bot >= 2).then_some(())
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn views_follow_assignment_and_resolution() {
     let mut app = spawn_app().await;
+    app.login("ann@demo.example").await;
     let t1 = app.new_visitor().await;
     let t2 = app.new_visitor().await;
-    let (_, a) = app.customer_says(&t1, "a", "first customer").await;
-    let (_, b) = app.customer_says(&t2, "b", "second customer").await;
-    let (a, b) = (
-        a["conversation_id"].as_str().unwrap().to_string(),
-        b["conversation_id"].as_str().unwrap().to_string(),
-    );
-    app.login("ann@demo.example").await;
+    // The second customer writes after the bot has answered the first, so the second
+    // conversation's activity is the newer one.
+    let (s, a) = app.customer_says(&t1, "a", "first customer").await;
+    assert_eq!(s, 202, "{a}");
+    let a = a["conversation_id"].as_str().unwrap().to_string();
+    bot_answered(&app, &a).await;
+    let (s, b) = app.customer_says(&t2, "b", "second customer").await;
+    assert_eq!(s, 202, "{b}");
+    let b = b["conversation_id"].as_str().unwrap().to_string();
+    bot_answered(&app, &b).await;
 
     let (_, open) = app.get("/api/v1/conversations?view=open").await;
-    // Both are open. (Their order is newest activity first, but the bot may still be answering
-    // either customer here, so which is newer is a race; the order is not asserted.)
-    let mut open_ids = ids(&open);
-    open_ids.sort();
-    let mut both = vec![a.clone(), b.clone()];
-    both.sort();
-    assert_eq!(open_ids, both, "both conversations are open");
+    assert_eq!(ids(&open), [b.clone(), a.clone()], "newest activity first");
     let (_, un) = app.get("/api/v1/conversations?view=unassigned").await;
     assert_eq!(ids(&un).len(), 2);
 

@@ -415,11 +415,13 @@ nodes:
     .await;
     let contact = old["contact"]["id"].as_str().expect("contact").to_string();
     let old_id = old["conversation"]["id"].as_str().expect("id").to_string();
-    app.post(
-        &format!("/api/v1/conversations/{old_id}/resolve"),
-        json!({}),
-    )
-    .await;
+    let (s, b) = app
+        .post(
+            &format!("/api/v1/conversations/{old_id}/resolve"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
 
     let (s, b) = app
         .post(
@@ -430,7 +432,7 @@ nodes:
     assert_eq!(s, 202, "{b}");
     let p = provider.clone();
     wait_for(10, "the flow's template", move || {
-        !wa_sent(&p, customer).is_empty()
+        wa_sent(&p, customer).contains(&"template:payment_due".to_string())
     })
     .await;
     assert_eq!(wa_sent(&provider, customer), ["template:payment_due"]);

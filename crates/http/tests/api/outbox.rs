@@ -176,20 +176,22 @@ async fn a_permanent_failure_is_shown_with_its_reason_and_does_not_block_the_nex
         .unwrap()
         .push_back(Err(ErrorClass::Unreachable));
     let (app, conv) = app_with(t.clone()).await;
-    app.post(
-        &format!("/api/v1/conversations/{conv}/messages"),
-        json!({"text": "lost"}),
-    )
-    .await;
-    app.post(
-        &format!("/api/v1/conversations/{conv}/messages"),
-        json!({"text": "next"}),
-    )
-    .await;
+    for text in ["lost", "next"] {
+        let (s, b) = app
+            .post(
+                &format!("/api/v1/conversations/{conv}/messages"),
+                json!({"text": text}),
+            )
+            .await;
+        assert_eq!(s, 201, "{text}: {b}");
+    }
     let app_ref = &app;
-    let st = eventually(10, "first failed, second sent", || async move {
+    let st = eventually(10, "\"lost\" failed, \"next\" sent", || async move {
         let st = statuses(app_ref, conv).await;
-        (st.len() == 2 && st[0].1 == "failed" && st[1].1 == "sent").then_some(st)
+        (st.len() == 2
+            && (st[0].0.as_str(), st[0].1.as_str()) == ("lost", "failed")
+            && (st[1].0.as_str(), st[1].1.as_str()) == ("next", "sent"))
+            .then_some(st)
     })
     .await;
     assert_eq!(st[0].2, "scripted Unreachable", "the agent sees why");
@@ -208,15 +210,18 @@ async fn retries_stop_after_the_configured_attempts_with_a_readable_reason() {
         .unwrap()
         .extend([Err(ErrorClass::RetryLater); 5]);
     let (app, conv) = app_with(t.clone()).await;
-    app.post(
-        &format!("/api/v1/conversations/{conv}/messages"),
-        json!({"text": "doomed"}),
-    )
-    .await;
+    let (s, b) = app
+        .post(
+            &format!("/api/v1/conversations/{conv}/messages"),
+            json!({"text": "doomed"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{b}");
     let app_ref = &app;
-    let st = eventually(10, "gave up", || async move {
+    let st = eventually(10, "\"doomed\" given up", || async move {
         let st = statuses(app_ref, conv).await;
-        (st.len() == 1 && st[0].1 == "failed").then_some(st)
+        (st.len() == 1 && (st[0].0.as_str(), st[0].1.as_str()) == ("doomed", "failed"))
+            .then_some(st)
     })
     .await;
     assert!(
