@@ -22,6 +22,7 @@ use switchboard_http::Server;
 use tokio_util::sync::CancellationToken;
 
 mod flows;
+mod latency;
 mod memory;
 mod outbound;
 
@@ -65,6 +66,26 @@ enum Command {
         #[arg(long, env = "BENCH_DATABASE_URL")]
         database_url: Option<String>,
     },
+    /// Customer message → agent websocket: web chat messages at --rate into conversations
+    /// assigned to an agent whose live feed is open; p50/p95/p99/max from POST to event,
+    /// beside a bare axum POST → broadcast → websocket baseline in the same run.
+    Latency {
+        /// Messages per second offered (open loop).
+        #[arg(long, default_value_t = 5000)]
+        rate: u64,
+        /// Seconds of the measured phase, per target.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Conversations the messages are spread over (1-100, all assigned to the agent).
+        #[arg(long, default_value_t = 100)]
+        conversations: usize,
+        /// PostgreSQL URL; default a fresh SQLite database in a temp dir.
+        #[arg(long, env = "BENCH_DATABASE_URL")]
+        database_url: Option<String>,
+        /// NATS URL (with --database-url): two nodes, customers on A, the agent on B.
+        #[arg(long, env = "BENCH_NATS_URL")]
+        nats_url: Option<String>,
+    },
     /// Outbound: a campaign burst to one mocked WhatsApp number (80 msg/s) and one Telegram
     /// bot (30 msg/s); the mocks answer 429 past the rate. Reports achieved/configured rate.
     Outbound {
@@ -98,6 +119,22 @@ async fn main() -> anyhow::Result<()> {
             rate,
             database_url,
         } => inbound(seconds, concurrency, rate, database_url).await,
+        Command::Latency {
+            rate,
+            seconds,
+            conversations,
+            database_url,
+            nats_url,
+        } => {
+            latency::latency(latency::Options {
+                rate,
+                seconds,
+                conversations,
+                database_url,
+                nats_url,
+            })
+            .await
+        }
         Command::Outbound { messages } => outbound::outbound(messages).await,
         Command::Memory { sockets } => memory::memory(sockets).await,
         Command::BareWs { port } => memory::bare_ws(port).await,

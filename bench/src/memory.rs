@@ -1,7 +1,9 @@
 //! `switchboard-bench memory`: resident memory (RSS) of the real `switchboard` binary, idle and
 //! with `--sockets` agent websockets open (`/api/v1/events`, one logged-in agent), beside a
 //! bare axum websocket server measured the same way in the same run (this benchmark started
-//! again as `switchboard-bench bare-ws`, a separate process).
+//! again as `switchboard-bench bare-ws`, a separate process), twice: with axum's default
+//! websocket buffers, and with the 4 KiB buffers Switchboard uses, so one ratio compares
+//! like with like.
 //!
 //! RSS is read from `/proc/<pid>/status` (`VmRSS`) of the server process only; the client
 //! sockets live in this process. Holding 10,000 sockets needs more file descriptors than the
@@ -15,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use futures::StreamExt;
 
-const PASSWORD: &str = "bench-password-1";
+use crate::latency::PASSWORD;
 
 /// Raises the soft open-files limit to the hard limit; returns (before, after, hard).
 fn raise_fd_limit() -> anyhow::Result<(u64, u64, u64)> {
@@ -199,26 +201,52 @@ pub async fn memory(sockets: usize) -> anyhow::Result<()> {
     );
     let base = format!("http://127.0.0.1:{port}");
     wait_ready(&format!("{base}/readyz")).await?;
-    let login = reqwest::Client::new()
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&serde_json::json!({"email": "ann@demo.example", "password": PASSWORD}))
-        .send()
-        .await?;
-    if !login.status().is_success() {
-        bail!("agent login failed: {}", login.status());
-    }
-    let cookie = login
-        .headers()
-        .get("set-cookie")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .context("no session cookie")?
-        .to_string();
+    let cookie = crate::latency::log_in(&reqwest::Client::new(), &base)
+        .await?
+        .cookie;
     let ws = format!("ws://127.0.0.1:{port}/api/v1/events");
     let (sb_idle, sb_loaded) = measure(server.0.id(), &ws, Some(&cookie), sockets).await?;
     drop(server);
 
-    // Baseline: a bare axum websocket server in its own process.
+    // Baselines: a bare axum websocket server in its own process, once with axum's default
+    // buffers and once with the 4 KiB ones Switchboard uses (like with like).
+    let (bare_idle, bare_loaded) = measure_bare("/ws", sockets).await?;
+    let (lean_idle, lean_loaded) = measure_bare("/ws-lean", sockets).await?;
+
+    let per_socket = |idle: f64, loaded: f64| (loaded - idle) * 1024.0 / sockets.max(1) as f64;
+    let row = |what: &str, sb: f64, bare: f64, lean: f64, budget: &str| {
+        println!(
+            "| {what} | {sb:.1} | {bare:.1} | {:.2}x | {lean:.1} | {:.2}x | {budget} |",
+            sb / bare,
+            sb / lean
+        );
+    };
+    println!();
+    println!(
+        "| RSS (MiB) | switchboard | bare axum, default buffers | ratio | bare axum, 4 KiB buffers | ratio | budget |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---|");
+    row("idle", sb_idle, bare_idle, lean_idle, "≤ 30 MB");
+    row(
+        &format!("{sockets} agent websockets open"),
+        sb_loaded,
+        bare_loaded,
+        lean_loaded,
+        "≤ 300 MB",
+    );
+    row(
+        "per socket (KiB)",
+        per_socket(sb_idle, sb_loaded),
+        per_socket(bare_idle, bare_loaded),
+        per_socket(lean_idle, lean_loaded),
+        "–",
+    );
+    Ok(())
+}
+
+/// Starts the bare axum websocket server (`bare-ws`, its own process) and measures it with
+/// `sockets` websockets open on `path` (`/ws`: axum's default buffers; `/ws-lean`: 4 KiB).
+async fn measure_bare(path: &str, sockets: usize) -> anyhow::Result<(f64, f64)> {
     let port = free_port()?;
     let bare = Proc(
         Command::new(std::env::current_exe()?)
@@ -227,43 +255,31 @@ pub async fn memory(sockets: usize) -> anyhow::Result<()> {
             .context("starting the bare axum websocket server")?,
     );
     wait_ready(&format!("http://127.0.0.1:{port}/healthz")).await?;
-    let ws = format!("ws://127.0.0.1:{port}/ws");
-    let (bare_idle, bare_loaded) = measure(bare.0.id(), &ws, None, sockets).await?;
-    drop(bare);
-
-    let per_socket = |idle: f64, loaded: f64| (loaded - idle) * 1024.0 / sockets.max(1) as f64;
-    println!();
-    println!("| RSS (MiB) | switchboard | bare axum | ratio | budget |");
-    println!("|---|---:|---:|---:|---|");
-    println!(
-        "| idle | {sb_idle:.1} | {bare_idle:.1} | {:.1}x | ≤ 30 MB |",
-        sb_idle / bare_idle
-    );
-    println!(
-        "| {sockets} agent websockets open | {sb_loaded:.1} | {bare_loaded:.1} | {:.1}x | ≤ 300 MB |",
-        sb_loaded / bare_loaded
-    );
-    println!(
-        "| per socket (KiB) | {:.1} | {:.1} | {:.1}x | – |",
-        per_socket(sb_idle, sb_loaded),
-        per_socket(bare_idle, bare_loaded),
-        per_socket(sb_idle, sb_loaded) / per_socket(bare_idle, bare_loaded)
-    );
-    Ok(())
+    let ws = format!("ws://127.0.0.1:{port}{path}");
+    measure(bare.0.id(), &ws, None, sockets).await
 }
 
 /// `switchboard-bench bare-ws --port P`: the baseline, an axum server that keeps websockets
-/// open (reading until the client closes) and answers `/healthz`.
+/// open (reading until the client closes) and answers `/healthz`. `/ws` upgrades with axum's
+/// default buffers, `/ws-lean` with the 4 KiB read and write buffers Switchboard's sockets
+/// use (`routes::events::lean_socket`).
 pub async fn bare_ws(port: u16) -> anyhow::Result<()> {
-    use axum::extract::ws::WebSocketUpgrade;
+    use axum::extract::ws::{WebSocket, WebSocketUpgrade};
+    async fn hold(mut socket: WebSocket) {
+        while let Some(Ok(_)) = socket.recv().await {}
+    }
     let router = axum::Router::new()
         .route("/healthz", axum::routing::get(|| async { "ok" }))
         .route(
             "/ws",
+            axum::routing::get(|ws: WebSocketUpgrade| async move { ws.on_upgrade(hold) }),
+        )
+        .route(
+            "/ws-lean",
             axum::routing::get(|ws: WebSocketUpgrade| async move {
-                ws.on_upgrade(
-                    |mut socket| async move { while let Some(Ok(_)) = socket.recv().await {} },
-                )
+                ws.read_buffer_size(4 * 1024)
+                    .write_buffer_size(4 * 1024)
+                    .on_upgrade(hold)
             }),
         );
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
