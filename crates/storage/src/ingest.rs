@@ -4,7 +4,8 @@
 //! (per channel for lookups), and the per-item logic (dedupe within the batch, which
 //! conversation a message joins, event payloads) runs in memory between them:
 //!
-//! 1. channels of the batch, checked against each item's tenant;
+//! 1. channels of the batch, checked against each item's tenant (with the tenants' privacy
+//!    settings, for step 4b);
 //! 2. existing messages with the same (channel, provider id): `Duplicate`;
 //! 3. identities, then new contacts + identities for unknown senders;
 //! 4. open conversations of those contacts, then new ones where there is none;
@@ -135,17 +136,22 @@ async fn ingest_once(
             .ok_or_else(|| StoreError::Backend(format!("no keys for tenant {tenant}")))
     };
 
-    // 1. Channels: each must exist and belong to the item's tenant.
+    // 1. Channels: each must exist and belong to the item's tenant. The same statement
+    //    brings the tenants' privacy settings (raw JSON, parsed only if step 4b needs them).
     let channel_ids: Vec<ChannelId> = distinct(items.iter().map(|i| i.channel_id));
     let mut channels: HashMap<ChannelId, (TenantId, ChannelKind)> = HashMap::new();
+    let mut privacy_json: HashMap<TenantId, Option<String>> = HashMap::new();
     for chunk in chunks(&channel_ids) {
-        let mut sql = Sql::new("SELECT id, tenant_id, kind FROM channels WHERE id IN (");
-        sql.list(chunk.iter().map(|c| c.to_string())).push(")");
+        let mut sql = Sql::new(
+            "SELECT c.id, c.tenant_id, c.kind, p.settings AS privacy FROM channels c \
+             LEFT JOIN privacy_settings p ON p.tenant_id = c.tenant_id WHERE c.id IN (",
+        );
+        sql.list(padded(chunk).iter().map(|c| c.to_string()))
+            .push(")");
         for row in sql.fetch_all(&mut *conn).await? {
-            channels.insert(
-                row.parse("id")?,
-                (row.parse("tenant_id")?, row.parse("kind")?),
-            );
+            let tenant: TenantId = row.parse("tenant_id")?;
+            privacy_json.insert(tenant, row.opt_text("privacy")?);
+            channels.insert(row.parse("id")?, (tenant, row.parse("kind")?));
         }
     }
     for item in items {
@@ -180,7 +186,7 @@ async fn ingest_once(
             );
             sql.bind(channel.to_string())
                 .push(" AND provider_id IN (")
-                .list(chunk)
+                .list(padded(chunk))
                 .push(")");
             for row in sql.fetch_all(&mut *conn).await? {
                 let provider_id = row.text("provider_id")?;
@@ -227,7 +233,7 @@ async fn ingest_once(
             );
             sql.bind(channel.to_string())
                 .push(" AND i.external_id IN (")
-                .list(chunk)
+                .list(padded(chunk))
                 .push(")");
             for row in sql.fetch_all(&mut *conn).await? {
                 let index = row.text("external_id")?;
@@ -384,7 +390,7 @@ async fn ingest_once(
             );
             sql.bind(channel.to_string())
                 .push(" AND contact_id IN (")
-                .list(chunk)
+                .list(padded(chunk))
                 .push(")");
             for row in sql.fetch_all(&mut *conn).await? {
                 let conversation = crate::rows::conversation(&row)?;
@@ -467,21 +473,42 @@ async fn ingest_once(
                 .then_some((i, contact, text))
             })
             .collect();
-        if !candidates.is_empty() {
-            let ids = distinct(candidates.iter().map(|(_, c, _)| c.to_string()));
-            let confirming = crate::privacy::confirming_contacts(&mut *conn, &ids).await?;
-            let mut settings: HashMap<TenantId, switchboard_core::privacy::PrivacySettings> =
-                HashMap::new();
-            for (i, contact, text) in candidates {
-                let tenant = items[i].tenant_id;
-                if let std::collections::hash_map::Entry::Vacant(slot) = settings.entry(tenant) {
-                    slot.insert(crate::privacy::settings_in(&mut *conn, tenant).await?);
+        // A text that is a command whatever the contact's state needs no further reads; only
+        // a yes/no word also needs to know whether a "forget me" awaits the contact's answer.
+        let mut settings: HashMap<TenantId, switchboard_core::privacy::PrivacySettings> =
+            HashMap::new();
+        let mut yes_or_no: Vec<(usize, ContactId, bool)> = Vec::new();
+        for (i, contact, text) in candidates {
+            let tenant = items[i].tenant_id;
+            let s = match settings.entry(tenant) {
+                std::collections::hash_map::Entry::Occupied(slot) => slot.into_mut(),
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(match privacy_json.get(&tenant).and_then(Option::as_deref) {
+                        Some(json) => serde_json::from_str(json)
+                            .map_err(|e| crate::sql::corrupt("privacy settings", e))?,
+                        None => switchboard_core::privacy::PrivacySettings::default(),
+                    })
                 }
-                if settings
-                    .get(&tenant)
-                    .and_then(|s| s.command(text, confirming.contains(&contact)))
-                    .is_some()
-                {
+            };
+            // Asked as if an answer were awaited: yes/no words come first then, so one call
+            // settles ordinary texts (the common case) and other commands.
+            use switchboard_core::privacy::PrivacyCommand::{No, Yes};
+            match s.command(text, true) {
+                None => {}
+                Some((Yes | No, _)) => {
+                    let otherwise = s.command(text, false).is_some();
+                    yes_or_no.push((i, contact, otherwise));
+                }
+                Some(_) => {
+                    privacy_jobs.insert(i);
+                }
+            }
+        }
+        if !yes_or_no.is_empty() {
+            let ids = distinct(yes_or_no.iter().map(|(_, c, _)| c.to_string()));
+            let confirming = crate::privacy::confirming_contacts(&mut *conn, &ids).await?;
+            for (i, contact, otherwise) in yes_or_no {
+                if otherwise || confirming.contains(&contact) {
                     privacy_jobs.insert(i);
                 }
             }
@@ -746,6 +773,17 @@ fn latest(items: &[IngestItem]) -> Timestamp {
         .map(|i| i.received_at)
         .max()
         .unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+/// The list, its last value repeated up to the next power of two. `IN (a, b, b)` matches
+/// what `IN (a, b)` does, and batches of varying size then share a few statement texts:
+/// both drivers cache prepared statements by text, and a miss re-parses the statement and
+/// evicts another cached one.
+fn padded<T: Clone>(mut list: Vec<T>) -> Vec<T> {
+    if let Some(last) = list.last().cloned() {
+        list.resize(list.len().next_power_of_two(), last);
+    }
+    list
 }
 
 /// Distinct values in first-seen order.

@@ -30,6 +30,7 @@ both_backends!(
     export_holds_everything_and_erasure_leaves_only_a_tombstone,
     erasure_frees_a_media_file_only_when_no_message_uses_it,
     retention_purges_in_bounded_steps_and_keeps_one_timer_per_tenant,
+    commands_to_a_queued_conversation_get_a_job_and_yes_only_while_erasure_waits,
 );
 
 // ---------------------------------------------------------------- fixtures
@@ -639,5 +640,94 @@ async fn retention_purges_in_bounded_steps_and_keeps_one_timer_per_tenant(s: Sql
         s.arm_retention_timers(now).await.expect("arm"),
         0,
         "the finished run re-armed tenant a's timer"
+    );
+}
+
+/// Messages of the process-inbound jobs due by `now`, each finished with no effect (a
+/// conversation's next job is claimable only after its earlier one).
+async fn inbound_jobs(s: &SqlStore, w: &World, now: Timestamp) -> Vec<switchboard_core::MessageId> {
+    let mut out = Vec::new();
+    for job in s
+        .claim_jobs("node", now, Duration::from_secs(3600), 100)
+        .await
+        .expect("claim")
+    {
+        if let JobKind::ProcessInbound {
+            message_id,
+            conversation_id,
+            ..
+        } = job.kind
+        {
+            out.push(message_id);
+            let mut done = no_job_decision(w, conversation_id);
+            done.job_id = job.id;
+            s.apply_decision(done, now).await.expect("finish the job");
+        }
+    }
+    out
+}
+
+/// Ingest gives a message to a conversation people own (queued) a job only when it is a
+/// privacy command: the tenant's own words count, and yes/no only while a "forget me"
+/// awaits the answer (the inbound hot path reads the settings with the channel and the
+/// open erasure requests only for yes/no words).
+async fn commands_to_a_queued_conversation_get_a_job_and_yes_only_while_erasure_waits(s: SqlStore) {
+    let a = world(&s, "a").await;
+    let first = says(&s, &a, "c1", "p1", Content::text("hello"), t(10)).await;
+    assert_eq!(
+        inbound_jobs(&s, &a, t(11)).await,
+        vec![first.id],
+        "new conversation"
+    );
+    let plain = says(&s, &a, "c1", "p2", Content::text("ok thanks"), t(20)).await;
+    let early_yes = says(&s, &a, "c1", "p3", Content::text("Yes!"), t(21)).await;
+    assert_eq!(
+        inbound_jobs(&s, &a, t(22)).await,
+        vec![],
+        "{plain:?} {early_yes:?}"
+    );
+    let stop = says(&s, &a, "c1", "p4", Content::text("STOP"), t(30)).await;
+    assert_eq!(inbound_jobs(&s, &a, t(31)).await, vec![stop.id]);
+
+    let mut settings = PrivacySettings::default();
+    let mut en = switchboard_core::privacy::PrivacyWords::english();
+    en.opt_out.push("leave me alone".into());
+    settings.commands.insert("en".into(), en);
+    s.set_privacy_settings(a.tenant.id, &settings, t(40))
+        .await
+        .expect("save");
+    let custom = says(&s, &a, "c1", "p5", Content::text("Leave me alone"), t(41)).await;
+    assert_eq!(
+        inbound_jobs(&s, &a, t(42)).await,
+        vec![custom.id],
+        "the tenant's own word"
+    );
+
+    s.apply_privacy_decision(
+        no_job_decision(&a, first.conversation_id),
+        PrivacyEffects {
+            erasure: Some(ErasureChange::Open {
+                status: ErasureStatus::Confirming,
+                source: "chat:webchat".into(),
+            }),
+            ..PrivacyEffects::default()
+        },
+        t(50),
+    )
+    .await
+    .expect("open erasure");
+    let yes = says(&s, &a, "c1", "p6", Content::text("yes"), t(51)).await;
+    let other = says(&s, &a, "c2", "p7", Content::text("yes"), t(52)).await;
+    let jobs = inbound_jobs(&s, &a, t(53)).await;
+    assert!(jobs.contains(&yes.id), "the awaited answer: {jobs:?}");
+    assert!(
+        jobs.contains(&other.id),
+        "c2's first message starts a conversation: {jobs:?}"
+    );
+    let later = says(&s, &a, "c2", "p8", Content::text("yes"), t(60)).await;
+    assert_eq!(
+        inbound_jobs(&s, &a, t(61)).await,
+        vec![],
+        "no erasure awaits c2's answer: {later:?}"
     );
 }
