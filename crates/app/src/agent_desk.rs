@@ -6,14 +6,21 @@
 //! `sendChatAction`, WhatsApp's typing indicator (sent with a read mark of the customer's
 //! latest message), Signal `sendTyping`, or a `typing` frame on the web chat page. The
 //! provider call runs in the background and a failure is logged and dropped. A web chat
-//! customer's typing reaches the desks connected to this node as a [`TypingSignal`] on the
-//! event socket: not a numbered event, since there is nothing to replay after a reconnect.
+//! customer's typing reaches the desks as a [`TypingSignal`] on the event socket: not a
+//! numbered event, since there is nothing to replay after a reconnect.
+//!
+//! With several nodes, every notice that went out on one node is also handed to the
+//! [`TypingRelay`] (plain NATS, `bus_nats::TypingNatsRelay`): the other nodes show a
+//! customer's typing on their desks, an agent's on their web chat pages, and count it in their
+//! throttles, so the 5 s limit holds across nodes too (give or take one NATS round trip).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use std::sync::{Arc, OnceLock};
+
+use serde::{Deserialize, Serialize};
 use switchboard_channels::TemplateInfo;
 use switchboard_channels::webchat::ServerFrame;
 use switchboard_core::ports::DeskCounts;
@@ -24,6 +31,7 @@ use tokio::sync::broadcast;
 
 use crate::cache::TtlCache;
 use crate::services::{ServiceError, ServiceResult};
+use crate::webchat::WebchatHub;
 use crate::{App, now};
 
 /// At most one typing notice per conversation and direction in this interval (Telegram
@@ -46,6 +54,40 @@ pub struct TypingSignal {
     pub conversation_id: ConversationId,
 }
 
+/// Who is typing, in a notice relayed between nodes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "who", rename_all = "snake_case")]
+pub enum Typist {
+    /// The customer (web chat); the desks show it.
+    Customer,
+    /// An agent; `webchat` says whether the customer's page shows it (other channels were told
+    /// by the node the agent uses, so the others only count it in their throttle).
+    Agent {
+        /// The agent's name, as the web chat page shows it.
+        name: String,
+        /// Whether the conversation is a web chat one.
+        webchat: bool,
+    },
+}
+
+/// A typing notice that went out on one node, for the others (never stored).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TypingNotice {
+    /// The business.
+    pub tenant_id: TenantId,
+    /// The conversation.
+    pub conversation_id: ConversationId,
+    /// Who is typing.
+    #[serde(flatten)]
+    pub typist: Typist,
+}
+
+/// Carries typing notices to the other nodes.
+pub trait TypingRelay: Send + Sync + 'static {
+    /// Announces `notice` to the other nodes (fire and forget; must not block).
+    fn publish(&self, notice: &TypingNotice);
+}
+
 /// What an agent's typing notice did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -64,6 +106,7 @@ pub struct DeskLive {
     agent_typing: Mutex<HashMap<ConversationId, Instant>>,
     customer_typing: Mutex<HashMap<ConversationId, Instant>>,
     templates: TtlCache<ChannelId, Vec<TemplateInfo>>,
+    relay: OnceLock<Arc<dyn TypingRelay>>,
 }
 
 impl Default for DeskLive {
@@ -74,6 +117,7 @@ impl Default for DeskLive {
             agent_typing: Mutex::new(HashMap::new()),
             customer_typing: Mutex::new(HashMap::new()),
             templates: TtlCache::new(Some(TEMPLATES_TTL), 1_000),
+            relay: OnceLock::new(),
         }
     }
 }
@@ -83,6 +127,52 @@ impl DeskLive {
     pub fn subscribe_typing(&self) -> broadcast::Receiver<TypingSignal> {
         self.typing.subscribe()
     }
+
+    /// Hands this node's typing notices to `relay` from now on (set once, at start-up, when
+    /// several nodes share NATS).
+    pub fn set_relay(&self, relay: Arc<dyn TypingRelay>) {
+        let _ = self.relay.set(relay);
+    }
+
+    fn relay(&self, notice: TypingNotice) {
+        if let Some(relay) = self.relay.get() {
+            relay.publish(&notice);
+        }
+    }
+
+    /// A notice that went out on another node: counts it in this node's throttle and shows it
+    /// to this node's desks (customer typing) or web chat pages (agent typing).
+    pub fn receive_relayed(&self, hub: &WebchatHub, notice: TypingNotice) {
+        match notice.typist {
+            Typist::Customer => {
+                record(&self.customer_typing, notice.conversation_id);
+                let _ = self.typing.send(TypingSignal {
+                    tenant_id: notice.tenant_id,
+                    conversation_id: notice.conversation_id,
+                });
+            }
+            Typist::Agent { name, webchat } => {
+                record(&self.agent_typing, notice.conversation_id);
+                if webchat {
+                    hub.deliver(notice.conversation_id, &ServerFrame::Typing { name });
+                }
+            }
+        }
+    }
+}
+
+/// Records a notice for `conversation` sent elsewhere just now.
+fn record(map: &Mutex<HashMap<ConversationId, Instant>>, conversation: ConversationId) {
+    let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
+    insert(&mut map, conversation, Instant::now());
+}
+
+/// Records a notice for `conversation` at `now` (dropping stale entries when the map is full).
+fn insert(map: &mut HashMap<ConversationId, Instant>, conversation: ConversationId, now: Instant) {
+    if map.len() >= THROTTLE_ENTRIES {
+        map.retain(|_, at| now.duration_since(*at) < TYPING_EVERY);
+    }
+    map.insert(conversation, now);
 }
 
 /// Whether a typing notice for `conversation` may go now; records it when it may.
@@ -95,10 +185,7 @@ fn due(map: &Mutex<HashMap<ConversationId, Instant>>, conversation: Conversation
     {
         return false;
     }
-    if map.len() >= THROTTLE_ENTRIES {
-        map.retain(|_, at| now.duration_since(*at) < TYPING_EVERY);
-    }
-    map.insert(conversation, now);
+    insert(&mut map, conversation, now);
     true
 }
 
@@ -138,6 +225,14 @@ impl App {
                     name: staff.name.clone(),
                 },
             );
+            self.desk.relay(TypingNotice {
+                tenant_id: staff.tenant_id,
+                conversation_id: conversation,
+                typist: Typist::Agent {
+                    name: staff.name.clone(),
+                    webchat: true,
+                },
+            });
             return Ok(TypingOutcome::Sent);
         }
         let c = &conv.conversation;
@@ -183,6 +278,14 @@ impl App {
                 return Ok(TypingOutcome::Unsupported);
             }
         };
+        self.desk.relay(TypingNotice {
+            tenant_id: staff.tenant_id,
+            conversation_id: conversation,
+            typist: Typist::Agent {
+                name: staff.name.clone(),
+                webchat: false,
+            },
+        });
         let channel_id = channel.id;
         tokio::spawn(async move {
             if let Err(e) = adapter.typing(&to, last_inbound.as_deref()).await {
@@ -192,14 +295,19 @@ impl App {
         Ok(TypingOutcome::Sent)
     }
 
-    /// A web chat customer is typing in `conversation`: the desks connected to this node
-    /// hear it (throttled; nothing is stored).
+    /// A customer is typing in `conversation`: the desks on every node hear it (throttled;
+    /// nothing is stored).
     pub fn customer_typing(&self, tenant: TenantId, conversation: ConversationId) {
         if due(&self.desk.customer_typing, conversation) {
             // No subscriber is fine: no desk is watching.
             let _ = self.desk.typing.send(TypingSignal {
                 tenant_id: tenant,
                 conversation_id: conversation,
+            });
+            self.desk.relay(TypingNotice {
+                tenant_id: tenant,
+                conversation_id: conversation,
+                typist: Typist::Customer,
             });
         }
     }

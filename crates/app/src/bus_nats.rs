@@ -16,6 +16,9 @@
 //! nodes over plain NATS subjects `switchboard.webchat.<tenant>.<conversation>`: the node
 //! that sends an agent's reply is whichever claimed it, not the one holding the customer's
 //! socket. A page that misses a relayed message sees it in its history when it reconnects.
+//! [`TypingNatsRelay`] carries typing notices the same way on `switchboard.typing.<tenant>.
+//! <conversation>` (a customer's to the desks, an agent's to the web chat pages, and both to
+//! the other nodes' throttles); a lost one is simply not shown.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +29,7 @@ use futures::StreamExt;
 use switchboard_core::Event;
 use tokio::sync::{broadcast, mpsc};
 
+use crate::agent_desk::{DeskLive, TypingNotice, TypingRelay};
 use crate::bus::EventBus;
 use crate::webchat::{WebchatHub, WebchatRelay};
 
@@ -36,6 +40,9 @@ pub const SUBJECT_PREFIX: &str = "switchboard.events";
 
 /// Subject prefix of relayed web chat messages; tenant and conversation ids follow.
 pub const WEBCHAT_PREFIX: &str = "switchboard.webchat";
+
+/// Subject prefix of relayed typing notices; tenant and conversation ids follow.
+pub const TYPING_PREFIX: &str = "switchboard.typing";
 
 /// The NATS JetStream bus.
 pub struct NatsBus {
@@ -130,17 +137,79 @@ impl NatsBus {
     }
 }
 
-/// What one relayed web chat message carries.
+/// What one relayed item carries: the node it came from and the item.
 #[derive(serde::Serialize, serde::Deserialize)]
-struct Relayed {
+struct Relayed<T> {
     /// The node that delivered it to its own pages already.
     origin: String,
+    #[serde(flatten)]
+    item: T,
+}
+
+/// A best-effort relay between nodes over plain NATS (no JetStream, nothing stored): items
+/// handed to the returned sender are published on `subject(item)`; items other nodes
+/// published under `prefix` go to `receive`. `what` names the items in logs. The queue holds
+/// at most `QUEUE` items: beyond that (NATS unreachable for long) new ones are dropped.
+async fn start_relay<T>(
+    client: async_nats::Client,
+    node: String,
+    prefix: &'static str,
+    what: &'static str,
+    subject: fn(&T) -> String,
+    receive: impl Fn(T) + Send + 'static,
+) -> anyhow::Result<mpsc::Sender<T>>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
+{
+    const QUEUE: usize = 4096;
+    let mut incoming = client
+        .subscribe(format!("{prefix}.>"))
+        .await
+        .with_context(|| format!("subscribing to relayed {what} on NATS"))?;
+    let me = node.clone();
+    tokio::spawn(async move {
+        while let Some(msg) = incoming.next().await {
+            match serde_json::from_slice::<Relayed<T>>(&msg.payload) {
+                // Our own pages got it before it was published.
+                Ok(r) if r.origin == me => {}
+                Ok(r) => receive(r.item),
+                Err(e) => tracing::warn!(error = %e, "undecodable relayed {what}; ignored"),
+            }
+        }
+        tracing::warn!("NATS relay subscription of {what} ended");
+    });
+    let (outgoing, mut rx) = mpsc::channel::<T>(QUEUE);
+    tokio::spawn(async move {
+        while let Some(item) = rx.recv().await {
+            let subject = subject(&item);
+            let relayed = Relayed {
+                origin: node.clone(),
+                item,
+            };
+            let payload = match serde_json::to_vec(&relayed) {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::error!(error = %e, "relayed {what} not encodable");
+                    continue;
+                }
+            };
+            if let Err(e) = client.publish(subject, payload.into()).await {
+                tracing::warn!(error = %e, "relaying {what} failed; the other nodes miss it");
+            }
+        }
+    });
+    Ok(outgoing)
+}
+
+/// A web chat message in the relay (an object, so it can sit beside `origin`).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct RelayedMessage {
     message: switchboard_core::Message,
 }
 
 /// Relays web chat messages between nodes over NATS (see the module docs).
 pub struct WebchatNatsRelay {
-    outgoing: mpsc::UnboundedSender<switchboard_core::Message>,
+    outgoing: mpsc::Sender<RelayedMessage>,
 }
 
 impl WebchatNatsRelay {
@@ -151,63 +220,71 @@ impl WebchatNatsRelay {
         hub: WebchatHub,
         node: String,
     ) -> anyhow::Result<WebchatNatsRelay> {
-        let mut incoming = client
-            .subscribe(format!("{WEBCHAT_PREFIX}.>"))
-            .await
-            .context("subscribing to relayed web chat messages on NATS")?;
-        let me = node.clone();
-        tokio::spawn(async move {
-            while let Some(msg) = incoming.next().await {
-                match serde_json::from_slice::<Relayed>(&msg.payload) {
-                    // Our own pages got it before it was published.
-                    Ok(r) if r.origin == me => {}
-                    Ok(r) => {
-                        hub.deliver(
-                            r.message.conversation_id,
-                            &switchboard_channels::webchat::ServerFrame::Message {
-                                message: switchboard_channels::webchat::ChatMessage::from(
-                                    &r.message,
-                                ),
-                            },
-                        );
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "undecodable web chat relay message; ignored")
-                    }
-                }
-            }
-            tracing::warn!("NATS web chat relay subscription ended");
-        });
-        let (outgoing, mut rx) = mpsc::unbounded_channel::<switchboard_core::Message>();
-        tokio::spawn(async move {
-            while let Some(message) = rx.recv().await {
-                let subject = format!(
+        let outgoing = start_relay(
+            client,
+            node,
+            WEBCHAT_PREFIX,
+            "web chat messages",
+            |r: &RelayedMessage| {
+                format!(
                     "{WEBCHAT_PREFIX}.{}.{}",
-                    message.tenant_id, message.conversation_id
+                    r.message.tenant_id, r.message.conversation_id
+                )
+            },
+            move |r: RelayedMessage| {
+                hub.deliver(
+                    r.message.conversation_id,
+                    &switchboard_channels::webchat::ServerFrame::Message {
+                        message: switchboard_channels::webchat::ChatMessage::from(&r.message),
+                    },
                 );
-                let relayed = Relayed {
-                    origin: node.clone(),
-                    message,
-                };
-                let payload = match serde_json::to_vec(&relayed) {
-                    Ok(p) => p,
-                    Err(e) => {
-                        tracing::error!(error = %e, "web chat message not encodable");
-                        continue;
-                    }
-                };
-                if let Err(e) = client.publish(subject, payload.into()).await {
-                    tracing::warn!(error = %e, "relaying a web chat message failed; the page sees it after reconnecting");
-                }
-            }
-        });
+            },
+        )
+        .await?;
         Ok(WebchatNatsRelay { outgoing })
+    }
+}
+
+/// Relays typing notices between nodes over NATS (see the module docs).
+pub struct TypingNatsRelay {
+    outgoing: mpsc::Sender<TypingNotice>,
+}
+
+impl TypingNatsRelay {
+    /// Subscribes to the typing notices of the other nodes (shown on `desk`'s sockets and
+    /// `hub`'s pages) and starts the publisher of this node's.
+    pub async fn start(
+        client: async_nats::Client,
+        desk: Arc<DeskLive>,
+        hub: WebchatHub,
+        node: String,
+    ) -> anyhow::Result<TypingNatsRelay> {
+        let outgoing = start_relay(
+            client,
+            node,
+            TYPING_PREFIX,
+            "typing notices",
+            |n: &TypingNotice| format!("{TYPING_PREFIX}.{}.{}", n.tenant_id, n.conversation_id),
+            move |n: TypingNotice| desk.receive_relayed(&hub, n),
+        )
+        .await?;
+        Ok(TypingNatsRelay { outgoing })
+    }
+}
+
+impl TypingRelay for TypingNatsRelay {
+    fn publish(&self, notice: &TypingNotice) {
+        // Full queue: NATS is away; typing is not worth waiting for.
+        let _ = self.outgoing.try_send(notice.clone());
     }
 }
 
 impl WebchatRelay for WebchatNatsRelay {
     fn publish(&self, message: &switchboard_core::Message) {
-        let _ = self.outgoing.send(message.clone());
+        // Full queue: NATS is away; the page sees the message in its history on reconnect.
+        let _ = self.outgoing.try_send(RelayedMessage {
+            message: message.clone(),
+        });
     }
 }
 

@@ -158,6 +158,14 @@ impl App {
             )
             .await?;
             app.webchat.set_relay(Arc::new(relay));
+            let typing = bus_nats::TypingNatsRelay::start(
+                bus.client(),
+                app.desk.clone(),
+                app.webchat.clone(),
+                app.node.clone(),
+            )
+            .await?;
+            app.desk.set_relay(Arc::new(typing));
             app.bus = Arc::new(bus);
         }
         Ok(app)

@@ -24,6 +24,7 @@ mod hardening;
 mod health;
 mod media;
 mod multinode;
+mod multinode_typing;
 mod outbox;
 mod postgres;
 mod privacy;

@@ -15,7 +15,12 @@ use tokio_util::sync::CancellationToken;
 use crate::helpers::{DEMO_PASSWORD, eventually, init, test_config};
 use crate::postgres::FreshDb;
 
-async fn node(db: &str, nats: &str) -> (String, CancellationToken, tempfile::TempDir, String) {
+/// Starts a node over `db` and `nats` with the demo data; returns its base URL, its stop
+/// token, its data directory and the demo web chat channel id.
+pub(super) async fn node(
+    db: &str,
+    nats: &str,
+) -> (String, CancellationToken, tempfile::TempDir, String) {
     let dir = tempfile::tempdir().unwrap();
     let mut config = test_config(dir.path());
     config.database_url = Some(db.to_string());
@@ -149,11 +154,11 @@ async fn an_agent_on_node_b_sees_live_a_message_that_arrived_at_node_a() {
     db.drop_it().await;
 }
 
-type Socket =
+pub(super) type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Next JSON text frame of `ws` matching `pred`; panics when none comes within 10 s.
-async fn next_matching(ws: &mut Socket, pred: impl Fn(&Value) -> bool) -> Value {
+pub(super) async fn next_matching(ws: &mut Socket, pred: impl Fn(&Value) -> bool) -> Value {
     loop {
         let frame = tokio::time::timeout(Duration::from_secs(10), ws.next())
             .await
