@@ -69,6 +69,8 @@ pub mod action {
     pub const CONTACT_VIEW: &str = "contact.view";
     /// Someone read a conversation's messages.
     pub const CONVERSATION_VIEW: &str = "conversation.view";
+    /// Someone sent a failed message to the customer again.
+    pub const MESSAGE_RETRY: &str = "message.retry";
     /// A contact's data was exported.
     pub const CONTACT_EXPORT: &str = "contact.export";
     /// A contact was erased.

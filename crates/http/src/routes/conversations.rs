@@ -282,8 +282,8 @@ async fn reply(
 
 /// `POST /api/v1/conversations/{id}/messages/{message_id}/retry`: sends a failed message
 /// again as the SAME message (same id and outbox row; status back to `queued`, attempts
-/// reset, failure cleared; a `message_status` event tells the desks). Answers
-/// `202 {"message"}`.
+/// reset, failure cleared; a `message_status` event tells the desks; the audit log records
+/// `message.retry` with the ids). Answers `202 {"message"}`.
 /// - `409` unless the message is an outbound one that failed; `409 recipient_unreachable`
 ///   when the customer cannot be reached on the channel (blocked us, not on WhatsApp) and
 ///   `409` when they opted out of templates; `404` for a message not in this conversation.
@@ -311,6 +311,15 @@ async fn retry(
             }
             other => other.into(),
         })?;
+    // Sending customer data again is audited (ids only); the retry is committed already.
+    app.audit_after(
+        auth.user.tenant_id,
+        &auth.actor,
+        switchboard_app::audit::action::MESSAGE_RETRY,
+        format!("message:{}", message.id),
+        json!({"conversation_id": message.conversation_id}),
+    )
+    .await;
     Ok((StatusCode::ACCEPTED, Json(json!({"message": message}))))
 }
 

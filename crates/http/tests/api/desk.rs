@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message as Ws;
 
 use crate::helpers::{DEMO_PASSWORD, TestApp, eventually, spawn_app};
+use crate::privacy::audited;
 use crate::providers::{
     SIGNAL_ACCOUNT, TG_SECRET, TG_TOKEN, WA_APP_SECRET, WA_PHONE_ID, WA_TOKEN, WA_WABA_ID, fixture,
     mount_whatsapp_templates, signal_daemon_mock, signal_mock, telegram_mock, wa_sign, wait_for,
@@ -162,13 +163,28 @@ async fn a_failed_reply_is_sent_again_as_the_same_message_and_reaches_the_custom
         "the history keeps one message"
     );
 
-    // A message that did not fail is not sent again.
+    // The retry is in the audit log, with ids and without the text.
+    let retries = audited(&app, "message.retry").await;
+    assert_eq!(retries.len(), 1, "{retries:?}");
+    assert_eq!(retries[0]["subject"], format!("message:{id}"));
+    assert_eq!(retries[0]["details"]["conversation_id"], conv.as_str());
+    assert!(
+        retries[0]["actor"].as_str().unwrap().starts_with("user:"),
+        "{retries:?}"
+    );
+    assert!(
+        !retries[0].to_string().contains("card is on its way"),
+        "no message text in the audit log: {retries:?}"
+    );
+
+    // A message that did not fail is not sent again, and nothing more is audited.
     let (s, b) = retry(&app, &conv, &id).await;
     assert_eq!(s, 409, "{b}");
     assert!(
         b["error"]["message"].as_str().unwrap().contains("sent"),
         "{b}"
     );
+    assert_eq!(audited(&app, "message.retry").await.len(), 1);
 }
 
 #[tokio::test]

@@ -312,7 +312,7 @@ async fn put(app: &TestApp, path: &str, body: Value) -> (u16, Value) {
 }
 
 /// The tenant's audit entries with `action` (read through the admin API).
-async fn audited(app: &TestApp, action: &str) -> Vec<Value> {
+pub(crate) async fn audited(app: &TestApp, action: &str) -> Vec<Value> {
     let (s, body) = app.get("/api/v1/audit?limit=1000").await;
     assert_eq!(s, 200, "{body}");
     body["entries"]
