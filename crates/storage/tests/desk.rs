@@ -13,15 +13,14 @@ use switchboard_core::ports::{
 };
 use switchboard_core::routing::{RoutingChange, RoutingSnapshot};
 use switchboard_core::{
-    Channel, ChannelKind, ChannelSettings, Content, ConversationId, ConversationState,
-    DeliveryStatus, Email, ErrorClass, EventKind, InboundMessage, MessageId, NewChannel, NewUser,
-    Role, SendFailure, Sender, StatusReport, Tenant, Timestamp, User,
+    Content, ConversationId, ConversationState, DeliveryStatus, ErrorClass, EventKind,
+    InboundMessage, MessageId, SendFailure, Sender, StatusReport,
 };
 use switchboard_storage::SqlStore;
 
 #[macro_use]
 mod common;
-use common::{PgDatabase, test_master};
+use common::{PgDatabase, World, t, test_master, world};
 
 both_backends!(
     a_failed_message_goes_back_to_the_outbox_as_the_same_row,
@@ -30,54 +29,6 @@ both_backends!(
 );
 
 const LEASE: Duration = Duration::from_secs(30);
-
-fn t(secs: i64) -> Timestamp {
-    Timestamp::from_unix_timestamp(1_700_000_000 + secs).expect("valid time")
-}
-
-struct World {
-    tenant: Tenant,
-    channel: Channel,
-    agent: User,
-}
-
-async fn world(s: &SqlStore, slug: &str) -> World {
-    let tenant = s
-        .create_tenant(slug, &format!("{slug} Inc"), t(0))
-        .await
-        .expect("tenant");
-    let channel = s
-        .create_channel(
-            NewChannel {
-                tenant_id: tenant.id,
-                kind: ChannelKind::Webchat,
-                name: "Chat".into(),
-                credentials: json!({}),
-                settings: ChannelSettings::default(),
-            },
-            t(0),
-        )
-        .await
-        .expect("channel");
-    let agent = s
-        .create_user(
-            NewUser {
-                tenant_id: tenant.id,
-                email: Email::parse(&format!("ann@{slug}.test")).expect("email"),
-                name: "Ann".into(),
-                role: Role::Agent,
-                password_hash: "$argon2id$hash".into(),
-            },
-            t(0),
-        )
-        .await
-        .expect("user");
-    World {
-        tenant,
-        channel,
-        agent,
-    }
-}
 
 /// A customer's first message in state `state`; returns (conversation, message).
 async fn customer(

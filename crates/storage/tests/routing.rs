@@ -14,14 +14,13 @@ use switchboard_core::routing::{
     RoutingSnapshot,
 };
 use switchboard_core::{
-    Channel, ChannelKind, ChannelSettings, Content, ConversationId, ConversationState, Email,
-    EventKind, InboundMessage, NewChannel, NewUser, Role, Tenant, Timestamp, User,
+    ChannelKind, Content, ConversationId, ConversationState, EventKind, InboundMessage, Timestamp,
 };
 use switchboard_storage::SqlStore;
 
 #[macro_use]
 mod common;
-use common::{PgDatabase, test_master};
+use common::{PgDatabase, World, t, test_master, world};
 
 both_backends!(
     queues_are_saved_renamed_listed_and_deleted_with_clear_conflicts,
@@ -33,54 +32,6 @@ both_backends!(
 );
 
 // ---------------------------------------------------------------- fixtures
-
-fn t(secs: i64) -> Timestamp {
-    Timestamp::from_unix_timestamp(1_700_000_000 + secs).expect("valid time")
-}
-
-struct World {
-    tenant: Tenant,
-    channel: Channel,
-    agent: User,
-}
-
-async fn world(s: &SqlStore, slug: &str) -> World {
-    let tenant = s
-        .create_tenant(slug, &format!("{slug} Inc"), t(0))
-        .await
-        .expect("tenant");
-    let channel = s
-        .create_channel(
-            NewChannel {
-                tenant_id: tenant.id,
-                kind: ChannelKind::Webchat,
-                name: "Chat".into(),
-                credentials: json!({}),
-                settings: ChannelSettings::default(),
-            },
-            t(0),
-        )
-        .await
-        .expect("channel");
-    let agent = s
-        .create_user(
-            NewUser {
-                tenant_id: tenant.id,
-                email: Email::parse(&format!("ann@{slug}.test")).expect("email"),
-                name: "Ann".into(),
-                role: Role::Agent,
-                password_hash: "$argon2id$hash".into(),
-            },
-            t(0),
-        )
-        .await
-        .expect("user");
-    World {
-        tenant,
-        channel,
-        agent,
-    }
-}
 
 /// A customer's first message; the conversation starts `queued` (no bot).
 async fn queued(s: &SqlStore, w: &World, from: &str, name: &str, at: Timestamp) -> ConversationId {

@@ -1,6 +1,14 @@
 //! The harness the storage test files share: the test master key and a throwaway
 //! PostgreSQL database per test (created from `TEST_DATABASE_URL`, dropped afterwards).
 //! Each test file keeps its own small macro that runs a body on SQLite and on PostgreSQL.
+//! [`world`] is the smallest tenant the desk and routing tests start from.
+
+use switchboard_core::ports::Store;
+use switchboard_core::{
+    Channel, ChannelKind, ChannelSettings, Email, NewChannel, NewUser, Role, Tenant, Timestamp,
+    User,
+};
+use switchboard_storage::SqlStore;
 
 /// The master key of every storage test (tests pass an explicit key; none is made).
 pub fn test_master() -> switchboard_storage::MasterKeyring {
@@ -104,4 +112,61 @@ macro_rules! both_backends {
             )*
         }
     };
+}
+
+/// `secs` seconds after the fixed start of the tests' clock.
+#[allow(dead_code)] // not every test file uses the shared fixtures
+pub fn t(secs: i64) -> Timestamp {
+    Timestamp::from_unix_timestamp(1_700_000_000 + secs).expect("valid time")
+}
+
+/// A tenant with one web chat channel and one agent.
+#[allow(dead_code)] // not every test file uses the shared fixtures
+pub struct World {
+    /// The tenant (slug as given).
+    pub tenant: Tenant,
+    /// Its web chat channel "Chat".
+    pub channel: Channel,
+    /// Its agent Ann, `ann@<slug>.test`.
+    pub agent: User,
+}
+
+/// Creates a [`World`] for the tenant `slug` at `t(0)`.
+#[allow(dead_code)] // not every test file uses the shared fixtures
+pub async fn world(s: &SqlStore, slug: &str) -> World {
+    let tenant = s
+        .create_tenant(slug, &format!("{slug} Inc"), t(0))
+        .await
+        .expect("tenant");
+    let channel = s
+        .create_channel(
+            NewChannel {
+                tenant_id: tenant.id,
+                kind: ChannelKind::Webchat,
+                name: "Chat".into(),
+                credentials: serde_json::json!({}),
+                settings: ChannelSettings::default(),
+            },
+            t(0),
+        )
+        .await
+        .expect("channel");
+    let agent = s
+        .create_user(
+            NewUser {
+                tenant_id: tenant.id,
+                email: Email::parse(&format!("ann@{slug}.test")).expect("email"),
+                name: "Ann".into(),
+                role: Role::Agent,
+                password_hash: "$argon2id$hash".into(),
+            },
+            t(0),
+        )
+        .await
+        .expect("user");
+    World {
+        tenant,
+        channel,
+        agent,
+    }
 }
