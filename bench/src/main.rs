@@ -5,7 +5,9 @@
 //! handler beside it, then drives both with the same HTTP load: first closed-loop (as fast as
 //! `--concurrency` clients can go) for throughput, then open-loop at `--rate` messages/s for
 //! latency. It prints one table; the ratio column compares Switchboard with the bare handler
-//! measured in the same run, so a noisy machine affects both sides alike.
+//! measured in the same run, so a noisy machine affects both sides alike; the CPU column
+//! (process CPU time per acknowledged message) moves even less when other programs compete
+//! for the cores. `--without-bot` posts to a channel no flow answers (ingest alone).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -52,6 +54,12 @@ enum Command {
         /// PostgreSQL URL; default a fresh SQLite database in a temp dir.
         #[arg(long, env = "BENCH_DATABASE_URL")]
         database_url: Option<String>,
+        /// Ingest only: post to a web chat channel without a default flow, so conversations
+        /// go straight to the queue and no bot answers (one routing job per new
+        /// conversation, none per message). Default: the demo channel, whose main-menu
+        /// flow answers every message on the same two cores.
+        #[arg(long)]
+        without_bot: bool,
     },
     /// Flow-handled messages end to end: web chat customers talk to the demo main menu; the
     /// time until every message is answered by the bot, against the ingest rate of the same run.
@@ -118,7 +126,8 @@ async fn main() -> anyhow::Result<()> {
             concurrency,
             rate,
             database_url,
-        } => inbound(seconds, concurrency, rate, database_url).await,
+            without_bot,
+        } => inbound(seconds, concurrency, rate, database_url, without_bot).await,
         Command::Latency {
             rate,
             seconds,
@@ -167,6 +176,36 @@ impl Phase {
         let idx = ((v.len() as f64 - 1.0) * p).round() as usize;
         v[idx.min(v.len() - 1)] as f64 / 1000.0
     }
+}
+
+/// CPU time used by this process so far (all threads, user + system), from
+/// `/proc/self/stat` (in clock ticks of 1/100 s); zero where that file does not exist.
+fn process_cpu() -> Duration {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return Duration::ZERO;
+    };
+    // The command name (field 2) may hold spaces; the fields after its closing parenthesis
+    // start at field 3, so utime and stime (fields 14 and 15) are the 12th and 13th.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let ticks: u64 = after
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|f| f.parse::<u64>().ok())
+        .sum();
+    Duration::from_millis(ticks * 10)
+}
+
+/// Runs a phase and also returns the CPU microseconds the whole process (server, its
+/// background workers and the load generator) spent per acknowledged message. Unlike
+/// msgs/s, this barely moves when other programs compete for the cores, so it compares
+/// runs made on a busy machine.
+async fn with_cpu(phase: impl std::future::Future<Output = Phase>) -> (Phase, f64) {
+    let before = process_cpu();
+    let p = phase.await;
+    let cpu = process_cpu().saturating_sub(before);
+    let per_msg = cpu.as_secs_f64() * 1e6 / p.sent.max(1) as f64;
+    (p, per_msg)
 }
 
 /// A request factory: given a sequence number, the request to send.
@@ -306,6 +345,7 @@ async fn inbound(
     concurrency: usize,
     rate: u64,
     database_url: Option<String>,
+    without_bot: bool,
 ) -> anyhow::Result<()> {
     let BenchServer {
         addr,
@@ -317,6 +357,16 @@ async fn inbound(
     } = start_server(database_url).await?;
     let backend = app.backend;
     let bare = bare_axum().await?;
+    let channel_id = if without_bot {
+        quiet_webchat_channel(&app, &demo).await?
+    } else {
+        demo.webchat_channel_id.clone()
+    };
+    let load = if without_bot {
+        "ingest only: no bot"
+    } else {
+        "the demo bot answers each message"
+    };
 
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(concurrency * 2)
@@ -325,10 +375,7 @@ async fn inbound(
     let mut tokens = Vec::new();
     for _ in 0..concurrency {
         let r: serde_json::Value = client
-            .post(format!(
-                "http://{addr}/chat/{}/session",
-                demo.webchat_channel_id
-            ))
+            .post(format!("http://{addr}/chat/{channel_id}/session"))
             .send()
             .await?
             .json()
@@ -336,7 +383,7 @@ async fn inbound(
         tokens.push(r["token"].as_str().context("token")?.to_string());
     }
     let tokens = Arc::new(tokens);
-    let sb_url = format!("http://{addr}/chat/{}/messages", demo.webchat_channel_id);
+    let sb_url = format!("http://{addr}/chat/{channel_id}/messages");
     let bare_url = format!("http://{bare}/ingest");
     let run = uuid_like();
     let make_sb: MakeRequest = {
@@ -364,26 +411,29 @@ async fn inbound(
     run_phase(make_bare.clone(), 1, concurrency, None).await;
     run_phase(make_sb.clone(), 1, concurrency, None).await;
     eprintln!("throughput phase: {seconds}s, {concurrency} clients, each target in turn");
-    let bare_max = run_phase(make_bare.clone(), seconds, concurrency, None).await;
-    let sb_max = run_phase(make_sb.clone(), seconds, concurrency, None).await;
+    let bare_max = with_cpu(run_phase(make_bare.clone(), seconds, concurrency, None)).await;
+    let sb_max = with_cpu(run_phase(make_sb.clone(), seconds, concurrency, None)).await;
     eprintln!("latency phase: {seconds}s at {rate} msg/s");
-    let bare_rate = run_phase(make_bare, seconds, concurrency, Some(rate)).await;
-    let sb_rate = run_phase(make_sb, seconds, concurrency, Some(rate)).await;
+    let bare_rate = with_cpu(run_phase(make_bare, seconds, concurrency, Some(rate))).await;
+    let sb_rate = with_cpu(run_phase(make_sb, seconds, concurrency, Some(rate))).await;
 
     println!();
     println!(
-        "inbound web chat message → committed → 202   (backend: {backend}, {concurrency} clients, {seconds}s phases)"
+        "inbound web chat message → committed → 202   (backend: {backend}, {load}, {concurrency} clients, {seconds}s phases)"
     );
-    println!("| target | mode | msgs/s | p50 ms | p99 ms | errors | ratio to bare axum |");
-    println!("|---|---|---:|---:|---:|---:|---:|");
-    let row = |name: &str, mode: &str, p: &Phase, base: &Phase| {
+    println!(
+        "| target | mode | msgs/s | p50 ms | p99 ms | errors | ratio to bare axum | CPU µs/msg | bare CPU / this CPU |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
+    let row = |name: &str, mode: &str, (p, cpu): &(Phase, f64), (base, base_cpu): &(Phase, f64)| {
         println!(
-            "| {name} | {mode} | {:.0} | {:.2} | {:.2} | {} | {:.2} |",
+            "| {name} | {mode} | {:.0} | {:.2} | {:.2} | {} | {:.2} | {cpu:.1} | {:.2} |",
             p.rate(),
             p.pct(0.5),
             p.pct(0.99),
             p.errors,
-            p.rate() / base.rate()
+            p.rate() / base.rate(),
+            base_cpu / cpu.max(f64::MIN_POSITIVE),
         );
     };
     row("bare axum", "max", &bare_max, &bare_max);
@@ -394,6 +444,28 @@ async fn inbound(
     shutdown.cancel();
     let _ = handle.await;
     Ok(())
+}
+
+/// A second web chat channel of the demo tenant with no default flow: its conversations start
+/// queued, so the inbound benchmark measures ingest without the bot's work.
+async fn quiet_webchat_channel(
+    app: &switchboard_app::App,
+    demo: &switchboard_app::demo::DemoInfo,
+) -> anyhow::Result<String> {
+    let channel = app
+        .store
+        .create_channel(
+            switchboard_core::NewChannel {
+                tenant_id: demo.tenant_id.parse().context("demo tenant id")?,
+                kind: switchboard_core::ChannelKind::Webchat,
+                name: "Benchmark chat (no bot)".into(),
+                credentials: json!({}),
+                settings: switchboard_core::ChannelSettings::default(),
+            },
+            switchboard_app::now(),
+        )
+        .await?;
+    Ok(channel.id.to_string())
 }
 
 /// A short unique run id so repeated runs against one database never collide on dedupe keys.
