@@ -5,8 +5,8 @@
 //! customer's channel at most once per [`TYPING_EVERY`] per conversation: Telegram
 //! `sendChatAction`, WhatsApp's typing indicator (sent with a read mark of the customer's
 //! latest message), Signal `sendTyping`, or a `typing` frame on the web chat page. The
-//! provider call runs in the background and a failure is logged and dropped. A web chat
-//! customer's typing reaches the desks as a [`TypingSignal`] on the event socket: not a
+//! provider call runs in the background and a failure is logged and dropped. A web chat or
+//! Signal customer's typing reaches the desks as a [`TypingSignal`] on the event socket: not a
 //! numbered event, since there is nothing to replay after a reconnect.
 //!
 //! With several nodes, every notice that went out on one node is also handed to the
@@ -44,7 +44,7 @@ pub const TEMPLATES_TTL: Duration = Duration::from_secs(300);
 /// Conversations remembered per throttle map before old entries are dropped.
 const THROTTLE_ENTRIES: usize = 10_000;
 
-/// A customer is typing in a conversation (web chat), for the desks of its tenant.
+/// A customer is typing in a conversation (web chat, Signal), for the desks of its tenant.
 #[derive(Debug, Clone, Serialize)]
 pub struct TypingSignal {
     /// The business.

@@ -149,6 +149,12 @@ pub enum Notice {
         /// The callback query id.
         callback_query_id: String,
     },
+    /// The customer started typing to us (Signal `typingMessage` STARTED, one-to-one): shown on
+    /// the desk, never stored and not a message.
+    Typing {
+        /// The customer's external id on this channel.
+        external_contact_id: String,
+    },
     /// Something we neither show nor act on (unknown update kinds, sync messages, group admin
     /// events, malformed status items). Kept with its raw payload so nothing vanishes silently.
     Unhandled {

@@ -121,6 +121,9 @@ pub(crate) fn summarize(parsed: &crate::Parsed) -> Vec<String> {
                     failure.code.as_deref().unwrap_or("-")
                 )
             }
+            crate::Notice::Typing {
+                external_contact_id,
+            } => format!("notice typing {external_contact_id}"),
             crate::Notice::ReachabilityChanged {
                 external_contact_id,
                 reachable,

@@ -616,6 +616,25 @@ impl App {
             Notice::Unhandled { reason, .. } => {
                 tracing::debug!(channel_id = %channel.id, %reason, "ignored provider item");
             }
+            Notice::Typing {
+                external_contact_id,
+            } => {
+                // The customer's latest conversation on the channel (the lookup is not
+                // web-chat specific), while it is open; best effort like all typing.
+                match self
+                    .store
+                    .webchat_conversation(channel.id, &external_contact_id)
+                    .await
+                {
+                    Ok(Some(c)) if c.state != switchboard_core::ConversationState::Resolved => {
+                        self.customer_typing(channel.tenant_id, c.id);
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::debug!(channel_id = %channel.id, error = %e, "customer typing dropped");
+                    }
+                }
+            }
         }
     }
 }

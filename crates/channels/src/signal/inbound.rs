@@ -10,8 +10,10 @@
 //!   A reaction or quote whose target author is our account therefore targets `{timestamp}`.
 //! - Group messages (`groupInfo.type = DELIVER`) become [`Content::Unsupported`] with the raw
 //!   envelope: a group is not a one-to-one conversation. Group updates, sync messages (our own
-//!   linked devices), calls, stories and empty messages become [`Notice::Unhandled`]; typing
-//!   indicators are ignored.
+//!   linked devices), calls, stories and empty messages become [`Notice::Unhandled`].
+//! - A customer's `typingMessage` with action `STARTED` outside a group becomes
+//!   [`Notice::Typing`] (the desk shows it; nothing is stored). `STOPPED` and group typing are
+//!   dropped: the desk hides the notice by itself after a few seconds.
 //! - Error frames (`{"error": …}`, JSON-RPC errors) become [`Notice::ProviderError`].
 
 use serde_json::Value;
@@ -141,7 +143,14 @@ fn envelope(r: wire::Received, raw: &Value, out: &mut Parsed) {
         }
         return;
     }
-    if env.typing_message.is_some() {
+    if let Some(typing) = &env.typing_message {
+        let started = typing.get("action").and_then(Value::as_str) == Some("STARTED");
+        let in_group = typing.get("groupId").is_some_and(|g| !g.is_null());
+        if started && !in_group {
+            out.notices.push(Notice::Typing {
+                external_contact_id: sender,
+            });
+        }
         return;
     }
     if env.sync_message.is_some() {

@@ -41,7 +41,10 @@ fn every_received_frame_fixture_maps_to_events() {
             "signal/jsonrpc_receive_receipt_read.json",
             &["status 1577882098000 read 1577882099 -"],
         ),
-        ("signal/jsonrpc_receive_typing_started.json", &[]),
+        (
+            "signal/jsonrpc_receive_typing_started.json",
+            &["notice typing 3689ed97-01b2-4fa5-8ed8-18174ad5cf15"],
+        ),
         (
             "signal/jsonrpc_receive_sync_sent_message_subscription.json",
             &["notice unhandled signal sync message from our own linked device"],
@@ -76,6 +79,31 @@ fn every_received_frame_fixture_maps_to_events() {
     for (name, expected) in cases {
         assert_eq!(summarize(&parse_fixture(name)), *expected, "{name}");
     }
+}
+
+#[test]
+fn typing_shows_when_a_customer_starts_alone_and_is_never_an_error() {
+    // The fixture's envelope as the REST wrapper's websocket delivers it, then variations.
+    let rpc = fixture_json("signal/jsonrpc_receive_typing_started.json");
+    let rest = |typing: serde_json::Value| {
+        let mut env = rpc["params"]["envelope"].clone();
+        env["typingMessage"] = typing;
+        let frame = json!({"envelope": env, "account": "+493023125000"});
+        parse(&RawRequest::from_body(serde_json::to_vec(&frame).unwrap())).map(|p| summarize(&p))
+    };
+    let started = rpc["params"]["envelope"]["typingMessage"].clone();
+    assert_eq!(
+        rest(started.clone()).unwrap(),
+        vec!["notice typing 3689ed97-01b2-4fa5-8ed8-18174ad5cf15"]
+    );
+    let mut stopped = started.clone();
+    stopped["action"] = json!("STOPPED");
+    assert_eq!(rest(stopped).unwrap(), Vec::<String>::new());
+    let mut in_group = started.clone();
+    in_group["groupId"] = json!("aGVsbG8gZ3JvdXA=");
+    assert_eq!(rest(in_group).unwrap(), Vec::<String>::new());
+    assert_eq!(rest(json!({})).unwrap(), Vec::<String>::new());
+    assert_eq!(rest(json!("odd")).unwrap(), Vec::<String>::new());
 }
 
 #[test]

@@ -8,8 +8,8 @@
 //! visible every event before it is committed too. A page therefore never misses an event.
 //!
 //! Besides the numbered events, the socket carries `{"type": "typing", "data":
-//! {"conversation_id"}}` frames without a `seq` (a web chat customer is typing): best
-//! effort, from this node only, never replayed.
+//! {"conversation_id"}}` frames without a `seq` (a web chat or Signal customer is typing):
+//! best effort, relayed from the other nodes over NATS, never replayed.
 
 use std::sync::Arc;
 

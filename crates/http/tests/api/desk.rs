@@ -1,6 +1,6 @@
 //! The agent desk's extras end to end: retrying a failed message (the same message goes
 //! again), the view counts in one request, the WhatsApp template catalogue, and typing state
-//! both ways (agent → Telegram / WhatsApp / Signal / web chat, web chat customer → desk).
+//! both ways (agent → Telegram / WhatsApp / Signal / web chat, web chat and Signal customer → desk).
 //! Providers are the mocks of `providers.rs`, fed the real fixtures.
 
 use futures::SinkExt;
@@ -10,9 +10,9 @@ use tokio_tungstenite::tungstenite::Message as Ws;
 use crate::helpers::{DEMO_PASSWORD, TestApp, eventually, spawn_app};
 use crate::privacy::audited;
 use crate::providers::{
-    SIGNAL_ACCOUNT, TG_SECRET, TG_TOKEN, WA_APP_SECRET, WA_PHONE_ID, WA_TOKEN, WA_WABA_ID, fixture,
-    mount_whatsapp_templates, signal_daemon_mock, signal_mock, telegram_mock, wa_sign, wait_for,
-    whatsapp_mock,
+    SIGNAL_ACCOUNT, SignalDaemon, TG_SECRET, TG_TOKEN, WA_APP_SECRET, WA_PHONE_ID, WA_TOKEN,
+    WA_WABA_ID, fixture, mount_whatsapp_templates, signal_daemon_mock, signal_mock, telegram_mock,
+    wa_sign, wait_for, whatsapp_mock,
 };
 use crate::webchat::{connect, next_matching};
 
@@ -263,7 +263,7 @@ async fn retry_refuses_the_customers_messages_unknown_ids_and_a_closed_whatsapp_
     );
     // Unknown and malformed ids.
     let missing = "0192f3c4-5b6a-7c8d-9e0f-112233445566";
-    let (s, b) = retry(&app, &conv, &missing).await;
+    let (s, b) = retry(&app, &conv, missing).await;
     assert_eq!(s, 404, "{b}");
     let (s, b) = retry(&app, &conv, "nope").await;
     assert_eq!(s, 400, "{b}");
@@ -502,11 +502,9 @@ async fn agent_typing_on_whatsapp_marks_the_last_customer_message_read_with_the_
     assert_eq!(call["typing_indicator"], shape["typing_indicator"]);
 }
 
-#[tokio::test]
-async fn agent_typing_on_signal_calls_send_typing() {
-    let daemon = signal_daemon_mock().await;
-    let mut app = spawn_app().await;
-    app.login("admin@demo.example").await;
+/// Adds a JSON-RPC Signal channel on `daemon`, has the fixture's customer write and returns
+/// the conversation and the `receive` frame pushed.
+async fn signal_rpc_conversation(app: &TestApp, daemon: &SignalDaemon) -> (String, Value) {
     let (s, b) = app
         .post(
             "/api/v1/channels",
@@ -515,12 +513,19 @@ async fn agent_typing_on_signal_calls_send_typing() {
         )
         .await;
     assert_eq!(s, 201, "{b}");
-    let d = &daemon;
-    wait_for(10, "the receiver to listen", move || d.listeners() > 0).await;
+    wait_for(10, "the receiver to listen", move || daemon.listeners() > 0).await;
     let mut frame = fixture("signal/jsonrpc_receive_data_message.json");
     frame["params"]["account"] = json!(SIGNAL_ACCOUNT);
     daemon.push(&frame);
-    let conv = conversation_on(&app, "signal").await;
+    (conversation_on(app, "signal").await, frame)
+}
+
+#[tokio::test]
+async fn agent_typing_on_signal_calls_send_typing() {
+    let daemon = signal_daemon_mock().await;
+    let mut app = spawn_app().await;
+    app.login("admin@demo.example").await;
+    let (conv, frame) = signal_rpc_conversation(&app, &daemon).await;
 
     assert_eq!(typing(&app, &conv).await, json!({"typing": "sent"}));
 
@@ -580,6 +585,83 @@ async fn agent_typing_on_signal_rest_puts_the_typing_indicator() {
     assert_eq!(call, &json!({"recipient": source}));
 }
 
+/// Logs Ann (an agent) in on a session of her own; returns its cookie and CSRF token.
+async fn ann_session(app: &TestApp) -> (String, String) {
+    let r = app
+        .client
+        .post(app.url("/api/v1/auth/login"))
+        .json(&json!({"email": "ann@demo.example", "password": DEMO_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let csrf = r.json::<Value>().await.unwrap()["csrf_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    (cookie, csrf)
+}
+
+#[tokio::test]
+async fn a_signal_customer_typing_shows_on_the_desk_and_nothing_is_stored() {
+    // Arrange: a Signal customer with a conversation; Ann's desk socket is open and has seen
+    // the customer's second message (so it listens).
+    let daemon = signal_daemon_mock().await;
+    let mut app = spawn_app().await;
+    app.login("admin@demo.example").await;
+    let (conv, mut frame) = signal_rpc_conversation(&app, &daemon).await;
+    let (cookie, _) = ann_session(&app).await;
+    let mut desk = connect(&app.ws_url("/api/v1/events"), Some(&cookie)).await;
+    let env = frame["params"]["envelope"].clone();
+    frame["params"]["envelope"]["timestamp"] = json!(env["timestamp"].as_i64().unwrap() + 1);
+    daemon.push(&frame);
+    next_matching(&mut desk, |v| {
+        v["type"] == "message_created" && v["data"]["message"]["conversation_id"] == conv.as_str()
+    })
+    .await;
+    let stored = messages(&app, &conv).await.len();
+
+    // Act: someone without a conversation starts typing, then the customer (the real
+    // signal-cli frame, re-addressed to our account and from this customer).
+    let typing = |env_from: &Value| {
+        let mut t = fixture("signal/jsonrpc_receive_typing_started.json");
+        t["params"]["account"] = json!(SIGNAL_ACCOUNT);
+        for key in ["source", "sourceNumber", "sourceUuid", "sourceName"] {
+            t["params"]["envelope"][key] = env_from[key].clone();
+        }
+        t
+    };
+    daemon.push(&typing(
+        &json!({"sourceUuid": "someone-else", "source": "+15550000"}),
+    ));
+    daemon.push(&typing(&env));
+
+    // Assert: the desk shows the customer typing in that conversation, unnumbered; nothing
+    // was stored and no conversation was opened for the stranger.
+    let t = next_matching(&mut desk, |v| v["type"] == "typing").await;
+    assert_eq!(t["data"]["conversation_id"], conv.as_str(), "{t}");
+    assert!(t.get("seq").is_none(), "{t}");
+    assert_eq!(
+        messages(&app, &conv).await.len(),
+        stored,
+        "typing is not a message"
+    );
+    let (_, b) = app.get("/api/v1/conversations?view=open").await;
+    let signal = b["conversations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["channel_kind"] == "signal")
+        .count();
+    assert_eq!(signal, 1, "{b}");
+}
+
 #[tokio::test]
 async fn web_chat_typing_shows_on_the_desk_and_the_agents_on_the_page() {
     let app = spawn_app().await;
@@ -601,24 +683,7 @@ async fn web_chat_typing_shows_on_the_desk_and_the_agents_on_the_page() {
     .await
     .unwrap();
     let accepted = next_matching(&mut chat, |v| v["type"] == "accepted").await;
-    let r = app
-        .client
-        .post(app.url("/api/v1/auth/login"))
-        .json(&json!({"email": "ann@demo.example", "password": DEMO_PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    let cookie = r.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
-    let csrf = r.json::<Value>().await.unwrap()["csrf_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (cookie, csrf) = ann_session(&app).await;
     let mut desk = connect(&app.ws_url("/api/v1/events"), Some(&cookie)).await;
     let message_id = accepted["message_id"].clone();
     let (app_ref, cookie_ref) = (&app, cookie.as_str());
