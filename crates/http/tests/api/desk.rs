@@ -7,7 +7,8 @@ use futures::SinkExt;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message as Ws;
 
-use crate::helpers::{DEMO_PASSWORD, TestApp, eventually, spawn_app};
+use crate::helpers::{TestApp, eventually, spawn_app};
+use crate::multinode::login_on;
 use crate::privacy::audited;
 use crate::providers::{
     SIGNAL_ACCOUNT, SignalDaemon, TG_SECRET, TG_TOKEN, WA_APP_SECRET, WA_PHONE_ID, WA_TOKEN,
@@ -585,29 +586,6 @@ async fn agent_typing_on_signal_rest_puts_the_typing_indicator() {
     assert_eq!(call, &json!({"recipient": source}));
 }
 
-/// Logs Ann (an agent) in on a session of her own; returns its cookie and CSRF token.
-async fn ann_session(app: &TestApp) -> (String, String) {
-    let r = app
-        .client
-        .post(app.url("/api/v1/auth/login"))
-        .json(&json!({"email": "ann@demo.example", "password": DEMO_PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    let cookie = r.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
-    let csrf = r.json::<Value>().await.unwrap()["csrf_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    (cookie, csrf)
-}
-
 #[tokio::test]
 async fn a_signal_customer_typing_shows_on_the_desk_and_nothing_is_stored() {
     // Arrange: a Signal customer with a conversation; Ann's desk socket is open and has seen
@@ -616,7 +594,7 @@ async fn a_signal_customer_typing_shows_on_the_desk_and_nothing_is_stored() {
     let mut app = spawn_app().await;
     app.login("admin@demo.example").await;
     let (conv, mut frame) = signal_rpc_conversation(&app, &daemon).await;
-    let (cookie, _) = ann_session(&app).await;
+    let (cookie, _) = login_on(&app.client, &app.url(""), "ann@demo.example").await;
     let mut desk = connect(&app.ws_url("/api/v1/events"), Some(&cookie)).await;
     let env = frame["params"]["envelope"].clone();
     frame["params"]["envelope"]["timestamp"] = json!(env["timestamp"].as_i64().unwrap() + 1);
@@ -683,7 +661,7 @@ async fn web_chat_typing_shows_on_the_desk_and_the_agents_on_the_page() {
     .await
     .unwrap();
     let accepted = next_matching(&mut chat, |v| v["type"] == "accepted").await;
-    let (cookie, csrf) = ann_session(&app).await;
+    let (cookie, csrf) = login_on(&app.client, &app.url(""), "ann@demo.example").await;
     let mut desk = connect(&app.ws_url("/api/v1/events"), Some(&cookie)).await;
     let message_id = accepted["message_id"].clone();
     let (app_ref, cookie_ref) = (&app, cookie.as_str());

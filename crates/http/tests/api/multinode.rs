@@ -1,7 +1,7 @@
 //! Two nodes sharing PostgreSQL and NATS JetStream: a customer writes to node A, the agent's
 //! live page is connected to node B and sees it; the agent's reply, accepted by node B, is
 //! sent by whichever node claims it. Runs when both TEST_DATABASE_URL and TEST_NATS_URL are
-//! set (CI sets them).
+//! set; under CI (`CI` set) their absence is a failure, since CI sets them.
 
 use std::time::Duration;
 
@@ -14,6 +14,24 @@ use tokio_util::sync::CancellationToken;
 
 use crate::helpers::{DEMO_PASSWORD, eventually, init, test_config};
 use crate::postgres::FreshDb;
+
+/// The NATS URL and a fresh database, or `None` (skipped, said on stderr) when
+/// TEST_NATS_URL or TEST_DATABASE_URL is unset; under CI (`CI` set) that is a failure, since
+/// CI provides both.
+pub(super) async fn services() -> Option<(String, FreshDb)> {
+    let (Ok(nats), true) = (
+        std::env::var("TEST_NATS_URL"),
+        std::env::var("TEST_DATABASE_URL").is_ok(),
+    ) else {
+        assert!(
+            std::env::var("CI").is_err(),
+            "TEST_NATS_URL and TEST_DATABASE_URL must be set under CI"
+        );
+        eprintln!("SKIPPED: multi-node test (set TEST_NATS_URL and TEST_DATABASE_URL)");
+        return None;
+    };
+    Some((nats, FreshDb::create().await?))
+}
 
 /// Starts a node over `db` and `nats` with the demo data; returns its base URL, its stop
 /// token, its data directory and the demo web chat channel id.
@@ -37,14 +55,88 @@ pub(super) async fn node(
     (base, stop, dir, demo.webchat_channel_id)
 }
 
+/// Logs `email` in on `base` with the demo password; returns the session cookie and the CSRF
+/// token.
+pub(super) async fn login_on(http: &reqwest::Client, base: &str, email: &str) -> (String, String) {
+    let r = http
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"email": email, "password": DEMO_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200, "login of {email}");
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let login: Value = r.json().await.unwrap();
+    (cookie, login["csrf_token"].as_str().unwrap().to_string())
+}
+
+/// Opens the live event socket on `base` with a session `cookie`.
+pub(super) async fn events_on(base: &str, cookie: &str) -> Socket {
+    let mut req = format!("{}/api/v1/events", base.replace("http", "ws"))
+        .into_client_request()
+        .unwrap();
+    req.headers_mut().insert("cookie", cookie.parse().unwrap());
+    tokio_tungstenite::connect_async(req).await.unwrap().0
+}
+
+/// A new web chat customer of `channel` writes `text` through `base`; returns their token
+/// and the conversation id.
+pub(super) async fn customer_writes(
+    http: &reqwest::Client,
+    base: &str,
+    channel: &str,
+    client_msg_id: &str,
+    text: &str,
+) -> (String, String) {
+    let token: Value = http
+        .post(format!("{base}/chat/{channel}/session"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = token["token"].as_str().unwrap().to_string();
+    let acc: Value = http
+        .post(format!("{base}/chat/{channel}/messages"))
+        .bearer_auth(&token)
+        .json(&json!({"client_msg_id": client_msg_id, "text": text}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let conv = acc["conversation_id"].as_str().unwrap().to_string();
+    (token, conv)
+}
+
+/// Opens the customer's page of `channel` on `base` and greets with `token`; returns the
+/// socket once welcomed.
+pub(super) async fn customer_page(base: &str, channel: &str, token: &str) -> Socket {
+    use futures::SinkExt;
+    let (mut chat, _) = tokio_tungstenite::connect_async(format!(
+        "{}/chat/{channel}/ws",
+        base.replace("http", "ws")
+    ))
+    .await
+    .expect("web chat socket");
+    let hello = json!({"type": "hello", "token": token}).to_string();
+    chat.send(Ws::Text(hello.into())).await.unwrap();
+    next_matching(&mut chat, |v| v["type"] == "welcome").await;
+    chat
+}
+
 #[tokio::test]
 async fn an_agent_on_node_b_sees_live_a_message_that_arrived_at_node_a() {
     init();
-    let Ok(nats) = std::env::var("TEST_NATS_URL") else {
-        eprintln!("SKIPPED: multi-node test (set TEST_NATS_URL and TEST_DATABASE_URL)");
-        return;
-    };
-    let Some(db) = FreshDb::create().await else {
+    let Some((nats, db)) = services().await else {
         return;
     };
     let (a, stop_a, _da, channel) = node(&db.url, &nats).await;
@@ -56,48 +148,11 @@ async fn an_agent_on_node_b_sees_live_a_message_that_arrived_at_node_a() {
         .unwrap();
 
     // The agent logs in on node B and opens the live feed there.
-    let r = http
-        .post(format!("{b}/api/v1/auth/login"))
-        .json(&json!({"email": "ann@demo.example", "password": DEMO_PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    let cookie = r.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
-    let login: Value = r.json().await.unwrap();
-    let csrf = login["csrf_token"].as_str().unwrap().to_string();
-    let mut req = format!("{}/api/v1/events", b.replace("http", "ws"))
-        .into_client_request()
-        .unwrap();
-    req.headers_mut().insert("cookie", cookie.parse().unwrap());
-    let (mut events, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let (cookie, csrf) = login_on(&http, &b, "ann@demo.example").await;
+    let mut events = events_on(&b, &cookie).await;
 
     // A customer writes to node A.
-    let token: Value = http
-        .post(format!("{a}/chat/{channel}/session"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = token["token"].as_str().unwrap().to_string();
-    let acc: Value = http
-        .post(format!("{a}/chat/{channel}/messages"))
-        .bearer_auth(&token)
-        .json(&json!({"client_msg_id": "mn-1", "text": "hello node A"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let conv = acc["conversation_id"].as_str().unwrap().to_string();
+    let (_, conv) = customer_writes(&http, &a, &channel, "mn-1", "hello node A").await;
 
     // Node B's page receives it live.
     let seen = loop {
@@ -176,13 +231,8 @@ pub(super) async fn next_matching(ws: &mut Socket, pred: impl Fn(&Value) -> bool
 
 #[tokio::test]
 async fn agent_replies_through_node_b_reach_the_customer_page_on_node_a_live() {
-    use futures::SinkExt;
     init();
-    let Ok(nats) = std::env::var("TEST_NATS_URL") else {
-        eprintln!("SKIPPED: multi-node test (set TEST_NATS_URL and TEST_DATABASE_URL)");
-        return;
-    };
-    let Some(db) = FreshDb::create().await else {
+    let Some((nats, db)) = services().await else {
         return;
     };
     let (a, stop_a, _da, channel) = node(&db.url, &nats).await;
@@ -193,43 +243,9 @@ async fn agent_replies_through_node_b_reach_the_customer_page_on_node_a_live() {
         .unwrap();
 
     // Arrange: the customer has written through node A and keeps a page open there.
-    let token: Value = http
-        .post(format!("{a}/chat/{channel}/session"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = token["token"].as_str().unwrap().to_string();
-    let acc: Value = http
-        .post(format!("{a}/chat/{channel}/messages"))
-        .bearer_auth(&token)
-        .json(&json!({"client_msg_id": "c-1", "text": "anyone there?"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let conv = acc["conversation_id"].as_str().unwrap().to_string();
-    let (mut chat, _) =
-        tokio_tungstenite::connect_async(format!("{}/chat/{channel}/ws", a.replace("http", "ws")))
-            .await
-            .expect("web chat socket on node A");
-    let hello = json!({"type": "hello", "token": token}).to_string();
-    chat.send(Ws::Text(hello.into())).await.unwrap();
-    next_matching(&mut chat, |v| v["type"] == "welcome").await;
-    let login: Value = http
-        .post(format!("{b}/api/v1/auth/login"))
-        .json(&json!({"email": "ann@demo.example", "password": DEMO_PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let csrf = login["csrf_token"].as_str().unwrap().to_string();
+    let (token, conv) = customer_writes(&http, &a, &channel, "c-1", "anyone there?").await;
+    let mut chat = customer_page(&a, &channel, &token).await;
+    let (_, csrf) = login_on(&http, &b, "ann@demo.example").await;
 
     // Act: the agent, on node B, answers several times. Node B's sender is woken by each
     // reply, so most (usually all) of them leave from node B, where the page is not.
@@ -406,16 +422,7 @@ async fn admin_on(base: &str) -> (reqwest::Client, String) {
         .cookie_store(true)
         .build()
         .unwrap();
-    let login: Value = http
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&json!({"email": "admin@demo.example", "password": DEMO_PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let csrf = login["csrf_token"].as_str().expect("logged in").to_string();
+    let (_, csrf) = login_on(&http, base, "admin@demo.example").await;
     (http, csrf)
 }
 
@@ -469,11 +476,7 @@ fn signal_frame(ts: u64, text: &str) -> String {
 async fn one_node_at_a_time_receives_a_signal_account_and_another_takes_over_when_it_dies() {
     use std::sync::atomic::Ordering::SeqCst;
     init();
-    let Ok(nats) = std::env::var("TEST_NATS_URL") else {
-        eprintln!("SKIPPED: multi-node test (set TEST_NATS_URL and TEST_DATABASE_URL)");
-        return;
-    };
-    let Some(db) = FreshDb::create().await else {
+    let Some((nats, db)) = services().await else {
         return;
     };
     let (daemon_url, daemon) = signal_daemon().await;
