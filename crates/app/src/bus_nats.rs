@@ -299,3 +299,55 @@ impl EventBus for NatsBus {
         self.tx.subscribe()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use switchboard_core::{ConversationId, TenantId};
+
+    use super::*;
+    use crate::agent_desk::Typist;
+
+    /// What nodes exchange is a wire format: a node of the previous release must still read
+    /// a web chat message (`{origin, message}`), and typing notices are flat objects.
+    #[test]
+    fn relayed_items_are_flat_objects_beside_their_origin() {
+        let tenant: TenantId = "0192f3c4-5b6a-7c8d-9e0f-000000000001".parse().unwrap();
+        let conv: ConversationId = "0192f3c4-5b6a-7c8d-9e0f-000000000002".parse().unwrap();
+        let cases = [
+            (
+                Typist::Customer,
+                json!({"origin": "node-a", "tenant_id": tenant, "conversation_id": conv,
+                       "who": "customer"}),
+            ),
+            (
+                Typist::Agent {
+                    name: "Ann".into(),
+                    webchat: true,
+                },
+                json!({"origin": "node-a", "tenant_id": tenant, "conversation_id": conv,
+                       "who": "agent", "name": "Ann", "webchat": true}),
+            ),
+        ];
+        for (typist, wire) in cases {
+            let notice = TypingNotice {
+                tenant_id: tenant,
+                conversation_id: conv,
+                typist,
+            };
+            let relayed = Relayed {
+                origin: "node-a".to_string(),
+                item: notice.clone(),
+            };
+            assert_eq!(serde_json::to_value(&relayed).unwrap(), wire);
+            let back: Relayed<TypingNotice> = serde_json::from_value(wire).unwrap();
+            assert_eq!((back.origin.as_str(), back.item), ("node-a", notice));
+        }
+        let v = serde_json::to_value(Relayed {
+            origin: "node-a".to_string(),
+            item: json!({"message": {"id": "m"}}),
+        })
+        .unwrap();
+        assert_eq!(v, json!({"origin": "node-a", "message": {"id": "m"}}));
+    }
+}
