@@ -840,6 +840,9 @@ pub fn handle_times(
         .collect()
 }
 
+/// Unplaced conversations read per page.
+const UNPLACED_PAGE: u32 = 1000;
+
 /// How far back handle times are measured.
 const HANDLE_TIME_WINDOW: Duration = Duration::hours(2);
 
@@ -909,25 +912,31 @@ impl App {
     /// Placements of the tenant's not-yet-placed conversations (from their hand-off
     /// records) and recent handle times.
     async fn round_inputs(&self, tenant: TenantId) -> anyhow::Result<RoundInputs> {
-        let unplaced = self
-            .store
-            .desk_conversations(
-                tenant,
-                &switchboard_core::routing::DeskFilter {
-                    states: vec![ConversationState::Queued],
-                    unassigned: true,
-                    limit: 1000,
-                    ..Default::default()
-                },
-            )
-            .await?;
+        // Every unplaced conversation, a page of 1000 at a time (oldest first), so a backlog
+        // bigger than a page starves nobody.
+        let mut ids: Vec<ConversationId> = Vec::new();
+        loop {
+            let page = self
+                .store
+                .desk_conversations(
+                    tenant,
+                    &switchboard_core::routing::DeskFilter {
+                        states: vec![ConversationState::Queued],
+                        unplaced: true,
+                        after: ids.last().copied(),
+                        limit: UNPLACED_PAGE,
+                        ..Default::default()
+                    },
+                )
+                .await?;
+            let full = page.len() >= UNPLACED_PAGE as usize;
+            ids.extend(page.iter().map(|(_, r)| r.id));
+            if !full {
+                break;
+            }
+        }
         // One query per 500 conversations, not one per conversation: a big first round
         // places thousands at once.
-        let ids: Vec<ConversationId> = unplaced
-            .iter()
-            .filter(|(_, r)| r.queue.is_none())
-            .map(|(_, r)| r.id)
-            .collect();
         let handoffs = self.store.latest_records(tenant, "handoff", &ids).await?;
         let placements = ids
             .iter()

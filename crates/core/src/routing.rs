@@ -438,6 +438,11 @@ pub struct DeskFilter {
     pub search: Option<String>,
     /// At most this many (newest activity first).
     pub limit: u32,
+    /// Only `queued` conversations not yet placed in a queue, oldest first (by id) and
+    /// after `after`: the router pages through them with this, so none is starved.
+    pub unplaced: bool,
+    /// With `unplaced`: only ids after this one.
+    pub after: Option<ConversationId>,
 }
 
 /// One conversation's passage through a queue, for the supervisor's chart.

@@ -15,6 +15,11 @@
 //! - SQLite: every write transaction takes the single write lock up front
 //!   (`BEGIN IMMEDIATE`), which serialises rounds already.
 //!
+//! Applying a round's changes is batched ([`Batch`]): places, assignments, marks and timers
+//! are written with one statement per table per 500 rows, so the first round over a big
+//! backlog costs a few dozen statements, not several per conversation. Returning customers'
+//! last agents are read with one query per 500 contacts.
+//!
 //! What this module leaves to others: the policy (the plan closure, `app::routing`), and
 //! the sealing of columns (notes and canned responses are staff-written text kept in clear).
 
@@ -34,7 +39,9 @@ use switchboard_core::{
 };
 
 use crate::conversations::{self, apply_transition};
-use crate::sql::{DbResult, RowExt, Sql, is_unique_violation, ms, new_uuid, to_json, trunc};
+use crate::sql::{
+    DbResult, RowExt, Sql, Val, chunks, is_unique_violation, ms, new_uuid, to_json, trunc,
+};
 use crate::{Backend, SqlStore, events, outbound};
 
 const QUEUE_COLS: &str = "id, tenant_id, name, settings, round_robin_after, created_at, updated_at";
@@ -204,28 +211,52 @@ async fn routed_one(
         .transpose()
 }
 
-/// The contact's most recent agent on any other conversation (returning customers).
-async fn contact_last_agent(
+/// Fills `last_agent` of not-yet-placed conversations from their contact's most recent
+/// agent on any other conversation (returning customers): one query per 500 contacts.
+async fn fill_returning_agents(
     conn: &mut AnyConnection,
     tenant: TenantId,
-    c: &RoutedConversation,
-) -> StoreResult<Option<UserId>> {
-    let mut sql = Sql::new(
-        "SELECT COALESCE(assignee, last_agent) AS agent FROM conversations WHERE tenant_id = ",
-    );
-    sql.bind(tenant.to_string())
-        .push(" AND contact_id = ")
-        .bind(c.contact_id.to_string())
-        .push(" AND id <> ")
-        .bind(c.id.to_string())
-        .push(
-            " AND (assignee IS NOT NULL OR last_agent IS NOT NULL) \
-             ORDER BY last_message_at DESC LIMIT 1",
+    waiting: &mut [RoutedConversation],
+) -> StoreResult<()> {
+    let contacts: Vec<String> = waiting
+        .iter()
+        .filter(|w| w.queue.is_none() && w.last_agent.is_none())
+        .map(|w| w.contact_id.to_string())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    // Per contact, their conversations with an agent, most recent activity first.
+    let mut served: HashMap<switchboard_core::ContactId, Vec<(ConversationId, UserId)>> =
+        HashMap::new();
+    for chunk in chunks(&contacts) {
+        let mut sql = Sql::new(
+            "SELECT id, contact_id, COALESCE(assignee, last_agent) AS agent FROM conversations \
+             WHERE tenant_id = ",
         );
-    match sql.fetch_optional(conn).await.db()? {
-        Some(row) => row.opt_parse("agent"),
-        None => Ok(None),
+        sql.bind(tenant.to_string())
+            .push(" AND contact_id IN (")
+            .list(chunk)
+            .push(
+                ") AND (assignee IS NOT NULL OR last_agent IS NOT NULL) \
+                 ORDER BY last_message_at DESC, id DESC",
+            );
+        for row in sql.fetch_all(&mut *conn).await.db()? {
+            served
+                .entry(row.parse("contact_id")?)
+                .or_default()
+                .push((row.parse("id")?, row.parse("agent")?));
+        }
     }
+    for w in waiting
+        .iter_mut()
+        .filter(|w| w.queue.is_none() && w.last_agent.is_none())
+    {
+        w.last_agent = served
+            .get(&w.contact_id)
+            .and_then(|list| list.iter().find(|(id, _)| *id != w.id))
+            .map(|(_, agent)| *agent);
+    }
+    Ok(())
 }
 
 async fn snapshot(
@@ -249,11 +280,7 @@ async fn snapshot(
         .bind(ms(now))
         .push(" ORDER BY c.id");
     let due_assigned = routed_rows(sql.fetch_all(&mut *conn).await.db()?)?;
-    for w in waiting.iter_mut() {
-        if w.queue.is_none() && w.last_agent.is_none() {
-            w.last_agent = contact_last_agent(conn, tenant, w).await?;
-        }
-    }
+    fill_returning_agents(conn, tenant, &mut waiting).await?;
     let focus = match focus {
         Some(id) => Some(
             routed_one(conn, tenant, id)
@@ -311,6 +338,253 @@ async fn delete_timer(conn: &mut AnyConnection, id: ConversationId) -> StoreResu
     Ok(())
 }
 
+/// The bulk changes of a round, gathered so each table gets one statement per 500 rows
+/// (a first round over thousands of waiting conversations used to run several statements
+/// per conversation). Places and assignments are gathered while consecutive (the plan
+/// emits them so) and written before any other change; marks and timers are last-write-wins
+/// per conversation and written at the end, with the resets other changes imply (placing or
+/// reopening clears marks; assigning, resolving and starting a flow clear the timer)
+/// applied to what is pending, so the result is the same as applying the changes in order.
+#[derive(Default)]
+struct Batch<'a> {
+    places: Vec<&'a RoutingChange>,
+    assigns: Vec<(ConversationId, UserId)>,
+    marks: BTreeMap<ConversationId, RoutingMarks>,
+    timers: BTreeMap<ConversationId, Option<Timestamp>>,
+}
+
+/// Applies a round's changes (see [`Batch`]); returns the events they add.
+async fn apply_changes(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    tenant: TenantId,
+    changes: &[RoutingChange],
+    now: Timestamp,
+    touched: &mut Vec<ConversationId>,
+) -> StoreResult<Vec<EventKind>> {
+    let mut kinds = Vec::new();
+    let mut b = Batch::default();
+    for change in changes {
+        match change {
+            RoutingChange::Place { conversation, .. } => {
+                if !b.assigns.is_empty() || placing(&b.places, *conversation) {
+                    flush_runs(conn, backend, tenant, &mut b, now, touched).await?;
+                }
+                b.marks.remove(conversation);
+                b.places.push(change);
+            }
+            RoutingChange::Assign {
+                conversation,
+                agent,
+            } => {
+                if !b.places.is_empty() || b.assigns.iter().any(|(c, _)| c == conversation) {
+                    flush_runs(conn, backend, tenant, &mut b, now, touched).await?;
+                }
+                b.timers.insert(*conversation, None);
+                b.assigns.push((*conversation, *agent));
+            }
+            RoutingChange::Marks {
+                conversation,
+                marks,
+            } => {
+                b.marks.insert(*conversation, *marks);
+            }
+            RoutingChange::Timer {
+                conversation,
+                due_at,
+            } => {
+                b.timers.insert(*conversation, *due_at);
+            }
+            other => {
+                flush_runs(conn, backend, tenant, &mut b, now, touched).await?;
+                match other {
+                    RoutingChange::Reopen { conversation, .. } => {
+                        b.marks.remove(conversation);
+                    }
+                    RoutingChange::Resolve { conversation, .. }
+                    | RoutingChange::StartFlow { conversation, .. } => {
+                        b.timers.insert(*conversation, None);
+                    }
+                    _ => {}
+                }
+                kinds.extend(apply_change(conn, backend, tenant, other, now, touched).await?);
+            }
+        }
+    }
+    flush_runs(conn, backend, tenant, &mut b, now, touched).await?;
+    flush_marks(conn, tenant, &b.marks).await?;
+    flush_timers(conn, tenant, &b.timers).await?;
+    Ok(kinds)
+}
+
+fn placing(places: &[&RoutingChange], id: ConversationId) -> bool {
+    places
+        .iter()
+        .any(|p| matches!(p, RoutingChange::Place { conversation, .. } if *conversation == id))
+}
+
+/// Writes the pending places, then the pending assignments.
+async fn flush_runs(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    tenant: TenantId,
+    b: &mut Batch<'_>,
+    now: Timestamp,
+    touched: &mut Vec<ConversationId>,
+) -> StoreResult<()> {
+    let now_ms = ms(trunc(now));
+    for chunk in b.places.chunks(500) {
+        let mut rows = Vec::with_capacity(chunk.len());
+        for p in chunk {
+            if let RoutingChange::Place {
+                conversation,
+                queue,
+                priority,
+                required_skills,
+                last_agent,
+            } = p
+            {
+                rows.push(vec![
+                    Val::from(conversation.to_string()),
+                    queue.to_string().into(),
+                    i64::from(*priority).into(),
+                    to_json(required_skills)?.into(),
+                    last_agent.map(|a| a.to_string()).into(),
+                ]);
+                touched.push(*conversation);
+            }
+        }
+        let n = rows.len() as u64;
+        let mut sql = Sql::new(
+            "UPDATE conversations SET queue_id = v.column2, queue_priority = v.column3, \
+             required_skills = v.column4, enqueued_at = ",
+        );
+        sql.bind(now_ms)
+            .push(", in_queue_since = ")
+            .bind(now_ms)
+            .push(", opened_at = COALESCE(conversations.opened_at, ")
+            .bind(now_ms)
+            .push(
+                "), last_agent = COALESCE(conversations.last_agent, v.column5), \
+                 routing_marks = NULL, first_response_at = NULL FROM (VALUES ",
+            )
+            .rows(rows)
+            .push(") AS v WHERE conversations.id = v.column1 AND conversations.tenant_id = ")
+            .bind(tenant.to_string())
+            .push(" AND conversations.state = 'queued'");
+        if sql.execute(&mut *conn).await.db()? != n {
+            return Err(StoreError::Conflict(
+                "a conversation is no longer waiting to be placed".into(),
+            ));
+        }
+    }
+    b.places.clear();
+    if b.assigns.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<ConversationId> = b.assigns.iter().map(|(c, _)| *c).collect();
+    let mut locked = conversations::lock_many(conn, backend, tenant, &ids).await?;
+    for chunk in b.assigns.chunks(500) {
+        let mut rows = Vec::with_capacity(chunk.len());
+        for (id, agent) in chunk {
+            let l = locked
+                .get_mut(id)
+                .ok_or(StoreError::NotFound("conversation"))?;
+            apply_transition(&mut l.conversation, Transition::Assign, Some(*agent))?;
+            rows.push(vec![
+                Val::from(id.to_string()),
+                l.conversation.state.as_str().into(),
+                agent.to_string().into(),
+            ]);
+            touched.push(*id);
+        }
+        let mut sql = Sql::new(
+            "UPDATE conversations SET state = v.column2, assignee = v.column3, \
+             last_agent = v.column3, assigned_at = ",
+        );
+        sql.bind(now_ms)
+            .push(" FROM (VALUES ")
+            .rows(rows)
+            .push(") AS v WHERE conversations.id = v.column1");
+        sql.execute(&mut *conn).await.db()?;
+        let mut sql = Sql::new("UPDATE agent_settings SET last_assigned_at = ");
+        sql.bind(now_ms)
+            .push(" WHERE tenant_id = ")
+            .bind(tenant.to_string())
+            .push(" AND user_id IN (")
+            .list(distinct_agents(chunk))
+            .push(")");
+        sql.execute(&mut *conn).await.db()?;
+    }
+    b.assigns.clear();
+    Ok(())
+}
+
+fn distinct_agents(assigns: &[(ConversationId, UserId)]) -> Vec<String> {
+    let set: BTreeMap<UserId, ()> = assigns.iter().map(|(_, a)| (*a, ())).collect();
+    set.into_keys().map(|a| a.to_string()).collect()
+}
+
+/// Writes the last marks of each conversation, one statement per 500.
+async fn flush_marks(
+    conn: &mut AnyConnection,
+    tenant: TenantId,
+    marks: &BTreeMap<ConversationId, RoutingMarks>,
+) -> StoreResult<()> {
+    let all: Vec<(&ConversationId, &RoutingMarks)> = marks.iter().collect();
+    for chunk in all.chunks(500) {
+        let rows = chunk
+            .iter()
+            .map(|(id, m)| Ok(vec![Val::from(id.to_string()), to_json(m)?.into()]))
+            .collect::<StoreResult<Vec<_>>>()?;
+        let mut sql = Sql::new("UPDATE conversations SET routing_marks = v.column2 FROM (VALUES ");
+        sql.rows(rows)
+            .push(") AS v WHERE conversations.id = v.column1 AND conversations.tenant_id = ")
+            .bind(tenant.to_string());
+        sql.execute(&mut *conn).await.db()?;
+    }
+    Ok(())
+}
+
+/// Writes the last timer of each conversation: one DELETE for the cleared ones and one
+/// upsert for the set ones, per 500.
+async fn flush_timers(
+    conn: &mut AnyConnection,
+    tenant: TenantId,
+    timers: &BTreeMap<ConversationId, Option<Timestamp>>,
+) -> StoreResult<()> {
+    let cleared: Vec<String> = timers
+        .iter()
+        .filter(|(_, due)| due.is_none())
+        .map(|(id, _)| id.to_string())
+        .collect();
+    for chunk in chunks(&cleared) {
+        let mut sql = Sql::new("DELETE FROM routing_timers WHERE conversation_id IN (");
+        sql.list(chunk).push(")");
+        sql.execute(&mut *conn).await.db()?;
+    }
+    let set: Vec<Vec<Val>> = timers
+        .iter()
+        .filter_map(|(id, due)| {
+            due.map(|d| {
+                vec![
+                    Val::from(id.to_string()),
+                    tenant.to_string().into(),
+                    ms(d).into(),
+                ]
+            })
+        })
+        .collect();
+    for chunk in set.chunks(500) {
+        let mut sql =
+            Sql::new("INSERT INTO routing_timers (conversation_id, tenant_id, due_at) VALUES ");
+        sql.rows(chunk.to_vec())
+            .push(" ON CONFLICT (conversation_id) DO UPDATE SET due_at = excluded.due_at");
+        sql.execute(&mut *conn).await.db()?;
+    }
+    Ok(())
+}
+
 /// Applies one change; returns the events it adds (conversation changes are gathered by
 /// the caller into `touched`).
 async fn apply_change(
@@ -325,71 +599,6 @@ async fn apply_change(
     let now_ms = ms(trunc(now));
     let mut kinds = Vec::new();
     match change {
-        RoutingChange::Place {
-            conversation,
-            queue,
-            priority,
-            required_skills,
-            last_agent,
-        } => {
-            let mut sql = Sql::new("UPDATE conversations SET queue_id = ");
-            sql.bind(queue.to_string())
-                .push(", queue_priority = ")
-                .bind(i64::from(*priority))
-                .push(", required_skills = ")
-                .bind(to_json(required_skills)?)
-                .push(", enqueued_at = ")
-                .bind(now_ms)
-                .push(", in_queue_since = ")
-                .bind(now_ms)
-                .push(", opened_at = COALESCE(opened_at, ")
-                .bind(now_ms)
-                .push("), last_agent = COALESCE(last_agent, ")
-                .bind(last_agent.map(|a| a.to_string()))
-                .push("), routing_marks = NULL, first_response_at = NULL WHERE tenant_id = ")
-                .bind(t.clone())
-                .push(" AND id = ")
-                .bind(conversation.to_string())
-                .push(" AND state = 'queued'");
-            if sql.execute(conn).await.db()? == 0 {
-                return Err(StoreError::Conflict(format!(
-                    "conversation {conversation} is no longer waiting to be placed"
-                )));
-            }
-            touched.push(*conversation);
-        }
-        RoutingChange::Assign {
-            conversation,
-            agent,
-        } => {
-            change_state(
-                conn,
-                backend,
-                tenant,
-                *conversation,
-                Some(Transition::Assign),
-                Some(*agent),
-            )
-            .await?;
-            let mut sql = Sql::new("UPDATE conversations SET last_agent = ");
-            sql.bind(agent.to_string())
-                .push(", assigned_at = ")
-                .bind(now_ms)
-                .push(" WHERE tenant_id = ")
-                .bind(t.clone())
-                .push(" AND id = ")
-                .bind(conversation.to_string());
-            sql.execute(&mut *conn).await.db()?;
-            let mut sql = Sql::new("UPDATE agent_settings SET last_assigned_at = ");
-            sql.bind(now_ms)
-                .push(" WHERE tenant_id = ")
-                .bind(t.clone())
-                .push(" AND user_id = ")
-                .bind(agent.to_string());
-            sql.execute(&mut *conn).await.db()?;
-            delete_timer(conn, *conversation).await?;
-            touched.push(*conversation);
-        }
         RoutingChange::ToQueue {
             conversation,
             queue,
@@ -416,18 +625,6 @@ async fn apply_change(
                 .bind(conversation.to_string());
             sql.execute(conn).await.db()?;
             touched.push(*conversation);
-        }
-        RoutingChange::Marks {
-            conversation,
-            marks,
-        } => {
-            let mut sql = Sql::new("UPDATE conversations SET routing_marks = ");
-            sql.bind(to_json(marks)?)
-                .push(" WHERE tenant_id = ")
-                .bind(t.clone())
-                .push(" AND id = ")
-                .bind(conversation.to_string());
-            sql.execute(conn).await.db()?;
         }
         RoutingChange::RoundRobin { queue, after } => {
             let mut sql = Sql::new("UPDATE queues SET round_robin_after = ");
@@ -594,24 +791,11 @@ async fn apply_change(
             crate::flows::insert_job(conn, tenant, &job, now, now).await?;
             touched.push(*conversation);
         }
-        RoutingChange::Timer {
-            conversation,
-            due_at,
-        } => match due_at {
-            None => delete_timer(conn, *conversation).await?,
-            Some(due) => {
-                let mut sql = Sql::new(
-                    "INSERT INTO routing_timers (conversation_id, tenant_id, due_at) VALUES (",
-                );
-                sql.bind(conversation.to_string())
-                    .push(", ")
-                    .bind(t.clone())
-                    .push(", ")
-                    .bind(ms(*due))
-                    .push(") ON CONFLICT (conversation_id) DO UPDATE SET due_at = excluded.due_at");
-                sql.execute(conn).await.db()?;
-            }
-        },
+        // Applied in batches by `apply_changes`.
+        RoutingChange::Place { .. }
+        | RoutingChange::Assign { .. }
+        | RoutingChange::Marks { .. }
+        | RoutingChange::Timer { .. } => {}
     }
     Ok(kinds)
 }
@@ -626,10 +810,10 @@ pub(crate) enum Reopened {
 
 /// Resolve, then a customer message (ingest, step 4a): of `contacts` (ids of contacts with
 /// no open conversation on `channel`), those whose latest conversation there was resolved
-/// with a reopen window still open at `now` get it back: state `queued` in the queue it was
-/// resolved from, no assignee, fresh first-response and resolution clocks, no marks or
-/// wrap-up code. Its `last_agent` stays, so routing offers it to that agent first. One
-/// SELECT for the contacts and one UPDATE for what it found.
+/// with a reopen window still open at `now`, from a queue that still exists, get it back:
+/// state `queued` in the queue it was resolved from, no assignee, fresh first-response and
+/// resolution clocks, no marks or wrap-up code. Its `last_agent` stays, so routing offers it
+/// to that agent first. One SELECT for the contacts and one UPDATE for what it found.
 pub(crate) async fn reopen_for_customers(
     conn: &mut AnyConnection,
     channel: switchboard_core::ChannelId,
@@ -646,7 +830,8 @@ pub(crate) async fn reopen_for_customers(
         .push(" AND c.contact_id IN (")
         .list(contacts.iter().cloned())
         .push(
-            ") AND NOT EXISTS (SELECT 1 FROM conversations n WHERE n.channel_id = c.channel_id \
+            ") AND EXISTS (SELECT 1 FROM queues q WHERE q.id = c.queue_id) \
+             AND NOT EXISTS (SELECT 1 FROM conversations n WHERE n.channel_id = c.channel_id \
              AND n.contact_id = c.contact_id AND n.created_at > c.created_at)",
         );
     let mut found = Vec::new();
@@ -922,13 +1107,9 @@ impl SqlStore {
             tx.rollback().await.db()?;
             return Ok(RoutingOutcome::default());
         }
-        let mut kinds = Vec::new();
         let mut touched = Vec::new();
-        for change in &changes {
-            kinds.extend(
-                apply_change(&mut tx, self.backend, tenant, change, now, &mut touched).await?,
-            );
-        }
+        let mut kinds =
+            apply_changes(&mut tx, self.backend, tenant, &changes, now, &mut touched).await?;
         let mut seen = HashSet::new();
         touched.retain(|c| seen.insert(*c));
         let summaries = conversations::summaries(&mut tx, tenant, &touched).await?;
@@ -1006,8 +1187,16 @@ impl SqlStore {
                 .list(f.queues.iter().map(|q| q.to_string()))
                 .push(")");
         }
-        sql.push(" ORDER BY c.last_message_at DESC, c.id DESC LIMIT ")
-            .bind(i64::from(scan));
+        if f.unplaced {
+            sql.push(" AND c.state = 'queued' AND c.queue_id IS NULL");
+            if let Some(after) = f.after {
+                sql.push(" AND c.id > ").bind(after.to_string());
+            }
+            sql.push(" ORDER BY c.id LIMIT ");
+        } else {
+            sql.push(" ORDER BY c.last_message_at DESC, c.id DESC LIMIT ");
+        }
+        sql.bind(i64::from(scan));
         let routed = routed_rows(sql.fetch_all(&mut conn).await.db()?)?;
         let ids: Vec<ConversationId> = routed.iter().map(|r| r.id).collect();
         let mut summaries = conversations::summaries(&mut conn, tenant, &ids).await?;

@@ -29,6 +29,8 @@ both_backends!(
     routing_timers_make_a_tenant_due_until_a_round_clears_them,
     notes_and_canned_responses_stay_in_their_tenant,
     desk_lists_filter_by_queue_assignee_and_text,
+    a_customer_message_reopens_a_conversation_resolved_within_its_window,
+    unplaced_conversations_page_oldest_first,
 );
 
 // ---------------------------------------------------------------- fixtures
@@ -607,4 +609,141 @@ async fn desk_lists_filter_by_queue_assignee_and_text(s: SqlStore) {
     for (filter, expected, why) in cases {
         assert_eq!(ids(list(filter).await), expected, "{why}");
     }
+}
+
+/// A customer message with its own provider id; returns the conversation it joined.
+async fn says(s: &SqlStore, w: &World, from: &str, id: &str, at: Timestamp) -> ConversationId {
+    let out = s
+        .ingest(&[IngestItem {
+            tenant_id: w.tenant.id,
+            channel_id: w.channel.id,
+            message: InboundMessage {
+                external_contact_id: from.into(),
+                contact_name: None,
+                phone: None,
+                provider_message_id: id.into(),
+                provider_ts: Some(at),
+                content: Content::text("me again"),
+            },
+            new_conversation_state: ConversationState::Bot,
+            received_at: at,
+        }])
+        .await
+        .expect("ingest");
+    match &out[0] {
+        IngestOutcome::Stored { message, .. } => message.conversation_id,
+        other => panic!("expected Stored, got {other:?}"),
+    }
+}
+
+async fn a_customer_message_reopens_a_conversation_resolved_within_its_window(s: SqlStore) {
+    let w = world(&s, "acme").await;
+    let (q, _) = s
+        .save_queue(w.tenant.id, None, "general", &json!({}), t(1))
+        .await
+        .expect("queue");
+    let conv = queued(&s, &w, "1", "Thandi", t(2)).await;
+    let agent = w.agent.id;
+    let resolve = |until: Option<Timestamp>| {
+        move |_: &RoutingSnapshot| {
+            Ok(vec![RoutingChange::Resolve {
+                conversation: conv,
+                wrap_up_code: Some("done".into()),
+                reopen_until: until,
+            }])
+        }
+    };
+    let plan = |_: &RoutingSnapshot| {
+        Ok(vec![
+            place(conv, q.id),
+            RoutingChange::Assign {
+                conversation: conv,
+                agent,
+            },
+        ])
+    };
+    s.routing_round(w.tenant.id, None, t(3), &plan)
+        .await
+        .expect("assign");
+    s.routing_round(w.tenant.id, None, t(4), &resolve(Some(t(100))))
+        .await
+        .expect("resolve");
+
+    // Within the window: the same conversation, queued again with fresh clocks.
+    assert_eq!(says(&s, &w, "1", "again-1", t(50)).await, conv);
+    let r = s
+        .routed_conversation(w.tenant.id, conv)
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(
+        (r.state, r.assignee, r.queue, r.last_agent),
+        (ConversationState::Queued, None, Some(q.id), Some(agent))
+    );
+    assert_eq!((r.enqueued_at, r.opened_at), (Some(t(50)), Some(t(50))));
+    assert_eq!((r.wrap_up_code, r.first_response_at), (None, None));
+    // Another contact of the same channel is not touched, and starts anew.
+    assert_ne!(says(&s, &w, "2", "other-1", t(51)).await, conv);
+
+    // Past the window (or with none): a new conversation; the old one stays resolved.
+    let plan = |_: &RoutingSnapshot| {
+        Ok(vec![RoutingChange::Assign {
+            conversation: conv,
+            agent,
+        }])
+    };
+    s.routing_round(w.tenant.id, None, t(52), &plan)
+        .await
+        .expect("assign");
+    s.routing_round(w.tenant.id, None, t(53), &resolve(Some(t(60))))
+        .await
+        .expect("resolve");
+    let fresh = says(&s, &w, "1", "again-2", t(61)).await;
+    assert_ne!(fresh, conv);
+    let old = s
+        .routed_conversation(w.tenant.id, conv)
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(old.state, ConversationState::Resolved);
+}
+
+async fn unplaced_conversations_page_oldest_first(s: SqlStore) {
+    let w = world(&s, "acme").await;
+    let (q, _) = s
+        .save_queue(w.tenant.id, None, "general", &json!({}), t(1))
+        .await
+        .expect("queue");
+    let c1 = queued(&s, &w, "1", "One", t(2)).await;
+    let c2 = queued(&s, &w, "2", "Two", t(3)).await;
+    let c3 = queued(&s, &w, "3", "Three", t(4)).await;
+    let page = |after: Option<ConversationId>| DeskFilter {
+        states: vec![ConversationState::Queued],
+        unplaced: true,
+        after,
+        limit: 2,
+        ..Default::default()
+    };
+    let ids = |rows: Vec<(switchboard_core::ConversationSummary, _)>| -> Vec<ConversationId> {
+        rows.into_iter().map(|(s, _)| s.conversation.id).collect()
+    };
+    let first = s
+        .desk_conversations(w.tenant.id, &page(None))
+        .await
+        .expect("page");
+    assert_eq!(ids(first), [c1, c2], "oldest first");
+    let next = s
+        .desk_conversations(w.tenant.id, &page(Some(c2)))
+        .await
+        .expect("page");
+    assert_eq!(ids(next), [c3]);
+    let plan = |_: &RoutingSnapshot| Ok(vec![place(c1, q.id)]);
+    s.routing_round(w.tenant.id, None, t(5), &plan)
+        .await
+        .expect("place");
+    let left = s
+        .desk_conversations(w.tenant.id, &page(None))
+        .await
+        .expect("page");
+    assert_eq!(ids(left), [c2, c3], "a placed conversation is not listed");
 }

@@ -503,15 +503,7 @@ async fn the_supervisor_view_shows_queues_agents_and_history() {
     wait_placed(&app, &waiting).await;
 
     app.login("admin@demo.example").await;
-    let (s, v) = app.get("/api/v1/supervisor?hours=3").await;
-    assert_eq!(s, 200, "{v}");
-    let general = v["queues"]
-        .as_array()
-        .expect("queues")
-        .iter()
-        .find(|q| q["name"] == "general")
-        .expect("general")
-        .clone();
+    let (v, general) = supervisor_queue(&app, "/api/v1/supervisor?hours=3", "general").await;
     assert_eq!(general["waiting"], 1, "{general}");
     assert_eq!(general["agents_available"], 0, "Ann is away");
     let ann = v["agents"]
@@ -796,6 +788,20 @@ async fn assigning_or_replying_by_hand_respects_presence_skills_and_capacity() {
     assert_eq!(body["conversation"]["assignee"], ann.as_str());
 }
 
+/// The supervisor snapshot at `path` and its queue named `name`.
+async fn supervisor_queue(app: &TestApp, path: &str, name: &str) -> (Value, Value) {
+    let (s, v) = app.get(path).await;
+    assert_eq!(s, 200, "{v}");
+    let q = v["queues"]
+        .as_array()
+        .expect("queues")
+        .iter()
+        .find(|q| q["name"] == name)
+        .expect("queue listed")
+        .clone();
+    (v, q)
+}
+
 /// The whole message list of a conversation as text (for looking for a bot's words).
 async fn messages_text(app: &TestApp, conv: &str) -> String {
     let (s, body) = app
@@ -942,15 +948,7 @@ async fn resolution_sla_keeps_running_while_an_agent_holds_the_conversation() {
     assert!(routed.marks.resolution_breach && routed.marks.first_response_breach);
 
     app.login("admin@demo.example").await;
-    let (s, v) = app.get("/api/v1/supervisor").await;
-    assert_eq!(s, 200, "{v}");
-    let q = v["queues"]
-        .as_array()
-        .expect("queues")
-        .iter()
-        .find(|q| q["name"] == "general")
-        .expect("general")
-        .clone();
+    let (_, q) = supervisor_queue(&app, "/api/v1/supervisor", "general").await;
     assert_eq!(
         (
             q["waiting"].as_u64(),
