@@ -101,8 +101,10 @@ pub fn current_key(config: &Config, create: bool) -> anyhow::Result<(MasterKey, 
         path.display()
     );
     check_outside_data_dir(&path, &config.data_dir)?;
-    let key = MasterKey::generate()?;
-    write_key_file(&path, &key)?;
+    let (key, created) = create_or_load(&path)?;
+    if !created {
+        return Ok((key, KeySource::File(path)));
+    }
     println!("Created a new master key: {}", path.display());
     println!(
         "  It encrypts every tenant's data key. Back it up apart from the data directory: \
@@ -115,8 +117,28 @@ pub fn current_key(config: &Config, create: bool) -> anyhow::Result<(MasterKey, 
     Ok((key, KeySource::Created(path)))
 }
 
+/// Makes a new key at `path`, or loads the one another process made there first (two nodes
+/// or tests started at once on a fresh machine): whole, thanks to [`write_key_file`]. The
+/// flag says whether this call made it.
+fn create_or_load(path: &Path) -> anyhow::Result<(MasterKey, bool)> {
+    let key = MasterKey::generate()?;
+    match write_key_file(path, &key) {
+        Ok(()) => Ok((key, true)),
+        Err(e) if path.exists() => {
+            tracing::debug!(error = %format!("{e:#}"), "another process created the master key first");
+            let key = MasterKey::from_file(path).with_context(|| {
+                format!("loading the default master key file {}", path.display())
+            })?;
+            Ok((key, false))
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Writes `key` (base64) to a new file with mode 0600, creating its folder (mode 0700).
-/// Refuses to overwrite an existing file.
+/// Refuses to overwrite an existing file. The key is written whole to a temporary file
+/// beside it and then hard-linked into place (which fails if the name exists), so no
+/// process ever reads a half-written key, even when several create one at the same moment.
 pub fn write_key_file(path: &Path, key: &MasterKey) -> anyhow::Result<()> {
     use secrecy::ExposeSecret as _;
     use std::io::Write as _;
@@ -129,6 +151,18 @@ pub fn write_key_file(path: &Path, key: &MasterKey) -> anyhow::Result<()> {
             let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
         }
     }
+    anyhow::ensure!(
+        !path.exists(),
+        "the key file {} exists already; it is never overwritten (move it away first)",
+        path.display()
+    );
+    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
+    tmp_name.push(format!(
+        ".{}.{}.tmp",
+        std::process::id(),
+        uuid::Uuid::new_v4().simple()
+    ));
+    let tmp = path.with_file_name(tmp_name);
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -136,17 +170,21 @@ pub fn write_key_file(path: &Path, key: &MasterKey) -> anyhow::Result<()> {
         use std::os::unix::fs::OpenOptionsExt as _;
         options.mode(0o600);
     }
-    let mut file = options.open(path).with_context(|| {
+    let written = (|| -> std::io::Result<()> {
+        let mut file = options.open(&tmp)?;
+        let text = key.to_base64();
+        file.write_all(text.expose_secret().as_bytes())?;
+        file.write_all(b"\n")?;
+        file.sync_all()?;
+        std::fs::hard_link(&tmp, path)
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    written.with_context(|| {
         format!(
             "creating the key file {} (it must not exist yet)",
             path.display()
         )
-    })?;
-    let text = key.to_base64();
-    file.write_all(text.expose_secret().as_bytes())?;
-    file.write_all(b"\n")?;
-    file.sync_all()?;
-    Ok(())
+    })
 }
 
 /// Refuses a key file inside the data directory: a copy of the data folder would then carry
@@ -192,6 +230,25 @@ mod tests {
         std::fs::create_dir_all(&data).unwrap();
         assert!(check_outside_data_dir(&data.join("master.key"), &data).is_err());
         assert!(check_outside_data_dir(&dir.path().join("master.key"), &data).is_ok());
+    }
+
+    #[test]
+    fn processes_creating_the_default_key_at_once_all_end_up_with_the_one_written() {
+        for _ in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("switchboard").join("master.key");
+            let results: Vec<(MasterKey, bool)> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..8)
+                    .map(|_| s.spawn(|| create_or_load(&path).expect("never fails")))
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            assert_eq!(results.iter().filter(|(_, made)| *made).count(), 1);
+            let on_disk = MasterKey::from_file(&path).unwrap().id();
+            assert!(results.iter().all(|(k, _)| k.id() == on_disk));
+            let leftovers = std::fs::read_dir(path.parent().unwrap()).unwrap().count();
+            assert_eq!(leftovers, 1, "no temporary file is left behind");
+        }
     }
 
     #[test]

@@ -24,6 +24,8 @@
 //! on node B after the kill, and their sessions go on at that question. It runs when
 //! TEST_DATABASE_URL and TEST_NATS_URL are set (psql creates its database).
 
+mod common;
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -154,6 +156,10 @@ fn bin() -> Command {
         .env_remove("DATABASE_URL")
         .env_remove("SWITCHBOARD_DATA_DIR")
         .env_remove("SWITCHBOARD_NATS_URL")
+        .env_remove("SWITCHBOARD_MASTER_KEY_FILE")
+        // An explicit key: nothing is written to the tester's home, and every node of the
+        // two-node test opens the same database with the same key.
+        .env("SWITCHBOARD_MASTER_KEY", common::TEST_KEY)
         .env("SWITCHBOARD_LOG", "warn");
     c
 }
