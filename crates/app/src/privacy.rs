@@ -28,7 +28,7 @@ use switchboard_core::privacy::{
     Erasure, ErasureStatus, PrivacyCommand, PrivacySettings, RetentionRun,
 };
 use switchboard_core::{
-    ContactId, Content, ConversationState, Event, JobId, Sender, TenantId, Timestamp,
+    ContactId, Content, ConversationState, Event, JobId, Message, Sender, TenantId, Timestamp,
 };
 
 use crate::audit::Actor;
@@ -116,17 +116,20 @@ impl Privacy {
     /// Answers a customer message job when its text is a privacy command: commits the
     /// answer, consent and request changes with the job's completion, and returns the events.
     /// `None`: not a command (the job goes on to the bot or the welcome message).
-    pub async fn handle_command(&self, job: &Job) -> anyhow::Result<Option<Vec<Event>>> {
+    /// `message` is the job's message as the worker read it with its batch (`None`: gone).
+    pub async fn handle_command(
+        &self,
+        job: &Job,
+        message: Option<&Message>,
+    ) -> anyhow::Result<Option<Vec<Event>>> {
         let JobKind::ProcessInbound {
-            conversation_id,
-            message_id,
-            ..
+            conversation_id, ..
         } = &job.kind
         else {
             return Ok(None);
         };
         let tenant = job.tenant_id;
-        let Some(message) = self.store.message(tenant, *message_id).await? else {
+        let Some(message) = message else {
             return Ok(None);
         };
         let Content::Text { body } = &message.content else {

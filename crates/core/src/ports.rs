@@ -502,6 +502,16 @@ pub trait Store: crate::security::SecurityStore + Send + Sync + 'static {
         lease: std::time::Duration,
         limit: u32,
     ) -> StoreResult<Vec<Job>>;
+    /// What the job worker reads to decide a batch of one tenant's claimed jobs, in a few
+    /// statements for the whole batch instead of several per job: the `conversations` (as
+    /// inbox rows), their channels, their stored bot sessions and the `messages` by id. Ids
+    /// of another tenant, or gone, are simply absent from the maps.
+    async fn decision_inputs(
+        &self,
+        tenant: TenantId,
+        conversations: &[ConversationId],
+        messages: &[MessageId],
+    ) -> StoreResult<DecisionInputs>;
     /// Deletes a job that has not finished (e.g. its message was erased). Returns whether
     /// the tenant had such a job; a worker holding it finds it gone and drops it.
     async fn cancel_job(&self, tenant: TenantId, id: JobId) -> StoreResult<bool>;
@@ -999,6 +1009,19 @@ pub struct SavedFlow {
     pub flow: StoredFlow,
     /// Whether this call created it (false: the same source was already the latest).
     pub created: bool,
+}
+
+/// What [`Store::decision_inputs`] read for a batch of jobs, by id.
+#[derive(Debug, Clone, Default)]
+pub struct DecisionInputs {
+    /// The conversations, as inbox rows.
+    pub conversations: std::collections::HashMap<ConversationId, ConversationSummary>,
+    /// The channels of those conversations.
+    pub channels: std::collections::HashMap<ChannelId, Channel>,
+    /// The conversations' stored bot sessions (those that have one).
+    pub sessions: std::collections::HashMap<ConversationId, StoredFlowSession>,
+    /// The messages asked for.
+    pub messages: std::collections::HashMap<MessageId, Message>,
 }
 
 /// A conversation's bot session as stored.

@@ -395,6 +395,41 @@ pub(crate) async fn apply_session_writes(
     Ok(())
 }
 
+/// The stored bot sessions of a tenant's `conversations` (those that have one), opened, in
+/// one query per 500 ids. The tenant's keys must be loaded (`SqlStore::ensure_keys`).
+pub(crate) async fn sessions(
+    conn: &mut AnyConnection,
+    tenant: TenantId,
+    conversations: &[ConversationId],
+) -> StoreResult<HashMap<ConversationId, StoredFlowSession>> {
+    let mut found = HashMap::with_capacity(conversations.len());
+    if conversations.is_empty() {
+        return Ok(found);
+    }
+    let keys = crate::keys::tenant(tenant)?;
+    for chunk in crate::sql::chunks(conversations) {
+        let mut sql = Sql::new(
+            "SELECT conversation_id, session, version, timer_job_id FROM flow_sessions \
+             WHERE tenant_id = ",
+        );
+        sql.bind(tenant.to_string())
+            .push(" AND conversation_id IN (")
+            .list(chunk.iter().map(|c| c.to_string()))
+            .push(")");
+        for row in sql.fetch_all(&mut *conn).await.db()? {
+            let id = row.text("conversation_id")?;
+            let session = StoredFlowSession {
+                conversation_id: row.parse("conversation_id")?,
+                session: keys.open_json("flow_sessions", "session", &id, &row.text("session")?)?,
+                version: row.int("version")?,
+                timer_job: row.opt_parse("timer_job_id")?,
+            };
+            found.insert(session.conversation_id, session);
+        }
+    }
+    Ok(found)
+}
+
 fn stored_flow(row: &sqlx::any::AnyRow) -> StoreResult<StoredFlow> {
     Ok(StoredFlow {
         tenant_id: row.parse("tenant_id")?,
@@ -640,30 +675,11 @@ impl SqlStore {
         tenant: TenantId,
         conversation: ConversationId,
     ) -> StoreResult<Option<StoredFlowSession>> {
-        let mut conn = self.conn().await?;
-        let mut sql = Sql::new(
-            "SELECT conversation_id, session, version, timer_job_id FROM flow_sessions \
-             WHERE tenant_id = ",
-        );
-        sql.bind(tenant.to_string())
-            .push(" AND conversation_id = ")
-            .bind(conversation.to_string());
-        let Some(row) = sql.fetch_optional(&mut conn).await.db()? else {
-            return Ok(None);
-        };
         self.ensure_keys([tenant]).await?;
-        let keys = crate::keys::tenant(tenant)?;
-        Ok(Some(StoredFlowSession {
-            conversation_id: row.parse("conversation_id")?,
-            session: keys.open_json(
-                "flow_sessions",
-                "session",
-                &row.text("conversation_id")?,
-                &row.text("session")?,
-            )?,
-            version: row.int("version")?,
-            timer_job: row.opt_parse("timer_job_id")?,
-        }))
+        let mut conn = self.conn().await?;
+        Ok(sessions(&mut conn, tenant, &[conversation])
+            .await?
+            .remove(&conversation))
     }
 
     pub(crate) async fn enqueue_job_impl(

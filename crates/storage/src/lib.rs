@@ -573,6 +573,15 @@ impl Store for SqlStore {
     async fn apply_decision(&self, decision: Decision, now: Timestamp) -> StoreResult<Vec<Event>> {
         self.apply_decision_impl(decision, now).await
     }
+    async fn decision_inputs(
+        &self,
+        tenant: TenantId,
+        conversations: &[ConversationId],
+        messages: &[switchboard_core::MessageId],
+    ) -> StoreResult<switchboard_core::ports::DecisionInputs> {
+        self.decision_inputs_impl(tenant, conversations, messages)
+            .await
+    }
     async fn apply_decisions(
         &self,
         batch: Vec<(Decision, switchboard_core::ports::FlowEffects)>,

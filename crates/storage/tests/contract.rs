@@ -106,6 +106,7 @@ contract!(
     parts_a_provider_accepted_travel_with_the_row_to_the_next_claim,
     a_claimed_row_says_why_its_recipient_is_unreachable,
     cancelled_jobs_are_gone_and_only_the_tenants_own_are_cancelled,
+    a_batch_of_jobs_reads_its_inputs_within_the_tenant,
 );
 
 // ---------------------------------------------------------------- fixtures
@@ -2759,4 +2760,90 @@ async fn cancelled_jobs_are_gone_and_only_the_tenants_own_are_cancelled(s: SqlSt
             .unwrap()
             .is_empty()
     );
+}
+
+async fn a_batch_of_jobs_reads_its_inputs_within_the_tenant(s: SqlStore) {
+    use switchboard_core::MessageId;
+    use switchboard_core::ports::{FlowEffects, FlowSessionWrite, TimerChange};
+    let a = world(&s, "a").await;
+    let b = world(&s, "b").await;
+    let out = s
+        .ingest(&[
+            inbound(&a, "1", "p1", "hello", t(1)),
+            inbound(&a, "2", "p2", "menu", t(1)),
+        ])
+        .await
+        .unwrap();
+    let (m1, m2) = (stored(&out[0]).0.clone(), stored(&out[1]).0.clone());
+    let (c1, c2) = (m1.conversation_id, m2.conversation_id);
+    let theirs = customer_writes(&s, &b, "1", "q1", t(1)).await;
+    let their_message = s.list_messages(b.tenant.id, theirs, 1).await.unwrap()[0].id;
+    // Conversation 1 gets a bot session.
+    let job = s
+        .claim_jobs("node", t(2), LEASE, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|j| j.tenant_id == a.tenant.id && job_is_about(j, c1))
+        .expect("conversation 1's job");
+    s.apply_flow_decision(
+        decide(&a, &job, c1),
+        FlowEffects {
+            session: Some(FlowSessionWrite {
+                session: serde_json::json!({"root": "main_menu"}),
+                expected_version: None,
+                timer: TimerChange::Keep,
+            }),
+            ..FlowEffects::default()
+        },
+        t(3),
+    )
+    .await
+    .unwrap();
+
+    let unknown = MessageId::from_uuid(uuid::Uuid::now_v7());
+    let read = s
+        .decision_inputs(
+            a.tenant.id,
+            &[c1, c2, c1, theirs],
+            &[m1.id, m2.id, unknown, their_message],
+        )
+        .await
+        .unwrap();
+    // Each conversation once, with its channel; another tenant's rows are absent.
+    let mut convs: Vec<ConversationId> = read.conversations.keys().copied().collect();
+    convs.sort();
+    let mut want = vec![c1, c2];
+    want.sort();
+    assert_eq!(convs, want);
+    assert_eq!(
+        read.conversations[&c2].contact_name.as_deref(),
+        Some("Customer 2")
+    );
+    assert_eq!(read.channels.len(), 1);
+    assert_eq!(
+        read.channels[&a.channel.id]
+            .settings
+            .welcome_message
+            .as_deref(),
+        Some("Hi")
+    );
+    assert_eq!(read.channels[&a.channel.id].credentials["token"], "secret");
+    // Sessions only where one was stored, decrypted, with its version.
+    assert_eq!(read.sessions.len(), 1);
+    assert_eq!(
+        (read.sessions[&c1].version, &read.sessions[&c1].session),
+        (1, &serde_json::json!({"root": "main_menu"}))
+    );
+    // Messages by id, decrypted; unknown and foreign ids are absent.
+    assert_eq!(read.messages.len(), 2);
+    assert_eq!(read.messages[&m1.id].content, Content::text("hello"));
+    assert_eq!(read.messages[&m2.id].content, Content::text("menu"));
+    // Nothing asked, nothing read.
+    let none = s.decision_inputs(a.tenant.id, &[], &[]).await.unwrap();
+    assert!(none.conversations.is_empty() && none.messages.is_empty());
+}
+
+fn job_is_about(job: &switchboard_core::ports::Job, conv: ConversationId) -> bool {
+    matches!(&job.kind, JobKind::ProcessInbound { conversation_id, .. } if *conversation_id == conv)
 }

@@ -2,8 +2,10 @@
 //! conversations in state `bot`, and carries out what it asks for.
 //!
 //! One job (a customer message, a flow timer, a staff "start flow") is handled like this:
-//! load the tenant's flows (cached per node) and the conversation's stored session, map the
-//! trigger to an [`Input`], `step`, perform any HTTP call the step asked for (behind the
+//! load the tenant's flows (cached per node), take the conversation's stored session and the
+//! job's message as the job worker read them for its whole batch (`Store::decision_inputs`,
+//! a few statements per batch, each message decrypted once), map the trigger to an
+//! [`Input`], `step`, perform any HTTP call the step asked for (behind the
 //! [`ssrf`] guard, with a timeout) and step again with the answer, up to
 //! `flows.max_chained_steps` times, then hand the job worker everything to commit in ONE
 //! transaction (`Store::apply_decisions`, with other jobs' decisions): the new session with its timer, the bot's messages, the
@@ -60,12 +62,13 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use serde::Deserialize;
 use switchboard_core::ports::{
     Clock, ConsentStatus, Decision, FlowEffects, FlowSessionWrite, Job, JobKind, Lane, NewConsent,
-    NewOutbound, NewRecord, Store, TimerChange,
+    NewOutbound, NewRecord, Store, StoredFlowSession, TimerChange,
 };
 use switchboard_core::{
-    Channel, Content, ConversationState, ConversationSummary, MessageId, Sender, TenantId,
+    Channel, Content, ConversationState, ConversationSummary, Message, MessageId, Sender, TenantId,
 };
 use switchboard_flows::{
     Action, FlowDefinition, FlowLibrary, FlowSession, Flows, Input, SessionState, match_keyword,
@@ -322,18 +325,16 @@ impl FlowRuntime {
 
     /// The flow a customer message starts by keyword on this channel, if any (see
     /// `switchboard_flows::match_keyword`). Only text (or a media caption) can be a keyword.
+    /// `message` is the job's message as the worker read it (`None`: gone).
     pub async fn keyword_flow(
         &self,
         tenant: TenantId,
         conv: switchboard_core::ConversationId,
         channel: &Channel,
-        message: MessageId,
+        message: Option<&Message>,
     ) -> anyhow::Result<Option<String>> {
         let lib = self.library(tenant).await?;
-        if lib.flows.values().all(|f| f.triggers.keywords.is_empty()) {
-            return Ok(None); // no keywords: spare the message read
-        }
-        let Input::Text { text } = self.input_for(tenant, conv, message).await? else {
+        let Input::Text { text } = input_of(conv, message) else {
             return Ok(None);
         };
         Ok(keyword_in(&lib, channel, &text))
@@ -342,12 +343,16 @@ impl FlowRuntime {
     /// Takes the decision for one job of a conversation the bot owns (or a timer / start
     /// request): steps the flow, performing its HTTP calls, and returns what to commit. The
     /// job worker commits it (`Store::apply_decisions`, batched with other jobs' decisions).
+    /// `stored` is the conversation's bot session and `message` the job's message, as the
+    /// worker read them with the job's batch (`Store::decision_inputs`).
     pub async fn decide(
         &self,
         job: &Job,
         conv: &ConversationSummary,
         channel: &Channel,
         trigger: Trigger,
+        stored: Option<&StoredFlowSession>,
+        message: Option<&Message>,
     ) -> anyhow::Result<(Decision, FlowEffects)> {
         let tenant = job.tenant_id;
         let conv_id = conv.conversation.id;
@@ -360,11 +365,8 @@ impl FlowRuntime {
         };
         let now = self.clock.now();
         let loaded = self.loaded(tenant).await?;
-        let stored = self.store.flow_session(tenant, conv_id).await?;
-        let expected_version = stored.as_ref().map(|s| s.version);
-        let stored_session = stored
-            .as_ref()
-            .and_then(|s| serde_json::from_value::<FlowSession>(s.session.clone()).ok());
+        let expected_version = stored.map(|s| s.version);
+        let stored_session = stored.and_then(|s| FlowSession::deserialize(&s.session).ok());
         // A new session runs the versions loaded now, whatever is loaded later.
         let fresh = |root: &str| {
             let mut s = FlowSession::new(conv_id.to_string(), root);
@@ -423,7 +425,7 @@ impl FlowRuntime {
                 (keyword_session(flow_id), Input::Start)
             }
             Trigger::Timeout => {
-                let current = stored.as_ref().and_then(|s| s.timer_job) == Some(job.id);
+                let current = stored.and_then(|s| s.timer_job) == Some(job.id);
                 match stored_session {
                     Some(s) if current && conv.conversation.state == ConversationState::Bot => {
                         (s, Input::Timeout)
@@ -432,8 +434,8 @@ impl FlowRuntime {
                     _ => return Ok((decision(None, vec![]), FlowEffects::default())),
                 }
             }
-            Trigger::Message(message_id) => {
-                let input = self.input_for(tenant, conv_id, *message_id).await?;
+            Trigger::Message(_) => {
+                let input = input_of(conv_id, message);
                 let keyword = match (&input, stored_session.as_ref()) {
                     // Inside an active session keywords are ordinary replies.
                     (_, Some(s)) if !s.is_finished() => None,
@@ -598,7 +600,7 @@ impl FlowRuntime {
                 }),
             });
             // The session stays as it was; only its timer is disarmed.
-            if let Some(prev) = stored.as_ref() {
+            if let Some(prev) = stored {
                 effects.session = Some(FlowSessionWrite {
                     session: prev.session.clone(),
                     expected_version,
@@ -653,34 +655,6 @@ impl FlowRuntime {
         };
         let new_state = new_state.filter(|s| *s != conv.conversation.state);
         Ok((decision(new_state, outbound), effects))
-    }
-
-    async fn input_for(
-        &self,
-        tenant: TenantId,
-        conv: switchboard_core::ConversationId,
-        id: MessageId,
-    ) -> anyhow::Result<Input> {
-        // Read by id: after a burst the message may be far from the conversation's newest.
-        let content = self
-            .store
-            .message(tenant, id)
-            .await?
-            .filter(|m| m.conversation_id == conv)
-            .map(|m| m.content);
-        Ok(match content {
-            Some(Content::Text { body }) => Input::Text { text: body },
-            Some(Content::ChoiceSelected { id, .. }) => Input::Choice { id },
-            Some(Content::Media {
-                caption: Some(c), ..
-            }) if !c.trim().is_empty() => Input::Text { text: c },
-            Some(other) => Input::Other {
-                kind: other.preview(),
-            },
-            None => Input::Other {
-                kind: "message no longer available".into(),
-            },
-        })
     }
 
     /// Performs one flow HTTP call; never fails, the flow gets `ok: false` instead.
@@ -755,6 +729,28 @@ impl FlowRuntime {
                 failed
             }
         }
+    }
+}
+
+/// The flow engine's input for a customer message: its text (or media caption), a chosen
+/// option, or what kind of message it was. A message that is gone, or that is not the
+/// conversation's, is reported as no longer available.
+fn input_of(conv: switchboard_core::ConversationId, message: Option<&Message>) -> Input {
+    let content = message
+        .filter(|m| m.conversation_id == conv)
+        .map(|m| &m.content);
+    match content {
+        Some(Content::Text { body }) => Input::Text { text: body.clone() },
+        Some(Content::ChoiceSelected { id, .. }) => Input::Choice { id: id.clone() },
+        Some(Content::Media {
+            caption: Some(c), ..
+        }) if !c.trim().is_empty() => Input::Text { text: c.clone() },
+        Some(other) => Input::Other {
+            kind: other.preview(),
+        },
+        None => Input::Other {
+            kind: "message no longer available".into(),
+        },
     }
 }
 
