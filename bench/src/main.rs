@@ -313,6 +313,15 @@ pub(crate) struct BenchServer {
 
 /// Starts a [`BenchServer`].
 pub(crate) async fn start_server(database_url: Option<String>) -> anyhow::Result<BenchServer> {
+    start_server_with_clock(database_url, None).await
+}
+
+/// [`start_server`] whose job worker and flows read `clock` (the flows benchmark holds jobs
+/// back with it to time the worker's drain alone).
+pub(crate) async fn start_server_with_clock(
+    database_url: Option<String>,
+    clock: Option<Arc<dyn switchboard_core::ports::Clock>>,
+) -> anyhow::Result<BenchServer> {
     let dir = tempfile::tempdir()?;
     let mut config = Config {
         listen: "127.0.0.1:0".parse()?,
@@ -322,7 +331,14 @@ pub(crate) async fn start_server(database_url: Option<String>) -> anyhow::Result
     };
     // A fixed throwaway master key: benchmarks make no key file in the home directory.
     config.keys.master_key = Some(switchboard_app::config::KeyText::new("42".repeat(32)));
-    let server = Server::build(config)
+    let listen = config.listen;
+    let mut app = switchboard_app::App::open(config)
+        .await
+        .context("starting Switchboard")?;
+    if let Some(clock) = clock {
+        app = app.with_clock(clock);
+    }
+    let server = Server::with_app(app, listen)
         .await
         .context("starting Switchboard")?;
     let addr = server.addr();
