@@ -322,6 +322,168 @@ fn flows_start_reports_progress_per_contact_and_says_why_each_was_refused() {
     assert!(stdout(&o).is_empty(), "nothing was started: {}", stdout(&o));
 }
 
+/// A `switchboard serve` child process, killed when dropped (also when a test fails).
+struct Serve(std::process::Child);
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn flows_start_starts_a_flow_that_the_running_server_then_sends() {
+    use std::time::{Duration, Instant};
+    const BALANCE_PROMPT: &str = "Please send your account number (8 to 12 digits).";
+    let dir = tempfile::tempdir().unwrap();
+    let o = run(
+        &[
+            "demo",
+            "--seed-only",
+            "--json",
+            "--admin-password",
+            "cli-test-password",
+        ],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let seeded: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let channel = seeded["webchat_channel_id"].as_str().unwrap().to_string();
+
+    // A running server, and a web chat customer who wrote to it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    let base = format!("http://127.0.0.1:{port}");
+    let mut serve = Serve(
+        bin()
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .arg("--data-dir")
+            .arg(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("switchboard serve starts"),
+    );
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(r) = http.get(format!("{base}/readyz")).send().await
+            && r.status().is_success()
+        {
+            break;
+        }
+        assert!(
+            serve.0.try_wait().unwrap().is_none(),
+            "switchboard serve exited"
+        );
+        assert!(Instant::now() < deadline, "serve not ready within 30 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let visitor: serde_json::Value = http
+        .post(format!("{base}/chat/{channel}/session"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = visitor["token"].as_str().unwrap();
+    let r = http
+        .post(format!("{base}/chat/{channel}/messages"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({"client_msg_id": "m1", "text": "hi"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 202);
+    let accepted: serde_json::Value = r.json().await.unwrap();
+    let conv = accepted["conversation_id"].as_str().unwrap().to_string();
+    // The contact's id, as staff see it.
+    let r = http
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&serde_json::json!({"email": "admin@demo.example", "password": "cli-test-password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let cookie: String = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_string))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let staff_get = |path: String| {
+        let (http, cookie, base) = (http.clone(), cookie.clone(), base.clone());
+        async move {
+            http.get(format!("{base}{path}"))
+                .header("cookie", cookie)
+                .send()
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let detail = staff_get(format!("/api/v1/conversations/{conv}")).await;
+    let contact = detail["contact"]["id"]
+        .as_str()
+        .expect("contact")
+        .to_string();
+
+    // Act: the operator starts the balance flow for that contact.
+    let csv = dir.path().join("contacts.csv");
+    std::fs::write(&csv, format!("contact_id\n{contact}\n")).unwrap();
+    let o = run(
+        &[
+            "flows",
+            "start",
+            "balance",
+            "--tenant",
+            "demo",
+            "--channel",
+            &channel,
+            "--contacts",
+            csv.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+
+    // Assert: reported as started in the customer's conversation, and the running server
+    // sends the flow's first message there.
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains(&format!("[1/1] {contact}: started in conversation {conv}")),
+        "{out}"
+    );
+    assert!(out.contains("1 of 1 started, 0 refused."), "{out}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let m = staff_get(format!("/api/v1/conversations/{conv}/messages")).await;
+        let asked = m["messages"].as_array().is_some_and(|list| {
+            list.iter()
+                .any(|x| x["direction"] == "outbound" && x["content"]["body"] == BALANCE_PROMPT)
+        });
+        if asked {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the balance prompt was not sent within 30 s: {m}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[test]
 fn keys_commands_explain_themselves() {
     for args in [

@@ -609,3 +609,119 @@ async fn supervisors_start_a_flow_for_a_contact_unless_they_opted_out() {
         "{body}"
     );
 }
+
+/// Web chat sends as the sender hands them over: (conversation, lane, readable text). The
+/// lane is what the channel's rate limiter orders by (live replies before bulk sends).
+#[derive(Default)]
+struct LaneRecorder {
+    sent: std::sync::Mutex<Vec<(String, switchboard_core::ports::Lane, String)>>,
+}
+
+#[async_trait::async_trait]
+impl switchboard_app::sender::Transport for LaneRecorder {
+    async fn send(
+        &self,
+        item: &switchboard_core::ports::OutboxItem,
+    ) -> Result<Option<String>, switchboard_app::sender::AttemptError> {
+        self.sent.lock().expect("lock").push((
+            item.message.conversation_id.to_string(),
+            item.lane,
+            item.message.content.preview(),
+        ));
+        Ok(None)
+    }
+}
+
+#[tokio::test]
+async fn a_campaign_for_many_contacts_sends_on_the_bulk_lane_and_answers_customers_on_the_live_lane()
+ {
+    use switchboard_core::ports::Lane;
+    // Arrange: a server whose web chat sends are recorded with their lane.
+    crate::helpers::init();
+    let dir = std::sync::Arc::new(tempfile::tempdir().expect("temp dir"));
+    let config = crate::helpers::test_config(dir.path());
+    let listen = config.listen;
+    let app = switchboard_app::App::open(config).await.expect("app opens");
+    let recorder = std::sync::Arc::new(LaneRecorder::default());
+    app.set_transport(switchboard_core::ChannelKind::Webchat, recorder.clone());
+    let demo = app
+        .seed_demo(Some(crate::helpers::DEMO_PASSWORD))
+        .await
+        .expect("demo seeds");
+    let server = switchboard_http::Server::with_app(app.clone(), listen)
+        .await
+        .expect("server binds");
+    let addr = server.addr();
+    let stop = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(server.run_until_stopped(stop.clone()));
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .expect("client");
+    let mut app = TestApp::from_parts(addr, app, client, demo, stop, dir);
+    // Five customers talk to the main menu, then a supervisor starts the balance flow for
+    // all of them (a campaign).
+    let mut chats = Vec::new();
+    for _ in 0..5 {
+        let mut chat = Chat::open(&mut app).await;
+        chat.say(&app, "hi").await;
+        chats.push(chat);
+    }
+    app.login("admin@demo.example").await;
+    let channel = app.demo.webchat_channel_id.clone();
+    for chat in &chats {
+        let contact = state(&app, chat.id()).await["contact"]["id"]
+            .as_str()
+            .expect("contact")
+            .to_string();
+        let (s, body) = app
+            .post(
+                "/api/v1/flows/balance/start",
+                json!({"contact_id": contact, "channel_id": channel}),
+            )
+            .await;
+        assert_eq!(s, 202, "{body}");
+    }
+
+    // Act: every prompt goes out; one customer answers it.
+    let sent_prompts = || {
+        recorder
+            .sent
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|(_, _, text)| text == BALANCE_PROMPT)
+            .count()
+    };
+    let contacts = chats.len();
+    eventually(10, "the campaign's prompts are sent", || async move {
+        (sent_prompts() == contacts).then_some(())
+    })
+    .await;
+    let answer = chats[0].say(&app, "12345678").await;
+    eventually(10, "the answer is sent", || async {
+        let sent = recorder.sent.lock().expect("lock");
+        sent.iter()
+            .any(|(c, _, text)| c == chats[0].id() && answer.iter().any(|a| a.starts_with(text)))
+            .then_some(())
+    })
+    .await;
+
+    // Assert: the campaign's messages were bulk; everything answering a customer was live.
+    let sent = recorder.sent.lock().expect("lock").clone();
+    for (conv, lane, text) in &sent {
+        let want = if text == BALANCE_PROMPT {
+            Lane::Bulk
+        } else {
+            Lane::Live
+        };
+        assert_eq!(*lane, want, "{text:?} in {conv}: {sent:?}");
+    }
+    assert!(
+        sent.iter()
+            .filter(|(_, lane, _)| *lane == Lane::Live)
+            .count()
+            > contacts,
+        "the main menus and the answer were recorded too: {sent:?}"
+    );
+}
