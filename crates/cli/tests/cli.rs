@@ -4,6 +4,8 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+mod common;
+
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_switchboard"));
     c.env_remove("SWITCHBOARD_DATABASE_URL")
@@ -322,16 +324,6 @@ fn flows_start_reports_progress_per_contact_and_says_why_each_was_refused() {
     assert!(stdout(&o).is_empty(), "nothing was started: {}", stdout(&o));
 }
 
-/// A `switchboard serve` child process, killed when dropped (also when a test fails).
-struct Serve(std::process::Child);
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test]
 async fn flows_start_starts_a_flow_that_the_running_server_then_sends() {
     use std::time::{Duration, Instant};
@@ -352,40 +344,13 @@ async fn flows_start_starts_a_flow_that_the_running_server_then_sends() {
     let channel = seeded["webchat_channel_id"].as_str().unwrap().to_string();
 
     // A running server, and a web chat customer who wrote to it.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port");
-    let base = format!("http://127.0.0.1:{port}");
-    let mut serve = Serve(
-        bin()
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .arg("--data-dir")
-            .arg(dir.path())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("switchboard serve starts"),
-    );
     let _ = rustls::crypto::ring::default_provider().install_default();
+    let served = common::Served::start(bin(), dir.path(), None).await;
+    let base = served.base.clone();
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(r) = http.get(format!("{base}/readyz")).send().await
-            && r.status().is_success()
-        {
-            break;
-        }
-        assert!(
-            serve.0.try_wait().unwrap().is_none(),
-            "switchboard serve exited"
-        );
-        assert!(Instant::now() < deadline, "serve not ready within 30 s");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     let visitor: serde_json::Value = http
         .post(format!("{base}/chat/{channel}/session"))
         .send()
