@@ -980,6 +980,7 @@ impl Router {
         let bus: Arc<dyn EventBus> = self.app.bus.clone();
         let mut events = bus.subscribe();
         let mut dirty: HashSet<TenantId> = HashSet::new();
+        let mut trigger = RoundTrigger::default();
         let mut ticker = tokio::time::interval(self.tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -993,12 +994,12 @@ impl Router {
                 }
                 received = events.recv() => match received {
                     Ok(event) => {
-                        if needs_round(&event.kind) {
+                        if trigger.needs_round(&event.kind) {
                             dirty.insert(event.tenant_id);
                         }
                         // Take what else is already there, so a burst costs one round.
                         while let Ok(e) = events.try_recv() {
-                            if needs_round(&e.kind) {
+                            if trigger.needs_round(&e.kind) {
                                 dirty.insert(e.tenant_id);
                             }
                         }
@@ -1006,6 +1007,7 @@ impl Router {
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
                         // Missed notifications: the timer scan finds what is due, and
                         // unplaced conversations; a changed agent waits for the next event.
+                        trigger.forget();
                         ticker.reset_immediately();
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
@@ -1013,6 +1015,7 @@ impl Router {
             }
             for tenant in dirty.drain() {
                 if let Err(e) = self.app.route(tenant).await {
+                    trigger.forget();
                     tracing::error!(tenant_id = %tenant, error = %format!("{e:#}"), "routing round failed; it runs again at the next change or tick");
                 }
             }
@@ -1021,15 +1024,55 @@ impl Router {
     }
 }
 
-/// Whether an event may make a routing round assign or move something.
-fn needs_round(kind: &EventKind) -> bool {
-    match kind {
-        EventKind::ConversationChanged { conversation } => matches!(
-            conversation.conversation.state,
-            ConversationState::Queued | ConversationState::Resolved
-        ),
-        EventKind::AgentChanged { .. } | EventKind::QueueChanged { .. } => true,
-        _ => false,
+/// Which events may make a routing round assign or move something. Every customer message
+/// publishes its conversation's `ConversationChanged`; a burst into conversations already
+/// waiting would otherwise cost one round per batch although a new message changes nothing a
+/// round decides (measured: ~14% of the server's CPU in the ingest benchmark). So an unassigned
+/// queued conversation triggers a round when the router first sees it queued (new, handed
+/// off, reopened, released) and not again until it leaves that state. Desk actions that move a
+/// waiting conversation (transfers, assignment) run their round themselves; timers are found
+/// by the tick. Forgetting is always safe (the next event then triggers a round), so the
+/// memory is cleared when it grows large, when events were missed and when a round fails.
+#[derive(Debug, Default)]
+struct RoundTrigger {
+    /// Unassigned queued conversations a round has already been asked for.
+    waiting: HashSet<ConversationId>,
+}
+
+impl RoundTrigger {
+    /// The most conversations remembered before the memory starts over.
+    const MAX_REMEMBERED: usize = 100_000;
+
+    /// Whether `kind` needs a routing round of its tenant.
+    fn needs_round(&mut self, kind: &EventKind) -> bool {
+        match kind {
+            EventKind::ConversationChanged { conversation } => {
+                let c = &conversation.conversation;
+                match c.state {
+                    ConversationState::Queued if c.assignee.is_none() => {
+                        if self.waiting.len() >= Self::MAX_REMEMBERED {
+                            self.waiting.clear();
+                        }
+                        self.waiting.insert(c.id)
+                    }
+                    ConversationState::Queued | ConversationState::Resolved => {
+                        self.waiting.remove(&c.id);
+                        true
+                    }
+                    _ => {
+                        self.waiting.remove(&c.id);
+                        false
+                    }
+                }
+            }
+            EventKind::AgentChanged { .. } | EventKind::QueueChanged { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// Forgets everything: every waiting conversation's next event triggers a round again.
+    fn forget(&mut self) {
+        self.waiting.clear();
     }
 }
 

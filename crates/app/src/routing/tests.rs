@@ -306,3 +306,75 @@ fn queue_settings_are_checked_with_the_routing_rules() {
         );
     }
 }
+
+fn changed(n: u128, state: ConversationState, assignee: Option<u128>) -> EventKind {
+    let at = datetime!(2026-01-05 9:00 UTC);
+    EventKind::ConversationChanged {
+        conversation: switchboard_core::ConversationSummary {
+            conversation: switchboard_core::Conversation {
+                id: ConversationId::from_uuid(Uuid::from_u128(n)),
+                tenant_id: TenantId::from_uuid(Uuid::from_u128(99)),
+                channel_id: switchboard_core::ChannelId::from_uuid(Uuid::from_u128(7)),
+                contact_id: ContactId::from_uuid(Uuid::from_u128(n + 1000)),
+                state,
+                assignee: assignee.map(|a| UserId::from_uuid(Uuid::from_u128(a))),
+                last_inbound_at: Some(at),
+                last_message_at: at,
+                created_at: at,
+            },
+            channel_kind: ChannelKind::Webchat,
+            contact_name: None,
+            last_message_preview: None,
+        },
+    }
+}
+
+#[test]
+fn a_message_into_a_conversation_already_waiting_needs_no_round() {
+    use ConversationState::{Assigned, Bot, Queued, Resolved};
+    let mut t = RoundTrigger::default();
+    let steps = [
+        (
+            changed(1, Queued, None),
+            true,
+            "first seen waiting: place it",
+        ),
+        (
+            changed(1, Queued, None),
+            false,
+            "another message while it waits",
+        ),
+        (
+            changed(2, Queued, None),
+            true,
+            "another conversation waiting",
+        ),
+        (
+            changed(1, Assigned, Some(5)),
+            false,
+            "assigned: nothing to place",
+        ),
+        (changed(1, Queued, None), true, "released back to the queue"),
+        (
+            changed(1, Queued, Some(5)),
+            true,
+            "queued with an assignee (returning customer)",
+        ),
+        (
+            changed(1, Bot, None),
+            false,
+            "in the bot (out-of-hours flow)",
+        ),
+        (changed(1, Queued, None), true, "handed back by the bot"),
+        (changed(1, Resolved, None), true, "resolved: capacity frees"),
+        (changed(1, Queued, None), true, "reopened"),
+    ];
+    for (kind, want, why) in steps {
+        assert_eq!(t.needs_round(&kind), want, "{why}");
+    }
+    t.forget();
+    assert!(
+        t.needs_round(&changed(2, Queued, None)),
+        "after missed events every waiting conversation triggers again"
+    );
+}
