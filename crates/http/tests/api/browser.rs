@@ -370,6 +370,12 @@ async fn a_handed_off_chat_is_routed_transferred_and_resolved_live_and_the_super
     )
     .await;
     wait_text(&boss, "#sup-agents tr[data-agent=\"Ann Agent\"]", "1/3").await;
+    wait_text(
+        &boss,
+        "#sup-queues tr[data-queue=\"general\"] .assigned",
+        "1",
+    )
+    .await;
 
     // A canned response: `/hel` opens the filtered list, Enter fills in the variables.
     type_into(&ann, "#composer-text", "/hel").await;

@@ -1872,6 +1872,7 @@ function renderSupervisor(v) {
         h("td", { class: `hours${q.open ? "" : " warn"}`, text: q.open ? "open" : "closed" }),
         h("td", { class: `num waiting${q.waiting ? " hot" : ""}`, text: String(q.waiting) }),
         h("td", { class: "num longest", text: q.waiting ? duration(q.longest_wait_secs) : "–" }),
+        h("td", { class: "num assigned", text: String(q.assigned || 0) }),
         h("td", { class: `num risk${q.sla_at_risk ? " warn" : ""}`, text: String(q.sla_at_risk) }),
         h("td", { class: `num breached${q.sla_breached ? " bad" : ""}`, text: String(q.sla_breached) }),
         h("td", { class: "num", text: String(q.agents_available) }),
