@@ -15,10 +15,8 @@
 //! throttles, so the 5 s limit holds across nodes too (give or take one NATS round trip).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
-
-use std::sync::{Arc, OnceLock};
 
 use serde::{Deserialize, Serialize};
 use switchboard_channels::TemplateInfo;

@@ -161,3 +161,14 @@ impl From<QueryRejection> for ApiError {
         ApiError::bad_request("invalid_query", r.body_text())
     }
 }
+
+/// Parses an id from a path or body: `400 invalid_id` naming what is wrong with it.
+pub fn parse_id<T: std::str::FromStr<Err = switchboard_core::ids::InvalidId>>(
+    raw: &str,
+) -> Result<T, ApiError> {
+    raw.trim()
+        .parse()
+        .map_err(|e: switchboard_core::ids::InvalidId| {
+            ApiError::bad_request("invalid_id", e.to_string())
+        })
+}

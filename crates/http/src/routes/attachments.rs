@@ -103,10 +103,7 @@ async fn upload(
     Path(id): Path<String>,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let conversation: ConversationId =
-        id.parse().map_err(|e: switchboard_core::ids::InvalidId| {
-            ApiError::bad_request("invalid_id", e.to_string())
-        })?;
+    let conversation: ConversationId = crate::error::parse_id(&id)?;
     let probe = Content::Media {
         kind: MediaKind::Document,
         media: MediaRef::default(),

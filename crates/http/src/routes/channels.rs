@@ -114,9 +114,7 @@ async fn resume(
     ApiJson(body): ApiJson<ResumeBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     auth.require(Role::Admin)?;
-    let id = id.parse().map_err(|e: switchboard_core::ids::InvalidId| {
-        ApiError::bad_request("invalid_id", e.to_string())
-    })?;
+    let id = crate::error::parse_id(&id)?;
     let new_credentials = body.credentials.is_some();
     let channel = app
         .resume_channel(auth.user.tenant_id, id, body.credentials)
@@ -142,9 +140,7 @@ async fn templates(
     auth: StaffAuth,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let id = id.parse().map_err(|e: switchboard_core::ids::InvalidId| {
-        ApiError::bad_request("invalid_id", e.to_string())
-    })?;
+    let id = crate::error::parse_id(&id)?;
     let templates = app.channel_templates(&auth.user, id).await?;
     Ok(Json(json!({"templates": templates})))
 }

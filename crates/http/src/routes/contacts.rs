@@ -21,9 +21,7 @@ pub fn router() -> Router<App> {
 }
 
 fn parse_id(raw: &str) -> Result<ContactId, ApiError> {
-    raw.parse().map_err(|e: switchboard_core::ids::InvalidId| {
-        ApiError::bad_request("invalid_id", e.to_string())
-    })
+    crate::error::parse_id(raw)
 }
 
 /// `GET /api/v1/contacts/{id}`

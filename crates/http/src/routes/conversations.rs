@@ -41,10 +41,9 @@ pub fn router() -> Router<App> {
         )
 }
 
+/// A conversation id from the path.
 fn parse_id(raw: &str) -> Result<ConversationId, ApiError> {
-    raw.parse().map_err(|e: switchboard_core::ids::InvalidId| {
-        ApiError::bad_request("invalid_id", e.to_string())
-    })
+    crate::error::parse_id(raw)
 }
 
 #[derive(Deserialize)]
@@ -172,11 +171,9 @@ async fn start_flow_for_contact(
     Path(flow_id): Path<String>,
     ApiJson(body): ApiJson<StartForContactBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let bad =
-        |e: switchboard_core::ids::InvalidId| ApiError::bad_request("invalid_id", e.to_string());
     let target = switchboard_app::flows_runtime::admin::CampaignTarget {
-        contact: body.contact_id.trim().parse().map_err(bad)?,
-        channel: body.channel_id.trim().parse().map_err(bad)?,
+        contact: crate::error::parse_id(&body.contact_id)?,
+        channel: crate::error::parse_id(&body.channel_id)?,
         template: body.template.map(|t| Content::Template {
             name: t.name.trim().to_string(),
             language: t.language.trim().to_string(),
@@ -295,12 +292,7 @@ async fn retry(
     auth: StaffAuth,
     Path((id, message_id)): Path<(String, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let message_id: MessageId =
-        message_id
-            .parse()
-            .map_err(|e: switchboard_core::ids::InvalidId| {
-                ApiError::bad_request("invalid_id", e.to_string())
-            })?;
+    let message_id: MessageId = crate::error::parse_id(&message_id)?;
     let message = app
         .retry_message(&auth.user, parse_id(&id)?, message_id)
         .await
@@ -376,10 +368,7 @@ async fn assign(
         })?
     };
     let to = match body.user_id {
-        Some(raw) => Some(
-            raw.parse::<UserId>()
-                .map_err(|e| ApiError::bad_request("invalid_id", e.to_string()))?,
-        ),
+        Some(raw) => Some(crate::error::parse_id::<UserId>(&raw)?),
         None => None,
     };
     let conv = app

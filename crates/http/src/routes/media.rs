@@ -30,9 +30,7 @@ async fn show(
     auth: StaffAuth,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let id: MessageId = id.parse().map_err(|e: switchboard_core::ids::InvalidId| {
-        ApiError::bad_request("invalid_id", e.to_string())
-    })?;
+    let id: MessageId = crate::error::parse_id(&id)?;
     let internal = |e: &dyn std::fmt::Display| {
         tracing::error!(error = %e, message_id = %id, "reading stored media failed");
         ApiError::new(

@@ -47,9 +47,7 @@ pub fn router() -> Router<App> {
 }
 
 fn contact_id(raw: &str) -> Result<ContactId, ApiError> {
-    raw.parse().map_err(|e: switchboard_core::ids::InvalidId| {
-        ApiError::bad_request("invalid_id", e.to_string())
-    })
+    crate::error::parse_id(raw)
 }
 
 /// `GET /api/v1/contacts/{id}/export` (admins)
@@ -140,12 +138,7 @@ async fn record_consent(
 ) -> Result<impl IntoResponse, ApiError> {
     auth.require(Role::Supervisor)?;
     let id = contact_id(&id)?;
-    let channel: ChannelId =
-        body.channel_id
-            .parse()
-            .map_err(|e: switchboard_core::ids::InvalidId| {
-                ApiError::bad_request("invalid_id", e.to_string())
-            })?;
+    let channel: ChannelId = crate::error::parse_id(&body.channel_id)?;
     let status: ConsentStatus = body.status.parse().map_err(|_| {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,

@@ -5,6 +5,7 @@
 //! supervisors and admins manage queues and reassign). Resolve with a wrap-up code is
 //! `POST /api/v1/conversations/{id}/resolve` (module `conversations`).
 
+use crate::error::parse_id as parse;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -15,7 +16,6 @@ use serde_json::json;
 use switchboard_app::App;
 use switchboard_app::routing::QueueSettings;
 use switchboard_app::routing::desk::{AgentSettingsInput, DeskView, TransferTarget};
-use switchboard_core::ids::InvalidId;
 use switchboard_core::routing::AgentPresence;
 use switchboard_core::{CannedId, ConversationId, QueueId, UserId};
 
@@ -51,11 +51,6 @@ pub fn router() -> Router<App> {
         )
         .route("/api/v1/canned-responses/{id}/render", post(render_canned))
         .route("/api/v1/supervisor", get(supervisor))
-}
-
-fn parse<T: std::str::FromStr<Err = InvalidId>>(raw: &str) -> Result<T, ApiError> {
-    raw.parse()
-        .map_err(|e: InvalidId| ApiError::bad_request("invalid_id", e.to_string()))
 }
 
 #[derive(Deserialize)]

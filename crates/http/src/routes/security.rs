@@ -103,9 +103,7 @@ async fn revoke_token(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     auth.require(Role::Admin)?;
-    let id: ApiTokenId = id.parse().map_err(|e: switchboard_core::InvalidId| {
-        ApiError::bad_request("invalid_id", e.to_string())
-    })?;
+    let id: ApiTokenId = crate::error::parse_id(&id)?;
     let token = app
         .revoke_api_token(&auth.actor, auth.user.tenant_id, id)
         .await?;

@@ -76,9 +76,7 @@ async fn create(
 }
 
 fn parse_user_id(id: &str) -> Result<UserId, ApiError> {
-    id.parse().map_err(|e: switchboard_core::InvalidId| {
-        ApiError::bad_request("invalid_id", e.to_string())
-    })
+    crate::error::parse_id(id)
 }
 
 #[derive(Deserialize)]
