@@ -417,22 +417,23 @@ async fn ingest_once(
                 .then(|| c.id.to_string())
         };
         let ids: Vec<String> = distinct(fresh.iter().filter_map(|&i| without_open(i)));
+        let at = latest(items);
         for chunk in chunks(&ids) {
-            let at = latest(items);
             let crate::routing::Reopened::Done(list) =
                 crate::routing::reopen_for_customers(&mut *conn, *channel, &chunk, at).await?
             else {
                 return Err(Failed::Retry);
             };
             for (conversation, preview) in list {
-                let (key, is_new, touched) = ((*channel, conversation.contact_id), false, false);
-                let slot = ConvSlot {
-                    conversation,
-                    preview,
-                    is_new,
-                    touched,
-                };
-                convs.insert(key, slot);
+                convs.insert(
+                    (*channel, conversation.contact_id),
+                    ConvSlot {
+                        conversation,
+                        preview,
+                        is_new: false,
+                        touched: false,
+                    },
+                );
             }
         }
     }
