@@ -2,32 +2,11 @@
 //! scripts, clear errors with a non-zero exit, and the seeding and loading commands.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 mod common;
 
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_switchboard"));
-    c.env_remove("SWITCHBOARD_DATABASE_URL")
-        .env_remove("DATABASE_URL")
-        .env_remove("SWITCHBOARD_DATA_DIR")
-        .env_remove("SWITCHBOARD_MASTER_KEY_FILE")
-        // An explicit test key: no key file is made in the tester's home directory.
-        .env("SWITCHBOARD_MASTER_KEY", TEST_KEY)
-        .env("SWITCHBOARD_LOG", "warn");
-    c
-}
-
-const TEST_KEY: &str = "0707070707070707070707070707070707070707070707070707070707070707";
-
-fn run(args: &[&str], data: &Path) -> Output {
-    bin()
-        .args(args)
-        .arg("--data-dir")
-        .arg(data)
-        .output()
-        .expect("binary runs")
-}
+use common::{bin, run};
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
